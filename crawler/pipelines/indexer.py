@@ -1,0 +1,104 @@
+"""Hand each fetched image to the indexer: analysis in a process pool, rows in batches."""
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+
+from crawler.config import IndexerConfig
+from crawler.items import ImageItem
+from indexer.analyze import Rejected
+from indexer.ingest import GalleryWriter, Sighting
+from indexer.store import Gallery, utcnow
+from indexer.workers import AnalyzerPool
+from robots_policy.domains import registrable_domain
+
+logger = logging.getLogger(__name__)
+
+
+class IndexerPipeline:
+    def __init__(self, crawler, config: IndexerConfig):
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.config = config
+        self.run_id = uuid.uuid4().hex
+        self._image_ids: dict[str, str] = {}  # image URL -> image_id, for repeat sightings
+        self._parked: dict[str, list[ImageItem]] = defaultdict(list)  # waiting for their URL's image
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler, IndexerConfig.from_settings(crawler.settings))
+
+    def open_spider(self, spider=None):
+        self.gallery = Gallery(self.config.gallery_uri)
+        self.writer = GalleryWriter(self.gallery, batch_size=self.config.batch_size)
+        self.pool = AnalyzerPool(workers=self.config.workers, limits=self.config.limits)
+
+    async def close_spider(self, spider=None):
+        await self._flush()
+        self.pool.close()
+        for url, items in self._parked.items():
+            # Their image was never stored (blocked, failed or skipped): nothing to point at.
+            self.stats.inc_value("indexer/skipped/image_unavailable", len(items))
+        self.gallery.record_crawl(self.run_id, self.stats.get_stats())
+
+    async def process_item(self, item, spider=None):
+        if not isinstance(item, ImageItem):
+            return item
+        if item.body is None:
+            self._add_repeat_sighting(item)
+        else:
+            await self._index(item)
+        if self.writer.batch_ready():
+            await self._flush()
+        return item
+
+    async def _index(self, item: ImageItem) -> None:
+        body, item.body = item.body, None  # don't keep the bytes alive past analysis
+        result = await asyncio.wrap_future(self.pool.submit(body))
+        if isinstance(result, Rejected):
+            item.status, item.error_message = "skipped", result.detail
+            self.stats.inc_value(f"indexer/skipped/{result.reason}")
+            logger.info("skipped %s (%s)", item.image_url, result.detail)
+            return
+        item.image_id = result.image_id
+        is_new = self.writer.add(result, self._sighting(item))
+        item.status = "stored" if is_new else "duplicate"
+        self.stats.inc_value("indexer/stored" if is_new else "indexer/duplicate/exact")
+        self._image_ids[item.image_url] = result.image_id
+        for parked in self._parked.pop(item.image_url, []):
+            self._add_repeat_sighting(parked)
+
+    def _add_repeat_sighting(self, item: ImageItem) -> None:
+        image_id = self._image_ids.get(item.image_url)
+        if image_id is None:
+            self._parked[item.image_url].append(item)
+            item.status = "parked"
+            return
+        item.image_id, item.status = image_id, "sighting"
+        self.writer.add_sighting(image_id, self._sighting(item))
+        self.stats.inc_value("indexer/sightings/repeat")
+
+    def _sighting(self, item: ImageItem) -> Sighting:
+        return Sighting(
+            image_url=item.image_url,
+            page_url=item.page_url,
+            domain=registrable_domain(item.page_url),
+            alt_text=item.alt_text,
+            license_url=item.license_url,
+            fetched_at=utcnow(),
+            http_status=item.http_status,
+            rendered=item.rendered,
+            policy=item.policy,
+        )
+
+    async def _flush(self) -> None:
+        batch = self.writer.take_batch()
+        if not len(batch):
+            return
+        async with self._write_lock:  # one append at a time, in order
+            result = await asyncio.to_thread(self.writer.write, batch)
+        self.stats.inc_value("indexer/duplicate/near", result.near_duplicates)
+        self.stats.inc_value("indexer/rows/images", result.images)
+        self.stats.inc_value("indexer/rows/sightings", result.sightings)

@@ -1,0 +1,71 @@
+"""Run one crawl in this process and return its stats: the seam the CLI and the demo use."""
+
+from dataclasses import dataclass, field
+
+from scrapy.crawler import CrawlerProcess
+from scrapy.utils.project import get_project_settings
+
+from crawler.spiders.images import ImagesSpider
+
+
+@dataclass
+class CrawlRequest:
+    seeds: list[str]
+    gallery_uri: str
+    allowed_domains: list[str] = field(default_factory=list)
+    max_pages: int | None = None
+    allow_loopback: bool = False
+    progress: bool = False
+    settings: dict = field(default_factory=dict)  # any other Scrapy setting, e.g. DOWNLOAD_DELAY
+
+
+class CrawlFailed(Exception):
+    """The crawl could not run (e.g. the gallery could not be opened)."""
+
+
+def run_crawl(request: CrawlRequest) -> dict:
+    settings = get_project_settings()
+    settings.setmodule("crawler.settings", priority="project")
+    settings.update(
+        {
+            "GALLERY_URI": request.gallery_uri,
+            "POLICY_ALLOW_LOOPBACK": request.allow_loopback,
+            "GALLERY_PROGRESS": request.progress,
+            **request.settings,
+        },
+        priority="cmdline",
+    )
+    if request.progress:
+        settings.set("LOG_LEVEL", "WARNING", priority="cmdline")  # the live display shows the rest
+    process = CrawlerProcess(settings)
+    crawler = process.create_crawler(ImagesSpider)
+    failures = []
+    done = process.crawl(
+        crawler,
+        seeds=request.seeds,
+        allowed_domains=request.allowed_domains,
+        max_pages=request.max_pages,
+    )
+    done.addErrback(failures.append)
+    process.start()
+    if failures:
+        raise CrawlFailed(failures[0].getErrorMessage())
+    return crawler.stats.get_stats()
+
+
+def summarize(stats: dict) -> dict:
+    """The numbers an operator reads after a crawl, from Scrapy's stats."""
+
+    def by_prefix(prefix: str) -> dict[str, int]:
+        return {k.removeprefix(prefix): v for k, v in sorted(stats.items()) if k.startswith(prefix)}
+
+    return {
+        "pages": stats.get("crawl/pages", 0),
+        "images_stored": stats.get("indexer/stored", 0),
+        "duplicates_exact": stats.get("indexer/duplicate/exact", 0),
+        "duplicates_near": stats.get("indexer/duplicate/near", 0),
+        "sightings_written": stats.get("indexer/rows/sightings", 0),
+        "blocked": by_prefix("policy/blocked/"),
+        "skipped": by_prefix("indexer/skipped/"),
+        "finish_reason": stats.get("finish_reason"),
+    }

@@ -1,0 +1,45 @@
+"""Scrapy settings for the gallery crawler. Our own settings are read once, in config.py."""
+
+from crawler import USER_AGENT
+
+BOT_NAME = "gallery-crawler"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+USER_AGENT = USER_AGENT
+
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+TELNETCONSOLE_ENABLED = False
+
+# robots.txt is decided by robots_policy through our middleware; Scrapy's own treats an
+# unreachable robots.txt as "allow all", which RFC 9309 forbids.
+ROBOTSTXT_OBEY = False
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.downloadermiddlewares.network_guard.NetworkGuardMiddleware": 50,
+    "crawler.downloadermiddlewares.robots.RobotsPolicyMiddleware": 100,
+}
+ITEM_PIPELINES = {"crawler.pipelines.indexer.IndexerPipeline": 300}
+EXTENSIONS = {"crawler.extensions.progress.ProgressDisplay": 500}
+
+# Politeness and bounds. Crawler traps are cut by depth and URL length.
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 4
+DOWNLOAD_DELAY = 0.25
+DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_MAXSIZE = 20 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 0
+REDIRECT_MAX_TIMES = 5
+DEPTH_LIMIT = 20
+URLLENGTH_LIMIT = 2048
+RETRY_TIMES = 1
+COOKIES_ENABLED = False
+LOG_LEVEL = "INFO"
+
+# Ours (see config.py for what each means).
+GALLERY_URI = "./gallery"
+GALLERY_PROGRESS = False
+POLICY_ALLOW_LOOPBACK = False
+INDEXER_WORKERS = 2
+INDEXER_BATCH_SIZE = 64
+INDEXER_MAX_IMAGE_BYTES = 20 * 1024 * 1024
+INDEXER_MAX_PIXELS = 50_000_000

@@ -1,0 +1,63 @@
+"""A small static HTTP site on 127.0.0.1, in a background thread: the demo's and the tests'.
+
+It records every request path, so a test can assert what the crawler never asked for.
+"""
+
+import threading
+from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Canned:
+    """A fixed response for one path, overriding the file tree (e.g. a 503 robots.txt)."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    def __init__(self, *args, site: "StaticSite", **kwargs):
+        self.site = site
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self):
+        self.site.requests.append(self.path)
+        canned = self.site.canned.get(self.path.split("?", 1)[0])
+        if canned is None:
+            return super().do_GET()
+        self.send_response(canned.status)
+        self.send_header("Content-Type", canned.content_type)
+        self.send_header("Content-Length", str(len(canned.body)))
+        self.end_headers()
+        self.wfile.write(canned.body)
+
+    def log_message(self, format, *args):
+        pass  # the request list is the log
+
+
+class StaticSite:
+    def __init__(self, root: Path, *, canned: dict[str, Canned] | None = None, port: int = 0):
+        self.root = Path(root)
+        self.canned = dict(canned or {})
+        self.requests: list[str] = []
+        handler = partial(_Handler, directory=str(self.root), site=self)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> "StaticSite":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,1 @@
+"""Image decoding with limits, hashing, face blurring, and the LanceDB gallery. Usable without Scrapy."""

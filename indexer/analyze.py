@@ -1,0 +1,75 @@
+"""From downloaded bytes to everything the gallery stores about an image: one decode, then
+hashes, face pixelation and the thumbnail. Runs in worker processes, never on the reactor."""
+
+import io
+from dataclasses import dataclass
+
+from indexer.decode import DecodeLimits, ImageRejected, decode_bounded
+from indexer.faces import FaceDetector, pixelate_faces
+from indexer.hashes import ImageHashes, perceptual_hashes, sha256_hex
+
+THUMBNAIL_QUALITY = 85
+
+
+@dataclass(frozen=True)
+class AnalyzedImage:
+    image_id: str  # sha256 hex of the original bytes
+    hashes: ImageHashes
+    width: int
+    height: int
+    format: str
+    bytes: int
+    face_count: int
+    thumbnail: bytes  # JPEG, faces pixelated, longest side <= 512
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A skip as data: it crosses process boundaries and ends up in stats and logs."""
+
+    reason: str
+    detail: str
+
+
+def analyze_image(data: bytes, *, detector: FaceDetector, limits: DecodeLimits = DecodeLimits()) -> AnalyzedImage:
+    decoded = decode_bounded(data, limits)
+    # Hashes describe the picture as published (faces included), so a search with the
+    # original finds it; only pixels we store are masked.
+    hashes = perceptual_hashes(decoded.image)
+    faces = detector.detect(decoded.image)
+    masked = pixelate_faces(decoded.image, faces) if faces else decoded.image
+    buffer = io.BytesIO()
+    masked.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
+    return AnalyzedImage(
+        image_id=sha256_hex(data),
+        hashes=hashes,
+        width=decoded.width,
+        height=decoded.height,
+        format=decoded.format,
+        bytes=len(data),
+        face_count=len(faces),
+        thumbnail=buffer.getvalue(),
+    )
+
+
+def query_hashes(data: bytes, limits: DecodeLimits = DecodeLimits()) -> tuple[str, ImageHashes]:
+    """sha256 and perceptual hashes of a query image, through the same decode as indexing."""
+    return sha256_hex(data), perceptual_hashes(decode_bounded(data, limits).image)
+
+
+# Worker-process side: one detector per process, built once by the pool initializer.
+_worker_detector: FaceDetector | None = None
+_worker_limits = DecodeLimits()
+
+
+def init_worker(limits: DecodeLimits) -> None:
+    global _worker_detector, _worker_limits
+    _worker_detector, _worker_limits = FaceDetector(), limits
+
+
+def analyze_in_worker(data: bytes) -> AnalyzedImage | Rejected:
+    assert _worker_detector is not None, "init_worker was not run in this process"
+    try:
+        return analyze_image(data, detector=_worker_detector, limits=_worker_limits)
+    except ImageRejected as exc:
+        return Rejected(exc.reason, str(exc))

@@ -1,0 +1,89 @@
+"""One bounded decode per image: limits on bytes and pixels, JPEG draft mode, RGB out.
+
+Indexing and search queries both decode through `decode_bounded`, so the perceptual
+hashes of the same picture agree no matter which side computed them.
+"""
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+# Longest side we decode to. Thumbnails, hashes and face detection all work at this size.
+WORKING_SIZE = 512
+
+
+class ImageRejected(Exception):
+    """An image we will not store; `reason` is a short token for stats (indexer/skipped/<reason>)."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 50_000_000  # width × height as declared in the header
+
+
+@dataclass
+class DecodedImage:
+    image: Image.Image  # RGB, longest side <= WORKING_SIZE
+    format: str  # e.g. "JPEG", "PNG"
+    width: int  # of the original
+    height: int
+    xmp: bytes  # raw XMP packet if the file carries one (rights metadata is read from it)
+
+
+def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedImage:
+    if not data:
+        raise ImageRejected("empty")
+    if len(data) > limits.max_bytes:
+        raise ImageRejected("too_large", f"{len(data)} bytes")
+    try:
+        with warnings.catch_warnings():
+            # PIL warns before it raises on bombs; we apply our own, stricter limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width <= 0 or height <= 0 or width * height > limits.max_pixels:
+                raise ImageRejected("too_many_pixels", f"{width}x{height}")
+            fmt = img.format or "unknown"
+            xmp = _xmp_packet(img)
+            if fmt == "JPEG":
+                # Draft mode decodes at 1/2, 1/4 or 1/8 scale straight from the DCT: far less
+                # CPU and memory, and never below the requested size.
+                img.draft("RGB", (WORKING_SIZE, WORKING_SIZE))
+            img.seek(0)  # first frame of animations
+            img.load()
+    except ImageRejected:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ImageRejected("not_an_image", str(exc)) from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected("too_many_pixels", str(exc)) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Truncated or corrupt data: PIL raises OSError ("image file is truncated", "broken data stream").
+        raise ImageRejected("corrupt", str(exc)) from exc
+    img = _to_rgb(img)
+    img.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.LANCZOS)
+    return DecodedImage(image=img, format=fmt, width=width, height=height, xmp=xmp)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Flatten transparency onto white so hashes match what a browser shows.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def _xmp_packet(img: Image.Image) -> bytes:
+    raw = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp") or b""
+    return raw.encode("utf-8", "replace") if isinstance(raw, str) else bytes(raw)

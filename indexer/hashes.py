@@ -1,0 +1,59 @@
+"""Perceptual and exact hashes, and their `KIND:HEX` text form."""
+
+import hashlib
+from dataclasses import dataclass
+
+import imagehash
+import numpy as np
+import pdqhash
+from PIL import Image
+
+HASH_BITS = {"phash": 64, "pdq": 256, "sha256": 256}
+
+
+@dataclass(frozen=True)
+class ImageHashes:
+    phash: bytes  # 8 bytes
+    pdq: bytes  # 32 bytes
+    pdq_quality: int
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def perceptual_hashes(img: Image.Image) -> ImageHashes:
+    """pHash and PDQ of an RGB image already decoded by `decode_bounded`."""
+    phash_bits = imagehash.phash(img).hash.flatten()
+    pdq_bits, quality = pdqhash.compute(np.asarray(img))
+    return ImageHashes(
+        phash=np.packbits(phash_bits.astype(np.uint8)).tobytes(),
+        pdq=np.packbits(np.asarray(pdq_bits, dtype=np.uint8)).tobytes(),
+        pdq_quality=int(quality),
+    )
+
+
+def format_hash(kind: str, value: bytes | str) -> str:
+    hexed = value if isinstance(value, str) else value.hex()
+    return f"{kind}:{hexed}"
+
+
+def parse_hash(text: str) -> tuple[str, bytes]:
+    """Parse `KIND:HEX`; raise ValueError with a one-line reason if it is not one."""
+    kind, sep, hexed = text.strip().partition(":")
+    if not sep:
+        raise ValueError(f"hash {text!r} has no kind: write it as phash:HEX, pdq:HEX or sha256:HEX")
+    kind = kind.lower()
+    if kind not in HASH_BITS:
+        raise ValueError(f"unknown hash kind {kind!r}: expected one of {', '.join(HASH_BITS)}")
+    want = HASH_BITS[kind] // 4
+    if len(hexed) != want:
+        raise ValueError(f"{kind} hash must be {want} hex digits, got {len(hexed)}")
+    try:
+        return kind, bytes.fromhex(hexed)
+    except ValueError:
+        raise ValueError(f"{kind} hash is not hexadecimal: {hexed!r}") from None
+
+
+def hamming(a: bytes, b: bytes) -> int:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()

@@ -1,0 +1,136 @@
+"""Turning analyzed images and their sightings into gallery rows: exact and near-duplicate
+decisions, then batched, idempotent appends.
+
+`add` runs on the caller's thread and only touches memory; `write` does the I/O and is
+meant for a worker thread, one batch at a time.
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from indexer.analyze import AnalyzedImage
+from indexer.hashes import hamming
+from indexer.store import Gallery, utcnow
+
+# PDQ's confident-match threshold (of 256 bits), as used by hash-sharing programmes.
+NEAR_DUPLICATE_PDQ_DISTANCE = 31
+
+
+@dataclass(frozen=True)
+class Sighting:
+    image_url: str
+    page_url: str
+    domain: str
+    alt_text: str | None
+    license_url: str | None
+    fetched_at: datetime
+    http_status: int
+    rendered: bool
+    policy: str
+
+
+@dataclass
+class Batch:
+    images: list[dict] = field(default_factory=list)
+    sightings: list[dict] = field(default_factory=list)
+    resighted: list[str] = field(default_factory=list)  # image_ids already stored, seen again
+
+    def __len__(self) -> int:
+        return len(self.images) + len(self.sightings)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    images: int
+    sightings: int
+    near_duplicates: int
+
+
+class GalleryWriter:
+    def __init__(self, gallery: Gallery, *, batch_size: int = 64):
+        self.gallery = gallery
+        self.batch_size = batch_size
+        self._known_ids = gallery.image_ids()
+        self._stored_before = set(self._known_ids)
+        self._batch = Batch()
+
+    def add(self, image: AnalyzedImage, sighting: Sighting) -> bool:
+        """Queue an image and where it was seen; False if its exact bytes are already known."""
+        is_new = image.image_id not in self._known_ids
+        if is_new:
+            self._known_ids.add(image.image_id)
+            self._batch.images.append(_image_row(image, seen_at=sighting.fetched_at))
+        self.add_sighting(image.image_id, sighting)
+        return is_new
+
+    def add_sighting(self, image_id: str, sighting: Sighting) -> None:
+        self._batch.sightings.append(_sighting_row(image_id, sighting))
+        if image_id in self._stored_before:
+            self._batch.resighted.append(image_id)
+
+    def batch_ready(self) -> bool:
+        return len(self._batch) >= self.batch_size
+
+    def take_batch(self) -> Batch:
+        batch, self._batch = self._batch, Batch()
+        return batch
+
+    def write(self, batch: Batch) -> WriteResult:
+        """Mark near-duplicates, then append. Images go first: a sighting never points at nothing."""
+        near = self._mark_near_duplicates(batch.images)
+        self.gallery.add_images(batch.images)
+        self.gallery.add_sightings(batch.sightings)
+        self.gallery.touch_images(sorted(set(batch.resighted)), utcnow())
+        return WriteResult(len(batch.images), len(batch.sightings), near)
+
+    def _mark_near_duplicates(self, rows: list[dict]) -> int:
+        count = 0
+        for index, row in enumerate(rows):
+            head = self._cluster_head(row, rows[:index])
+            if head is not None:
+                row["duplicate_of"] = head
+                count += 1
+        return count
+
+    def _cluster_head(self, row: dict, earlier_in_batch: list[dict]) -> str | None:
+        for other in earlier_in_batch:
+            if hamming(row["pdq"], other["pdq"]) <= NEAR_DUPLICATE_PDQ_DISTANCE:
+                return other["duplicate_of"] or other["image_id"]
+        for match in self.gallery.nearest("pdq", row["pdq"], max_distance=NEAR_DUPLICATE_PDQ_DISTANCE, limit=1):
+            return match.image["duplicate_of"] or match.image["image_id"]
+        return None
+
+
+def _image_row(image: AnalyzedImage, *, seen_at: datetime) -> dict:
+    return {
+        "image_id": image.image_id,
+        "phash": image.hashes.phash,
+        "pdq": image.hashes.pdq,
+        "width": image.width,
+        "height": image.height,
+        "format": image.format,
+        "bytes": image.bytes,
+        "face_count": image.face_count,
+        "thumbnail": image.thumbnail,
+        "first_seen": seen_at,
+        "last_seen": seen_at,
+        "duplicate_of": None,
+    }
+
+
+def _sighting_row(image_id: str, s: Sighting) -> dict:
+    key = "\n".join((image_id, s.image_url, s.page_url)).encode()
+    return {
+        "sighting_id": hashlib.sha256(key).hexdigest(),
+        "image_id": image_id,
+        "image_url": s.image_url,
+        "page_url": s.page_url,
+        "domain": s.domain,
+        "alt_text": s.alt_text,
+        "license_url": s.license_url,
+        "fetched_at": s.fetched_at,
+        "http_status": s.http_status,
+        "rendered": s.rendered,
+        "policy": s.policy,
+    }

@@ -1,0 +1,44 @@
+"""Reverse image search: near-duplicates by Hamming distance, each with every sighting of it."""
+
+from dataclasses import dataclass
+
+from indexer.analyze import query_hashes
+from indexer.hashes import format_hash
+from indexer.store import Gallery
+
+# Largest Hamming distance still called "the same picture", per hash kind. PDQ 31 of 256 is
+# the confident-match threshold of hash-sharing programmes; pHash 8 of 64 keeps resizes and
+# recompressions while distinct pictures sit near 32.
+DEFAULT_MAX_DISTANCE = {"pdq": 31, "phash": 8, "sha256": 0}
+
+
+@dataclass
+class SearchHit:
+    image: dict
+    distance: int
+    kind: str
+    sightings: list[dict]
+
+    def to_json(self) -> dict:
+        image = {k: v for k, v in self.image.items() if k not in ("phash", "pdq", "thumbnail")}
+        image["phash"] = format_hash("phash", bytes(self.image["phash"]))
+        image["pdq"] = format_hash("pdq", bytes(self.image["pdq"]))
+        return {"distance": self.distance, "kind": self.kind, "image": image, "sightings": self.sightings}
+
+
+def search_hash(gallery: Gallery, kind: str, value: bytes, *, max_distance: int | None = None) -> list[SearchHit]:
+    limit = DEFAULT_MAX_DISTANCE[kind] if max_distance is None else max_distance
+    matches = gallery.nearest(kind, value, max_distance=limit)
+    by_image: dict[str, list[dict]] = {}
+    for sighting in gallery.sightings_of([m.image["image_id"] for m in matches]):
+        by_image.setdefault(sighting["image_id"], []).append(sighting)
+    return [SearchHit(m.image, m.distance, kind, by_image.get(m.image["image_id"], [])) for m in matches]
+
+
+def search_image(gallery: Gallery, data: bytes, *, max_distance: int | None = None) -> list[SearchHit]:
+    """Search with a picture: exact bytes first, then PDQ near-duplicates."""
+    sha256, hashes = query_hashes(data)
+    hits = search_hash(gallery, "sha256", bytes.fromhex(sha256))
+    seen = {hit.image["image_id"] for hit in hits}
+    hits += [h for h in search_hash(gallery, "pdq", hashes.pdq, max_distance=max_distance) if h.image["image_id"] not in seen]
+    return hits
