@@ -35,7 +35,7 @@ def _open_gallery(uri: str):
 
     try:
         return Gallery(uri, create=False)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
 
 

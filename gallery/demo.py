@@ -7,10 +7,18 @@ from PIL import Image
 
 
 def make_picture(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
-    """A smooth, colourful, deterministic picture; different seeds look different to pHash and PDQ."""
+    """A colourful, deterministic picture; different seeds look different to pHash and PDQ.
+
+    Three octaves of smooth noise: with only the coarsest, PDQ (which keys on mid
+    frequencies) flipped ~50 of 256 bits under a plain resize.
+    """
     rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-    return Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
+    total = np.zeros((size[1], size[0], 3))
+    weights = {4: 1.0, 12: 0.6, 36: 0.35}  # grid cells across -> weight
+    for cells, weight in weights.items():
+        coarse = rng.integers(0, 256, (cells * 3 // 4 + 1, cells, 3), dtype=np.uint8)
+        total += weight * np.asarray(Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC), dtype=float)
+    return Image.fromarray(np.clip(total / sum(weights.values()), 0, 255).astype(np.uint8))
 
 
 def _page(title: str, body: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 class Canned:
     """A fixed response for one path, overriding the file tree (e.g. a 503 robots.txt)."""
 
-    status: int
+    status: int  # 0: close the connection without answering (an unreachable resource)
     body: bytes = b""
     content_type: str = "text/plain"
 
@@ -29,6 +29,10 @@ class _Handler(SimpleHTTPRequestHandler):
         canned = self.site.canned.get(self.path.split("?", 1)[0])
         if canned is None:
             return super().do_GET()
+        if canned.status == 0:
+            self.close_connection = True
+            self.connection.close()
+            return
         self.send_response(canned.status)
         self.send_header("Content-Type", canned.content_type)
         self.send_header("Content-Length", str(len(canned.body)))

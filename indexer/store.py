@@ -3,6 +3,7 @@
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import lancedb
 import pyarrow as pa
@@ -77,6 +78,8 @@ class Gallery:
     """A LanceDB database directory or object-store URI holding the gallery's tables."""
 
     def __init__(self, uri: str, *, create: bool = True):
+        if "://" not in uri and (Path(uri) / "__init__.py").exists():
+            raise ValueError(f"{uri} is a Python package, not a gallery: pass --gallery with another path")
         self.uri = uri
         self.db = lancedb.connect(uri)
         existing = set(self.db.list_tables().tables)

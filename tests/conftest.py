@@ -1,0 +1,42 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gallery.site import StaticSite
+from tests.fixture_site import build_fixture_site
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_gallery(*args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run the real `gallery` command line in a fresh process (a Twisted reactor starts once per process)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gallery", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"gallery {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
+    return result
+
+
+def run_gallery_json(*args: str) -> dict:
+    return json.loads(run_gallery(*args, "--json").stdout)
+
+
+def crawl(site_url: str, gallery: Path, *extra: str) -> dict:
+    return run_gallery_json("crawl", site_url + "/", "--gallery", str(gallery), "--allow-loopback", "--delay", "0", *extra)
+
+
+@pytest.fixture(scope="session")
+def fixture_site(tmp_path_factory):
+    with StaticSite(build_fixture_site(tmp_path_factory.mktemp("site"))) as site:
+        yield site
+
+
+@pytest.fixture(scope="session")
+def crawled(fixture_site, tmp_path_factory):
+    """The fixture site crawled once into a gallery shared by read-only tests: (summary, gallery path)."""
+    gallery = tmp_path_factory.mktemp("crawled") / "gallery"
+    return crawl(fixture_site.url, gallery), gallery

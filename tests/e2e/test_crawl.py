@@ -1,0 +1,123 @@
+"""Whole crawls of the fixture site through the real command line."""
+
+import shutil
+
+from indexer.analyze import query_hashes
+from indexer.faces import FaceDetector
+from indexer.decode import decode_bounded
+from indexer.store import Gallery
+from tests.conftest import crawl, run_gallery, run_gallery_json
+from tests.fixture_site import BAD_IMAGES, FORMS
+
+
+def _sightings(gallery_path):
+    return Gallery(str(gallery_path), create=False).sightings.to_arrow().to_pylist()
+
+
+def test_every_image_form_is_extracted(fixture_site, crawled):
+    _, gallery = crawled
+    urls = {s["image_url"] for s in _sightings(gallery)}
+    for form, path in FORMS.items():
+        assert f"{fixture_site.url}/{path}" in urls, form
+    # srcset: only the largest candidate is fetched.
+    assert f"{fixture_site.url}/img/srcset-small.jpg" not in urls
+    assert f"{fixture_site.url}/img/lazy-set-small.jpg" not in urls
+
+
+def test_sighting_fields(fixture_site, crawled):
+    _, gallery = crawled
+    by_url = {s["image_url"]: s for s in _sightings(gallery)}
+    plain = by_url[f"{fixture_site.url}/img/src.jpg"]
+    assert plain["page_url"] == f"{fixture_site.url}/forms.html"
+    assert plain["alt_text"] == "plain"
+    assert plain["license_url"] == "https://creativecommons.org/licenses/by/4.0/"
+    assert plain["domain"] == "127.0.0.1"
+    assert plain["http_status"] == 200
+    assert plain["rendered"] is False
+    assert "robots:allow" in plain["policy"]
+
+
+def test_robots_disallowed_folder_never_requested(fixture_site, crawled):
+    summary, _ = crawled
+    assert summary["blocked"].get("robots", 0) >= 1
+    assert not [p for p in fixture_site.requests if p.startswith("/private/")]
+    assert "/robots.txt" in fixture_site.requests
+
+
+def test_exact_duplicates_share_one_image_row(fixture_site, crawled):
+    _, gallery = crawled
+    sightings = _sightings(gallery)
+    dupes = [s for s in sightings if s["image_url"].endswith(("dupe-a.jpg", "dupe-b.jpg"))]
+    # dupe-a on two pages, dupe-b on one: three sightings, one image.
+    assert len(dupes) == 3
+    assert len({s["image_id"] for s in dupes}) == 1
+    assert {s["page_url"].rsplit("/", 1)[1] for s in dupes} == {"dupes.html", "dupes2.html"}
+
+
+def test_bad_images_are_counted_skips(crawled):
+    summary, gallery = crawled
+    for reason in BAD_IMAGES.values():
+        assert summary["skipped"].get(reason) == 1, (reason, summary["skipped"])
+    assert not [s for s in _sightings(gallery) if "/bad/" in s["image_url"]]
+
+
+def test_faces_are_pixelated_before_storage(crawled):
+    _, gallery = crawled
+    store = Gallery(str(gallery), create=False)
+    face_ids = {s["image_id"] for s in store.sightings.to_arrow().to_pylist() if "/faces/" in s["image_url"]}
+    assert len(face_ids) == 2
+    detector = FaceDetector()
+    for image in store.get_images(sorted(face_ids), with_thumbnail=True):
+        assert image["face_count"] >= 1
+        thumbnail = decode_bounded(image["thumbnail"]).image
+        assert max(thumbnail.size) <= 512
+        assert detector.detect(thumbnail) == []
+
+
+def test_stats_reports_counts_and_reasons(crawled):
+    summary, gallery = crawled
+    stats = run_gallery_json("stats", "--gallery", str(gallery))
+    assert stats["images"] == summary["images_stored"]
+    assert stats["sightings"] == summary["sightings_written"]
+    assert stats["last_crawl"]["blocked"]["robots"] >= 1
+    assert stats["last_crawl"]["skipped"]["empty"] == 1
+
+
+def test_search_finds_resized_recompressed_copy(fixture_site, crawled, tmp_path):
+    from PIL import Image
+
+    _, gallery = crawled
+    original = fixture_site.root / "img" / "src.jpg"
+    copy = tmp_path / "copy.jpg"
+    Image.open(original).resize((300, 225)).save(copy, quality=60)
+    result = run_gallery_json("search", str(copy), "--gallery", str(gallery))
+    assert result["matches"], "no match for a resized copy"
+    best = result["matches"][0]
+    assert best["sightings"][0]["image_url"] == f"{fixture_site.url}/img/src.jpg"
+    # The same picture found by each hash kind on its own.
+    sha256, hashes = query_hashes(original.read_bytes())
+    for query in (f"sha256:{sha256}", f"pdq:{hashes.pdq.hex()}", f"phash:{hashes.phash.hex()}"):
+        found = run_gallery_json("search", "--hash", query, "--gallery", str(gallery))["matches"]
+        assert found and found[0]["image"]["image_id"] == sha256, query
+
+
+def test_recrawl_is_idempotent(fixture_site, crawled, tmp_path):
+    _, gallery = crawled
+    copy = tmp_path / "gallery"
+    shutil.copytree(gallery, copy)
+    before = run_gallery_json("stats", "--gallery", str(copy))
+    summary = crawl(fixture_site.url, copy)
+    after = run_gallery_json("stats", "--gallery", str(copy))
+    assert summary["images_stored"] == 0
+    assert (after["images"], after["sightings"]) == (before["images"], before["sightings"])
+
+
+def test_max_pages_limits_the_crawl(fixture_site, tmp_path):
+    summary = crawl(fixture_site.url, tmp_path / "g", "--max-pages", "2")
+    assert summary["pages"] == 2
+
+
+def test_loopback_refused_without_flag(fixture_site, tmp_path):
+    summary = run_gallery_json("crawl", fixture_site.url + "/", "--gallery", str(tmp_path / "g"))
+    assert summary["blocked"] == {"address_loopback": 1}
+    assert summary["pages"] == 0
