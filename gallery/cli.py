@@ -4,24 +4,25 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="A polite, rights-respecting image crawler and its LanceDB gallery.", no_args_is_help=True)
+app = typer.Typer(
+    help="A polite, rights-respecting image crawler and its LanceDB gallery.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 out = Console()
 
 GalleryOption = Annotated[str, typer.Option("--gallery", help="LanceDB directory or object-store URI.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a summary.")]
 
 
-class CliError(Exception):
-    """An error the user can act on: printed as one line, exit status 1."""
-
-
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
+    """An error the user can act on: one line on stderr, exit status 1."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
 
@@ -36,7 +37,7 @@ def _open_gallery(uri: str):
     try:
         return Gallery(uri, create=False)
     except (FileNotFoundError, ValueError) as exc:
-        raise CliError(str(exc)) from None
+        _fail(str(exc))
 
 
 def _print_crawl_summary(summary: dict) -> None:
@@ -55,7 +56,7 @@ def _crawl(request, as_json: bool) -> None:
     try:
         summary = summarize(run_crawl(request))
     except CrawlFailed as exc:
-        raise CliError(f"crawl failed: {exc}") from None
+        _fail(f"crawl failed: {exc}")
     if as_json:
         _print_json(summary)
     else:
@@ -97,7 +98,7 @@ def crawl(
 
     for seed in seeds:
         if not seed.startswith(("http://", "https://")):
-            raise CliError(f"seed {seed!r} is not an http(s) URL")
+            _fail(f"seed {seed!r} is not an http(s) URL")
     request = CrawlRequest(
         seeds=seeds,
         gallery_uri=gallery,
@@ -124,21 +125,21 @@ def search(
     from indexer.search import search_hash, search_image
 
     if (image_file is None) == (hash_ is None):
-        raise CliError("give either IMAGE_FILE or --hash KIND:HEX")
+        _fail("give either IMAGE_FILE or --hash KIND:HEX")
     store = _open_gallery(gallery)
     if hash_ is not None:
         try:
             kind, value = parse_hash(hash_)
         except ValueError as exc:
-            raise CliError(str(exc)) from None
+            _fail(str(exc))
         hits = search_hash(store, kind, value, max_distance=max_distance)
     else:
         try:
             hits = search_image(store, image_file.read_bytes(), max_distance=max_distance)
         except OSError as exc:
-            raise CliError(f"cannot read {image_file}: {exc.strerror}") from None
+            _fail(f"cannot read {image_file}: {exc.strerror}")
         except ImageRejected as exc:
-            raise CliError(f"{image_file} is not a usable image ({exc})") from None
+            _fail(f"{image_file} is not a usable image ({exc})")
     if as_json:
         _print_json({"matches": [hit.to_json() for hit in hits]})
         return
@@ -172,7 +173,4 @@ def stats(gallery: GalleryOption = "./gallery", as_json: JsonOption = False) -> 
 
 
 def main() -> None:
-    try:
-        app(standalone_mode=True)
-    except CliError as exc:
-        _fail(str(exc))
+    app()

@@ -1,0 +1,56 @@
+"""The command line contract: JSON on stdout, one-line errors, non-zero exit on failure."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_gallery, run_gallery_json
+
+
+def test_demo_crawls_the_bundled_site(tmp_path):
+    summary = run_gallery_json("demo", "--gallery", str(tmp_path / "g"))
+    assert summary["images_stored"] == 6
+    assert summary["duplicates_exact"] == 1
+    assert summary["blocked"] == {"robots": 1}
+    stats = run_gallery_json("stats", "--gallery", str(tmp_path / "g"))
+    assert (stats["images"], stats["sightings"]) == (6, 8)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "--hash", "ab" * 32], "no kind"),
+        (["search", "--hash", "md5:00"], "unknown hash kind"),
+        (["search"], "either IMAGE_FILE or --hash"),
+        (["search", "/nonexistent.jpg"], "cannot read"),
+        (["stats"], "no gallery"),
+        (["crawl", "ftp://example.test/"], "not an http(s) URL"),
+    ],
+)
+def test_errors_are_one_line(tmp_path, args, message):
+    gallery = tmp_path / "missing"
+    if args[0] == "search":
+        run_gallery("demo", "--gallery", str(gallery), "--json")
+    result = run_gallery(*args, "--gallery", str(gallery), check=False)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+def test_search_rejects_a_non_image(tmp_path):
+    gallery = tmp_path / "g"
+    run_gallery("demo", "--gallery", str(gallery), "--json")
+    bogus = tmp_path / "bogus.jpg"
+    bogus.write_text("<html>not an image</html>")
+    result = run_gallery("search", str(bogus), "--gallery", str(gallery), check=False)
+    assert result.returncode == 1 and "not a usable image" in result.stderr
+
+
+def test_json_output_is_one_document(tmp_path):
+    gallery = tmp_path / "g"
+    run_gallery("demo", "--gallery", str(gallery), "--json")
+    result = run_gallery("search", "--hash", "phash:" + "00" * 8, "--max-distance", "64", "--gallery", str(gallery), "--json")
+    document = json.loads(result.stdout)
+    assert len(document["matches"]) == 6
+    assert all(m["image"]["pdq"].startswith("pdq:") for m in document["matches"])

@@ -1,0 +1,88 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from gallery.demo import make_picture
+from indexer.analyze import analyze_image
+from indexer.faces import FaceDetector
+from indexer.ingest import GalleryWriter, Sighting
+from indexer.search import search_hash
+from indexer.store import Gallery
+from tests.fixture_site import jpeg_bytes
+
+
+@pytest.fixture(scope="module")
+def analyzed():
+    detector = FaceDetector()
+    return [analyze_image(jpeg_bytes(make_picture(seed)), detector=detector) for seed in (1, 2)]
+
+
+def _sighting(url: str, page: str = "http://a.test/") -> Sighting:
+    return Sighting(
+        image_url=url,
+        page_url=page,
+        domain="a.test",
+        alt_text=None,
+        license_url=None,
+        fetched_at=datetime.now(timezone.utc),
+        http_status=200,
+        rendered=False,
+        policy="test",
+    )
+
+
+def _ingest(uri: str, analyzed, sightings) -> GalleryWriter:
+    writer = GalleryWriter(Gallery(uri))
+    for image, sighting in zip(analyzed, sightings):
+        writer.add(image, sighting)
+    writer.write(writer.take_batch())
+    return writer
+
+
+def test_writes_are_idempotent(tmp_path, analyzed):
+    uri = str(tmp_path / "g")
+    sightings = [_sighting("http://a.test/1.jpg"), _sighting("http://a.test/2.jpg")]
+    _ingest(uri, analyzed, sightings)
+    _ingest(uri, analyzed, sightings)
+    assert Gallery(uri).counts() == {"images": 2, "sightings": 2}
+    # A new place for a known image adds a sighting, not an image.
+    _ingest(uri, analyzed[:1], [_sighting("http://a.test/1.jpg", page="http://a.test/other")])
+    assert Gallery(uri).counts() == {"images": 2, "sightings": 3}
+
+
+def test_last_seen_refreshed_on_resighting(tmp_path, analyzed):
+    uri = str(tmp_path / "g")
+    _ingest(uri, analyzed[:1], [_sighting("http://a.test/1.jpg")])
+    first = Gallery(uri).get_images([analyzed[0].image_id])[0]
+    _ingest(uri, analyzed[:1], [_sighting("http://a.test/1.jpg")])
+    again = Gallery(uri).get_images([analyzed[0].image_id])[0]
+    assert again["first_seen"] == first["first_seen"]
+    assert again["last_seen"] > first["last_seen"]
+
+
+def test_contract_columns(tmp_path, analyzed):
+    gallery = Gallery(str(tmp_path / "g"))
+    images = set(gallery.images.schema.names)
+    sightings = set(gallery.sightings.schema.names)
+    assert {"image_id", "phash", "pdq", "width", "height", "format", "bytes", "face_count", "thumbnail",
+            "first_seen", "last_seen", "duplicate_of"} <= images
+    assert {"image_id", "image_url", "page_url", "domain", "alt_text", "license_url", "fetched_at",
+            "http_status", "rendered", "policy"} <= sightings
+
+
+def test_search_by_each_hash_kind(tmp_path, analyzed):
+    uri = str(tmp_path / "g")
+    _ingest(uri, analyzed, [_sighting("http://a.test/1.jpg"), _sighting("http://a.test/2.jpg")])
+    gallery = Gallery(uri)
+    target = analyzed[0]
+    for kind, value in (("sha256", bytes.fromhex(target.image_id)), ("pdq", target.hashes.pdq), ("phash", target.hashes.phash)):
+        hits = search_hash(gallery, kind, value)
+        assert [h.image["image_id"] for h in hits] == [target.image_id], kind
+        assert hits[0].distance == 0
+        assert [s["image_url"] for s in hits[0].sightings] == ["http://a.test/1.jpg"]
+
+
+def test_refuses_a_python_package_as_gallery(tmp_path):
+    (tmp_path / "__init__.py").write_text("")
+    with pytest.raises(ValueError, match="Python package"):
+        Gallery(str(tmp_path))
