@@ -150,7 +150,7 @@ class Gallery:
             self.images.search(list(value), vector_column_name=kind)
             .distance_type("hamming")
             .bypass_vector_index()
-            .select([f.name for f in IMAGES_SCHEMA if f.name != "thumbnail"])
+            .select([f.name for f in IMAGES_SCHEMA if f.name != "thumbnail"] + ["_distance"])
             .limit(limit)
         )
         matches = []
