@@ -1,17 +1,32 @@
 """Our settings, each read in exactly one place."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from indexer.decode import DecodeLimits
+from indexer.store import Gallery
+from robots_policy.optout import OptOutList
 
 
 @dataclass(frozen=True)
 class PolicyConfig:
     allow_loopback: bool  # POLICY_ALLOW_LOOPBACK: open 127.0.0.0/8 and ::1 (demo and tests only)
+    optout_files: tuple[str, ...]  # POLICY_OPTOUT_FILES: steward opt-out lists, on top of the gallery's own
 
     @classmethod
     def from_settings(cls, settings) -> "PolicyConfig":
-        return cls(allow_loopback=settings.getbool("POLICY_ALLOW_LOOPBACK"))
+        return cls(
+            allow_loopback=settings.getbool("POLICY_ALLOW_LOOPBACK"),
+            optout_files=tuple(settings.getlist("POLICY_OPTOUT_FILES")),
+        )
+
+
+def load_optouts(settings) -> OptOutList:
+    """The opt-out entries kept in the gallery plus those of every --optout-list file."""
+    optouts = OptOutList.parse("\n".join(Gallery(settings.get("GALLERY_URI")).optout_entries()), source="gallery")
+    for path in PolicyConfig.from_settings(settings).optout_files:
+        optouts.extend(OptOutList.parse(Path(path).read_text(), source=path))
+    return optouts
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,14 @@ TELNETCONSOLE_ENABLED = False
 ROBOTSTXT_OBEY = False
 DOWNLOADER_MIDDLEWARES = {
     "crawler.downloadermiddlewares.network_guard.NetworkGuardMiddleware": 50,
-    "crawler.downloadermiddlewares.robots.RobotsPolicyMiddleware": 100,
+    "crawler.downloadermiddlewares.tombstones.TombstoneMiddleware": 75,
+    "crawler.downloadermiddlewares.site_policy.SitePolicyMiddleware": 100,
 }
 ITEM_PIPELINES = {"crawler.pipelines.indexer.IndexerPipeline": 300}
-EXTENSIONS = {"crawler.extensions.progress.ProgressDisplay": 500}
+EXTENSIONS = {
+    "crawler.extensions.exclusion_log.ExclusionLog": 400,
+    "crawler.extensions.progress.ProgressDisplay": 500,
+}
 
 # Politeness and bounds. Crawler traps are cut by depth and URL length.
 CONCURRENT_REQUESTS = 16
@@ -39,6 +43,7 @@ LOG_LEVEL = "INFO"
 GALLERY_URI = "./gallery"
 GALLERY_PROGRESS = False
 POLICY_ALLOW_LOOPBACK = False
+POLICY_OPTOUT_FILES: list[str] = []
 INDEXER_WORKERS = 2
 INDEXER_BATCH_SIZE = 64
 INDEXER_MAX_IMAGE_BYTES = 20 * 1024 * 1024

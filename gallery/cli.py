@@ -91,6 +91,7 @@ def crawl(
     max_pages: Annotated[int | None, typer.Option(min=1, help="Stop following links after this many pages.")] = None,
     allow_loopback: Annotated[bool, typer.Option(help="Open 127.0.0.0/8 and ::1 (demo and tests only).")] = False,
     delay: Annotated[float | None, typer.Option(min=0, help="Seconds between requests to one host.")] = None,
+    optout_list: Annotated[list[Path], typer.Option(help="A steward opt-out list to honour (repeatable).")] = [],
     as_json: JsonOption = False,
 ) -> None:
     """Crawl SEEDS and everything they link to on the same hosts into the gallery."""
@@ -99,6 +100,11 @@ def crawl(
     for seed in seeds:
         if not seed.startswith(("http://", "https://")):
             _fail(f"seed {seed!r} is not an http(s) URL")
+    for path in optout_list:
+        _read_optout_file(path)  # fail here, with the line, rather than mid-crawl
+    settings = {"POLICY_OPTOUT_FILES": [str(p) for p in optout_list]}
+    if delay is not None:
+        settings["DOWNLOAD_DELAY"] = delay
     request = CrawlRequest(
         seeds=seeds,
         gallery_uri=gallery,
@@ -106,7 +112,7 @@ def crawl(
         max_pages=max_pages,
         allow_loopback=allow_loopback,
         progress=not as_json and sys.stderr.isatty(),
-        settings={} if delay is None else {"DOWNLOAD_DELAY": delay},
+        settings=settings,
     )
     _crawl(request, as_json)
 
@@ -156,7 +162,11 @@ def search(
 
 
 @app.command()
-def stats(gallery: GalleryOption = "./gallery", as_json: JsonOption = False) -> None:
+def stats(
+    gallery: GalleryOption = "./gallery",
+    exclusions: Annotated[bool, typer.Option(help="Also list every URL the last crawl was not allowed to take.")] = False,
+    as_json: JsonOption = False,
+) -> None:
     """Counts of images and sightings, and what the last crawl blocked or skipped, by reason."""
     from crawler.run import summarize
 
@@ -164,12 +174,203 @@ def stats(gallery: GalleryOption = "./gallery", as_json: JsonOption = False) -> 
     document = store.counts()
     last = store.last_crawl()
     document["last_crawl"] = {"run_id": last["run_id"], "finished_at": last["finished_at"], **summarize(last)} if last else None
+    if exclusions:
+        rows = store.exclusions_of(last["run_id"]) if last else []
+        document["exclusions"] = [{k: r[k] for k in ("url", "page_url", "reason", "at")} for r in rows]
     if as_json:
         _print_json(document)
         return
     out.print(f"images: {document['images']}  sightings: {document['sightings']}")
     if last:
         _print_crawl_summary(document["last_crawl"])
+    for row in document.get("exclusions", []):
+        out.print(f"{row['reason']:<24} {row['url']}" + (f"  (on {row['page_url']})" if row["page_url"] else ""))
+
+
+optout_app = typer.Typer(help="Steward opt-out entries kept in the gallery and honoured by every crawl.")
+app.add_typer(optout_app, name="optout")
+
+
+def _read_optout_file(path: Path):
+    from robots_policy.optout import OptOutError, OptOutList
+
+    try:
+        return OptOutList.parse(path.read_text(encoding="utf-8"), source=str(path))
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+    except (OptOutError, UnicodeDecodeError) as exc:
+        _fail(str(exc))
+
+
+def _optout_entries(entries: list[str], file: Path | None) -> list[str]:
+    from robots_policy.optout import OptOutError, parse_entry
+
+    parsed = list(_read_optout_file(file).entries) if file else []
+    try:
+        parsed += [parse_entry(e) for e in entries]
+    except OptOutError as exc:
+        _fail(str(exc))
+    if not parsed:
+        _fail("give at least one ENTRY or --file FILE")
+    return [str(e) for e in parsed]
+
+
+@optout_app.command("add")
+def optout_add(
+    entries: Annotated[list[str] | None, typer.Argument(help="Domains, URL prefixes, sha256:HEX or pdq:HEX.")] = None,
+    file: Annotated[Path | None, typer.Option(help="An opt-out list file to add whole.")] = None,
+    gallery: GalleryOption = "./gallery",
+    as_json: JsonOption = False,
+) -> None:
+    """Add opt-out entries to the gallery."""
+    from indexer.store import Gallery
+
+    added = Gallery(gallery).add_optout_entries(_optout_entries(entries or [], file))
+    _print_json({"added": added}) if as_json else out.print(f"added {len(added)} entr{'y' if len(added) == 1 else 'ies'}")
+
+
+@optout_app.command("remove")
+def optout_remove(
+    entries: Annotated[list[str], typer.Argument(help="Entries exactly as listed.")],
+    gallery: GalleryOption = "./gallery",
+    as_json: JsonOption = False,
+) -> None:
+    """Remove opt-out entries from the gallery."""
+    removed = _open_gallery(gallery).remove_optout_entries(_optout_entries(entries, None))
+    _print_json({"removed": removed}) if as_json else out.print(f"removed {removed}")
+
+
+@optout_app.command("list")
+def optout_list_entries(gallery: GalleryOption = "./gallery", as_json: JsonOption = False) -> None:
+    """List the gallery's opt-out entries."""
+    entries = _open_gallery(gallery).optout_entries()
+    if as_json:
+        _print_json({"entries": entries})
+    else:
+        for entry in entries:
+            out.print(entry)
+
+
+@app.command()
+def remove(
+    url: Annotated[list[str], typer.Option("--url", help="An image or page URL: its sightings go.")] = [],
+    url_prefix: Annotated[list[str], typer.Option("--url-prefix", help="Every URL starting with this.")] = [],
+    domain: Annotated[list[str], typer.Option("--domain", help="A registrable domain, subdomains included.")] = [],
+    image: Annotated[list[Path], typer.Option("--image", help="A picture: exact copies and near-duplicates.")] = [],
+    hash_: Annotated[list[str], typer.Option("--hash", help="KIND:HEX, KIND one of phash, pdq, sha256.")] = [],
+    basis: Annotated[str, typer.Option(help="copyright, erasure, opt-out or other.")] = "other",
+    requester: Annotated[str | None, typer.Option(help="Who asked.")] = None,
+    reference: Annotated[str | None, typer.Option(help="Ticket or notice id.")] = None,
+    notice: Annotated[Path | None, typer.Option(help="DMCA notice fields, JSON (copyright only).")] = None,
+    received: Annotated[str | None, typer.Option(help="When the request arrived, YYYY-MM-DD (default now).")] = None,
+    requests: Annotated[Path | None, typer.Option("--requests", help="A batch: CSV or JSON lines.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would go; change nothing.")] = False,
+    yes_all: Annotated[bool, typer.Option("--yes-all", help="Allow a request that matches every row.")] = False,
+    gallery: GalleryOption = "./gallery",
+    as_json: JsonOption = False,
+) -> None:
+    """Delete what a request matches, purge it from disk, tombstone it so no crawl brings it back, log it."""
+    from indexer.removal import PurgeFailed, RequestError, build_request, parse_requests_file, process_requests
+
+    selectors = [("url", v) for v in url] + [("url_prefix", v) for v in url_prefix] + [("domain", v) for v in domain]
+    selectors += [("image", str(v)) for v in image] + [("hash", v) for v in hash_]
+    if requests is not None and selectors:
+        _fail("give selectors or --requests FILE, not both")
+    store = _open_gallery(gallery)
+    line_errors = []
+    try:
+        if requests is not None:
+            batch, line_errors = parse_requests_file(requests)
+        else:
+            batch = [
+                build_request(
+                    selectors, basis=basis, requester=requester, reference=reference, notice=notice, received=received
+                )
+            ]
+    except RequestError as exc:
+        _fail(str(exc))
+    try:
+        reports = process_requests(store, batch, dry_run=dry_run, yes_all=yes_all)
+    except PurgeFailed as exc:
+        _fail(f"purge not verified: {exc}")
+    if requests is None and reports[0].refused:
+        _fail(f"request refused, nothing removed: {reports[0].refused}")
+    if as_json:
+        if requests is None:
+            _print_json(reports[0].to_json())
+        else:
+            errors = [{"line": e.line, "message": e.message} for e in line_errors]
+            _print_json({"requests": [r.to_json() for r in reports], "errors": errors})
+    else:
+        for report in reports:
+            _print_removal(report)
+    problems = [f"{requests}:{e.line}: {e.message}" for e in line_errors]
+    problems += [f"request {r.request_id} refused: {r.refused}" for r in reports if r.refused]
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
+def _print_removal(report) -> None:
+    who = ", ".join(filter(None, (report.basis, report.requester, report.reference)))
+    out.print(f"[bold]request {report.request_id}[/bold] ({who})")
+    selectors = ", ".join(f"{s['kind']} {s['value']}" for s in report.selectors)
+    out.print(f"  selectors: {selectors}")
+    if report.refused:
+        out.print(f"  refused: {report.refused}")
+    elif report.dry_run:
+        matched = report.sightings_matched + report.images_matched
+        out.print(
+            f"  dry run: would remove {report.sightings_matched} sightings and {report.images_matched} images: "
+            f"{matched} rows (nothing changed)"
+        )
+    elif report.already_done:
+        out.print(f"  already processed (purged {report.purged_at}): 0 rows removed now")
+    else:
+        out.print(
+            f"  removed {report.sightings_removed} sightings and {report.images_removed} images: {report.rows_removed} rows"
+        )
+    out.print(f"  near matches: {report.near_matches_found} found, {report.near_matches_removed} removed")
+    if report.purged:
+        out.print(f"  purged: true ({report.files_scanned} files scanned)")
+    if report.deadline:
+        out.print(f"  erasure deadline (GDPR Art. 12(3)): {report.deadline:%Y-%m-%d}")
+    for row in report.sample:
+        out.print(f"  {row['image_url']}  on  {row['page_url']}")
+    for note in report.notes:
+        out.print(f"  note: {note}")
+
+
+@app.command()
+def removals(gallery: GalleryOption = "./gallery", as_json: JsonOption = False) -> None:
+    """Removal requests, with erasure deadlines within 7 days or passed flagged."""
+    from indexer.removal import list_removals
+
+    statuses = list_removals(_open_gallery(gallery))
+    attention = [s.request_id for s in statuses if s.flag]
+    if as_json:
+        _print_json({"requests": [s.to_json() for s in statuses], "attention": attention})
+        return
+    if not statuses:
+        out.print("no removal requests")
+        return
+    table = Table(title="removal requests")
+    for column in ("request", "state", "basis", "received", "deadline", "rows", "flag"):
+        table.add_column(column)
+    for s in statuses:
+        table.add_row(
+            s.request_id[:12],
+            s.state,
+            s.basis or "",
+            f"{s.received_at:%Y-%m-%d}" if s.received_at else "",
+            f"{s.deadline:%Y-%m-%d}" if s.deadline else "",
+            "" if s.rows_removed is None else str(s.rows_removed),
+            s.flag or "",
+        )
+    out.print(table)
+    if attention:
+        out.print(f"{len(attention)} request(s) need attention: {', '.join(a[:12] for a in attention)}")
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ class Canned:
     status: int  # 0: close the connection without answering (an unreachable resource)
     body: bytes = b""
     content_type: str = "text/plain"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -36,6 +37,8 @@ class _Handler(SimpleHTTPRequestHandler):
         self.send_response(canned.status)
         self.send_header("Content-Type", canned.content_type)
         self.send_header("Content-Length", str(len(canned.body)))
+        for name, value in canned.headers:
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(canned.body)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from indexer.decode import DecodeLimits, ImageRejected, decode_bounded
 from indexer.faces import FaceDetector, pixelate_faces
 from indexer.hashes import ImageHashes, perceptual_hashes, sha256_hex
+from robots_policy.xmp import check_xmp
 
 THUMBNAIL_QUALITY = 85
 
@@ -21,6 +22,7 @@ class AnalyzedImage:
     bytes: int
     face_count: int
     thumbnail: bytes  # JPEG, faces pixelated, longest side <= 512
+    policy: str  # what the embedded metadata check said, for the sighting's provenance
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,18 @@ class Rejected:
 
     reason: str
     detail: str
+    by_policy: bool = False  # a rights reservation (counted as a policy block), not bad data
+
+
+class ReservedByMetadata(ImageRejected):
+    """The file's own rights metadata (XMP plus:DataMining) reserves it."""
 
 
 def analyze_image(data: bytes, *, detector: FaceDetector, limits: DecodeLimits = DecodeLimits()) -> AnalyzedImage:
     decoded = decode_bounded(data, limits)
+    metadata = check_xmp(decoded.xmp)
+    if not metadata.allowed:
+        raise ReservedByMetadata(metadata.reason)
     # Hashes describe the picture as published (faces included), so a search with the
     # original finds it; only pixels we store are masked.
     hashes = perceptual_hashes(decoded.image)
@@ -49,6 +59,7 @@ def analyze_image(data: bytes, *, detector: FaceDetector, limits: DecodeLimits =
         bytes=len(data),
         face_count=len(faces),
         thumbnail=buffer.getvalue(),
+        policy=metadata.reason,
     )
 
 
@@ -72,4 +83,4 @@ def analyze_in_worker(data: bytes) -> AnalyzedImage | Rejected:
     try:
         return analyze_image(data, detector=_worker_detector, limits=_worker_limits)
     except ImageRejected as exc:
-        return Rejected(exc.reason, str(exc))
+        return Rejected(exc.reason, str(exc), by_policy=isinstance(exc, ReservedByMetadata))

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from indexer.analyze import AnalyzedImage
 from indexer.hashes import hamming
+from indexer.removal import PurgeLock, load_tombstones
 from indexer.store import Gallery, utcnow
 
 # PDQ's confident-match threshold (of 256 bits), as used by hash-sharing programmes.
@@ -45,6 +46,7 @@ class WriteResult:
     images: int
     sightings: int
     near_duplicates: int
+    blocked: int = 0  # sightings dropped at write time: a removal tombstoned them meanwhile
 
 
 class GalleryWriter:
@@ -54,6 +56,18 @@ class GalleryWriter:
         self._known_ids = gallery.image_ids()
         self._stored_before = set(self._known_ids)
         self._batch = Batch()
+        self.lock = PurgeLock(gallery.uri)
+        self._load_tombstones()
+
+    def _load_tombstones(self) -> None:
+        self._tombstones_version = self.gallery.tombstones.version
+        self.tombstones = load_tombstones(self.gallery)
+
+    def tombstoned(self, image: AnalyzedImage, sighting: Sighting) -> str | None:
+        """The kind of tombstone this image or where it was found falls under, or None."""
+        if self.tombstones.blocks_url(sighting.image_url) or self.tombstones.blocks_url(sighting.page_url):
+            return "url"
+        return self.tombstones.blocks_image(image_id=image.image_id, phash=image.hashes.phash, pdq=image.hashes.pdq)
 
     def add(self, image: AnalyzedImage, sighting: Sighting) -> bool:
         """Queue an image and where it was seen; False if its exact bytes are already known."""
@@ -77,12 +91,48 @@ class GalleryWriter:
         return batch
 
     def write(self, batch: Batch) -> WriteResult:
-        """Mark near-duplicates, then append. Images go first: a sighting never points at nothing."""
-        near = self._mark_near_duplicates(batch.images)
-        self.gallery.add_images(batch.images)
-        self.gallery.add_sightings(batch.sightings)
-        self.gallery.touch_images(sorted(set(batch.resighted)), utcnow())
-        return WriteResult(len(batch.images), len(batch.sightings), near)
+        """Mark near-duplicates, then append. Images go first: a sighting never points at nothing.
+
+        Holds the purge lock shared: a purge's cleanup must not delete an append's files mid-write.
+        """
+        with self.lock.shared():
+            # A removal may have run since this writer opened: read past its purge, honour its tombstones.
+            self.gallery.refresh()
+            blocked = 0
+            if self.gallery.tombstones.version != self._tombstones_version:
+                self._load_tombstones()
+                blocked = self._drop_tombstoned(batch)
+            near = self._mark_near_duplicates(batch.images)
+            self.gallery.add_images(batch.images)
+            self.gallery.add_sightings(batch.sightings)
+            self.gallery.touch_images(sorted(set(batch.resighted)), utcnow())
+        return WriteResult(len(batch.images), len(batch.sightings), near, blocked)
+
+    def _drop_tombstoned(self, batch: Batch) -> int:
+        """Drop rows tombstoned after they were queued; returns the sightings dropped."""
+        previously_stored, self._stored_before = self._stored_before, self.gallery.image_ids()
+        queued = {r["image_id"] for r in batch.images}
+        allowed_images = {
+            r["image_id"]
+            for r in batch.images
+            if not self.tombstones.blocks_image(image_id=r["image_id"], phash=r["phash"], pdq=r["pdq"])
+        }
+        present = self._stored_before | allowed_images
+        kept = [
+            s
+            for s in batch.sightings
+            if s["image_id"] in present
+            and not self.tombstones.blocks_url(s["image_url"])
+            and not self.tombstones.blocks_url(s["page_url"])
+        ]
+        with_sighting = {s["image_id"] for s in kept}
+        dropped = len(batch.sightings) - len(kept)
+        batch.sightings = kept
+        batch.images = [r for r in batch.images if r["image_id"] in allowed_images and r["image_id"] in with_sighting]
+        batch.resighted = [i for i in batch.resighted if i in with_sighting and i in self._stored_before]
+        # In place: the caller's thread may be adding to it while this runs in a worker thread.
+        self._known_ids -= (previously_stored - self._stored_before) | (queued - {r["image_id"] for r in batch.images})
+        return dropped
 
     def _mark_near_duplicates(self, rows: list[dict]) -> int:
         count = 0

@@ -61,7 +61,71 @@ CRAWL_RUNS_SCHEMA = pa.schema(
     ]
 )
 
-TABLES = {"images": IMAGES_SCHEMA, "sightings": SIGHTINGS_SCHEMA, "crawl_runs": CRAWL_RUNS_SCHEMA}
+# Not part of the reader contract: what a crawl was not allowed to take, and why, for stewards.
+EXCLUSIONS_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string()),
+        pa.field("url", pa.string()),
+        pa.field("page_url", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("at", TIMESTAMP),
+    ]
+)
+
+# Steward opt-out entries kept with the gallery, so every future crawl honours them.
+OPTOUTS_SCHEMA = pa.schema(
+    [
+        pa.field("entry", pa.string(), nullable=False),  # as written in an opt-out list
+        pa.field("added_at", TIMESTAMP),
+    ]
+)
+
+# What must never come back (DESIGN.md contract: kind, value, request_id, created_at).
+TOMBSTONES_SCHEMA = pa.schema(
+    [
+        # sha256 of (kind, value, request_id): the key that makes a rerun write nothing twice.
+        pa.field("tombstone_id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),  # url, url_prefix, domain, sha256, phash, pdq
+        pa.field("value", pa.string(), nullable=False),  # URL, prefix, domain, or lowercase hex
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("created_at", TIMESTAMP),
+        # pdq and phash rows sharing a match_group must both match (an --image request), else null.
+        pa.field("match_group", pa.string()),
+        # Carried so an interrupted request can be listed and resumed with its deadline intact.
+        pa.field("basis", pa.string()),
+        pa.field("received_at", TIMESTAMP),
+    ]
+)
+
+# Append-only audit, one row per completed removal request (DESIGN.md contract columns first).
+REMOVAL_LOG_SCHEMA = pa.schema(
+    [
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("received_at", TIMESTAMP),
+        pa.field("requester", pa.string()),
+        pa.field("basis", pa.string()),
+        pa.field("selectors", pa.string()),  # JSON list of {"kind", "value"}
+        pa.field("rows_removed", pa.int64()),
+        pa.field("purged_at", TIMESTAMP),
+        pa.field("reference", pa.string()),
+        pa.field("notice_json", pa.string()),  # DMCA notice fields, for copyright requests
+        pa.field("deadline", TIMESTAMP),  # GDPR Art. 12(3) response deadline, for erasure requests
+        pa.field("images_removed", pa.int64()),
+        pa.field("sightings_removed", pa.int64()),
+        pa.field("near_matches_found", pa.int64()),
+        pa.field("near_matches_removed", pa.int64()),
+    ]
+)
+
+TABLES = {
+    "images": IMAGES_SCHEMA,
+    "sightings": SIGHTINGS_SCHEMA,
+    "crawl_runs": CRAWL_RUNS_SCHEMA,
+    "exclusions": EXCLUSIONS_SCHEMA,
+    "optouts": OPTOUTS_SCHEMA,
+    "tombstones": TOMBSTONES_SCHEMA,
+    "removal_log": REMOVAL_LOG_SCHEMA,
+}
 
 
 @dataclass(frozen=True)
@@ -91,6 +155,10 @@ class Gallery:
         self.images = self.db.open_table("images")
         self.sightings = self.db.open_table("sightings")
         self.crawl_runs = self.db.open_table("crawl_runs")
+        self.exclusions = self.db.open_table("exclusions")
+        self.optouts = self.db.open_table("optouts")
+        self.tombstones = self.db.open_table("tombstones")
+        self.removal_log = self.db.open_table("removal_log")
 
     # -- writes ---------------------------------------------------------------------
 
@@ -112,13 +180,71 @@ class Gallery:
         row = {"run_id": run_id, "finished_at": utcnow(), "stats_json": json.dumps(stats, default=str)}
         self.crawl_runs.add(pa.Table.from_pylist([row], schema=CRAWL_RUNS_SCHEMA))
 
+    def add_exclusions(self, rows: list[dict]) -> None:
+        if rows:
+            self.exclusions.add(pa.Table.from_pylist(rows, schema=EXCLUSIONS_SCHEMA))
+
+    def add_optout_entries(self, entries: list[str]) -> list[str]:
+        """Add entries not already kept; returns the ones added."""
+        new = [e for e in dict.fromkeys(entries) if e not in set(self.optout_entries())]
+        if new:
+            rows = [{"entry": e, "added_at": utcnow()} for e in new]
+            self.optouts.add(pa.Table.from_pylist(rows, schema=OPTOUTS_SCHEMA))
+        return new
+
+    def remove_optout_entries(self, entries: list[str]) -> int:
+        present = [e for e in entries if e in set(self.optout_entries())]
+        if present:
+            self.optouts.delete(_in_list("entry", present))
+        return len(present)
+
+    def optout_entries(self) -> list[str]:
+        return self.optouts.to_arrow()["entry"].to_pylist()
+
+    def add_tombstones(self, rows: list[dict]) -> None:
+        if rows:
+            table = pa.Table.from_pylist(rows, schema=TOMBSTONES_SCHEMA)
+            self.tombstones.merge_insert("tombstone_id").when_not_matched_insert_all().execute(table)
+
+    # Deletes name internal ids only: Lance keeps a delete's predicate text until cleanup.
+    def delete_images(self, image_ids: list[str]) -> None:
+        if image_ids:
+            self.images.delete(_in_list("image_id", image_ids))
+
+    def delete_sightings(self, sighting_ids: list[str]) -> None:
+        if sighting_ids:
+            self.sightings.delete(_in_list("sighting_id", sighting_ids))
+
+    def clear_duplicate_of(self, image_ids: list[str]) -> None:
+        """Images pointing at a removed cluster head become heads themselves."""
+        if image_ids:
+            self.images.update(where=_in_list("duplicate_of", image_ids), values={"duplicate_of": None})
+
+    def add_removal_log(self, row: dict) -> None:
+        self.removal_log.add(pa.Table.from_pylist([row], schema=REMOVAL_LOG_SCHEMA))
+
+    def refresh(self) -> None:
+        """See what other processes committed (a purge, a removal) since these handles opened."""
+        for table in (self.images, self.sightings, self.tombstones, self.removal_log):
+            table.checkout_latest()
+
     # -- reads ----------------------------------------------------------------------
+
+    def tombstone_rows(self) -> list[dict]:
+        return self.tombstones.to_arrow().to_pylist()
+
+    def removal_log_rows(self) -> list[dict]:
+        return self.removal_log.to_arrow().to_pylist()
+
 
     def image_ids(self) -> set[str]:
         return set(self.images.to_lance().to_table(columns=["image_id"])["image_id"].to_pylist())
 
     def counts(self) -> dict[str, int]:
         return {"images": self.images.count_rows(), "sightings": self.sightings.count_rows()}
+
+    def exclusions_of(self, run_id: str) -> list[dict]:
+        return self.exclusions.search().where(f"run_id = '{run_id}'").limit(None).to_list()
 
     def last_crawl(self) -> dict | None:
         runs = self.crawl_runs.to_arrow().to_pylist()

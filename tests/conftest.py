@@ -26,7 +26,11 @@ def run_gallery_json(*args: str) -> dict:
 
 
 def crawl(site_url: str, gallery: Path, *extra: str) -> dict:
-    return run_gallery_json("crawl", site_url + "/", "--gallery", str(gallery), "--allow-loopback", "--delay", "0", *extra)
+    """Crawl a local site through the real CLI; any ERROR in the crawl's log fails the test."""
+    result = run_gallery("crawl", site_url + "/", "--gallery", str(gallery), "--allow-loopback", "--delay", "0", *extra, "--json")
+    errors = [line for line in result.stderr.splitlines() if "] ERROR: " in line or "CRITICAL" in line]
+    assert not errors, "\n".join(errors) + "\n" + result.stderr[-5000:]
+    return json.loads(result.stdout)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from scrapy.exceptions import IgnoreRequest
 
 from crawler.config import PolicyConfig
+from crawler.signals import report_block
 from robots_policy import check_addresses
 
 
@@ -39,5 +40,6 @@ class NetworkGuardMiddleware:
         return None
 
     def _block(self, request, reason: str):
-        self.crawler.stats.inc_value(f"policy/blocked/{reason}")
+        page_url = request.meta.get("image_context", {}).get("page_url")
+        report_block(self.crawler, url=request.url, reason=reason, page_url=page_url)
         raise IgnoreRequest(f"blocked ({reason}): {request.url}")

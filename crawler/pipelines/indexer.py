@@ -5,7 +5,8 @@ import logging
 import uuid
 from collections import defaultdict
 
-from crawler.config import IndexerConfig
+from crawler.config import IndexerConfig, load_optouts
+from crawler.signals import report_block
 from crawler.items import ImageItem
 from indexer.analyze import Rejected
 from indexer.ingest import GalleryWriter, Sighting
@@ -31,6 +32,8 @@ class IndexerPipeline:
         return cls(crawler, IndexerConfig.from_settings(crawler.settings))
 
     def open_spider(self, spider=None):
+        self.stats.set_value("gallery/run_id", self.run_id)
+        self.optouts = load_optouts(self.crawler.settings)
         self.gallery = Gallery(self.config.gallery_uri)
         self.writer = GalleryWriter(self.gallery, batch_size=self.config.batch_size)
         self.pool = AnalyzerPool(workers=self.config.workers, limits=self.config.limits)
@@ -59,11 +62,26 @@ class IndexerPipeline:
         result = await asyncio.wrap_future(self.pool.submit(body))
         if isinstance(result, Rejected):
             item.status, item.error_message = "skipped", result.detail
-            self.stats.inc_value(f"indexer/skipped/{result.reason}")
-            logger.info("skipped %s (%s)", item.image_url, result.detail)
+            if result.by_policy:
+                report_block(self.crawler, url=item.image_url, reason=result.reason, page_url=item.page_url)
+            else:
+                self.stats.inc_value(f"indexer/skipped/{result.reason}")
+                logger.info("skipped %s (%s)", item.image_url, result.detail)
+            return
+        optout = self.optouts.check_image(sha256=result.image_id, pdq=result.hashes.pdq)
+        if not optout.allowed:
+            item.status, item.error_message = "skipped", optout.reason
+            report_block(self.crawler, url=item.image_url, reason=optout.reason, page_url=item.page_url)
+            return
+        item.policy = " ".join(filter(None, (item.policy, result.policy, "optout-hash:none")))
+        sighting = self._sighting(item)
+        if self.writer.tombstoned(result, sighting):
+            # Counted only: the exclusion log would write the removed URL back into the gallery.
+            item.status, item.error_message = "skipped", "tombstone"
+            self.stats.inc_value("policy/blocked/tombstone")
             return
         item.image_id = result.image_id
-        is_new = self.writer.add(result, self._sighting(item))
+        is_new = self.writer.add(result, sighting)
         item.status = "stored" if is_new else "duplicate"
         self.stats.inc_value("indexer/stored" if is_new else "indexer/duplicate/exact")
         self._image_ids[item.image_url] = result.image_id
@@ -102,3 +120,5 @@ class IndexerPipeline:
         self.stats.inc_value("indexer/duplicate/near", result.near_duplicates)
         self.stats.inc_value("indexer/rows/images", result.images)
         self.stats.inc_value("indexer/rows/sightings", result.sightings)
+        if result.blocked:
+            self.stats.inc_value("policy/blocked/tombstone", result.blocked)

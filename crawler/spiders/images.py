@@ -7,6 +7,7 @@ from scrapy.http import HtmlResponse
 
 from crawler.extract import extract_images, extract_license, extract_links
 from crawler.items import ImageItem
+from crawler.signals import report_block
 
 # Images first: a fetched image is bytes held in memory until the pipeline has it.
 IMAGE_PRIORITY = 10
@@ -58,9 +59,14 @@ class ImagesSpider(scrapy.Spider):
             self.crawler.stats.inc_value("crawl/skipped/not_html")
             return
         self.crawler.stats.inc_value("crawl/pages")
-        page_policy = " ".join(response.meta.get("policy_trail", []))
+        page_trail = response.meta.get("policy_trail", [])
+        reservation = response.meta.get("page_reservation")
         license_url = extract_license(response.selector, response.url)
         for ref in extract_images(response.selector, response.url):
+            if reservation:
+                # The page reserves its images (noimageai, tdm-reservation...): never request them.
+                report_block(self.crawler, url=ref.url, reason=reservation, page_url=response.url)
+                continue
             if ref.url in self._images_requested:
                 # Already fetched for another page: record one more sighting, no download.
                 yield ImageItem(
@@ -69,7 +75,7 @@ class ImagesSpider(scrapy.Spider):
                     alt_text=ref.alt,
                     license_url=license_url,
                     rendered=False,
-                    policy=page_policy,
+                    policy=" ".join(page_trail),
                 )
                 continue
             self._images_requested.add(ref.url)
@@ -86,6 +92,7 @@ class ImagesSpider(scrapy.Spider):
                         "license_url": license_url,
                         "rendered": False,
                     },
+                    "page_policy_trail": page_trail,
                 },
             )
         for link in extract_links(response.selector, response.url):
@@ -96,9 +103,11 @@ class ImagesSpider(scrapy.Spider):
     def parse_image(self, response):
         context = response.meta["image_context"]
         original_url = response.request.meta.get("redirect_urls", [response.url])[0]
+        # Provenance: what the image passed, then what its page passed (each check once).
+        trail = response.meta.get("policy_trail", []) + response.meta.get("page_policy_trail", [])
         yield ImageItem(
             image_url=original_url,
-            policy=" ".join(response.meta.get("policy_trail", [])),
+            policy=" ".join(dict.fromkeys(trail)),
             http_status=response.status,
             body=response.body,
             **context,

@@ -1,0 +1,158 @@
+"""Ask robots_policy before every request and after every response.
+
+Before: steward opt-outs, then the origin's site files (robots.txt, its Content-Usage rules,
+ai.txt), fetched once per origin ahead of anything else. After: the reservations a response
+carries (X-Robots-Tag, tdm-reservation, Content-Usage, <meta>) and TDMRep. A blocked image is
+dropped here; a blocked page is still parsed for links, but `page_reservation` in its meta
+tells the spider not to request its images.
+
+Replaces Scrapy's RobotsTxtMiddleware, which treats an unreachable robots.txt as allow-all.
+"""
+
+import asyncio
+import logging
+from urllib.parse import urlsplit, urlunsplit
+
+import scrapy
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import HtmlResponse
+from scrapy.utils.defer import maybe_deferred_to_future
+
+from crawler import USER_AGENT_TOKEN
+from crawler.config import PolicyConfig, load_optouts
+from crawler.signals import report_block
+from robots_policy.site import SITE_FILES, Fetched, SitePolicy
+
+logger = logging.getLogger(__name__)
+
+SITE_FILE_PRIORITY = 100  # ahead of everything waiting on them
+SITE_FILE_MAX_REDIRECTS = 5  # RFC 9309 §2.3.1.2
+SITE_FILE_TIMEOUT = 15
+MAX_CRAWL_DELAY = 30.0  # seconds; larger values are a trap for a crawl, not politeness
+
+
+class SitePolicyMiddleware:
+    def __init__(self, crawler, config: PolicyConfig):
+        self.crawler = crawler
+        self.config = config
+        self.optouts = load_optouts(crawler.settings)
+        self._sites: dict[str, asyncio.Task] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler, PolicyConfig.from_settings(crawler.settings))
+
+    async def process_request(self, request, spider=None):
+        if request.meta.get("site_file"):
+            return None
+        trail = request.meta.setdefault("policy_trail", [])
+        optout = self.optouts.check_url(request.url)
+        self._enforce(request, optout, trail)
+        site = await self._site_policy(request)
+        for decision in site.before_request(request.url, USER_AGENT_TOKEN):
+            self._enforce(request, decision, trail)
+        return None
+
+    def process_response(self, request, response, spider=None):
+        if request.meta.get("site_file"):
+            return response
+        site = self._sites[_origin(request.url)].result()
+        decisions = site.after_response(
+            response.url, headers=_headers(response), meta=_meta_tags(response), token=USER_AGENT_TOKEN
+        )
+        trail = request.meta.setdefault("policy_trail", [])
+        if "image_context" not in request.meta:
+            # A page: keep it for its links; the spider leaves its images alone if reserved.
+            blocked = [d for d in decisions if not d.allowed]
+            if blocked:
+                request.meta["page_reservation"] = blocked[0].reason
+            trail.extend(d.reason for d in decisions if d.allowed)
+            return response
+        for decision in decisions:
+            self._enforce(request, decision, trail)
+        return response
+
+    def _enforce(self, request, decision, trail: list[str]) -> None:
+        if decision.allowed:
+            trail.append(decision.reason)
+            return
+        page_url = request.meta.get("image_context", {}).get("page_url")
+        report_block(self.crawler, url=request.url, reason=decision.reason, page_url=page_url)
+        raise IgnoreRequest(f"blocked ({decision.reason}): {request.url}")
+
+    async def _site_policy(self, request) -> SitePolicy:
+        origin = _origin(request.url)
+        if origin not in self._sites:
+            self._sites[origin] = asyncio.ensure_future(self._fetch_site_policy(origin, request))
+        return await asyncio.shield(self._sites[origin])
+
+    async def _fetch_site_policy(self, origin: str, request) -> SitePolicy:
+        robots = await self._fetch(origin, "robots.txt")
+        if robots.status is None or robots.status >= 500:
+            # Everything is disallowed (RFC 9309 §2.3.1.3): asking for more files is pointless.
+            ai_txt = tdmrep = Fetched(status=None)
+        else:
+            ai_txt, tdmrep = await asyncio.gather(self._fetch(origin, "ai.txt"), self._fetch(origin, "tdmrep.json"))
+        site = SitePolicy.from_fetches(robots=robots, ai_txt=ai_txt, tdmrep=tdmrep)
+        delay = site.robots.crawl_delay(USER_AGENT_TOKEN)
+        if delay:
+            self._apply_crawl_delay(request, float(delay))
+        return site
+
+    async def _fetch(self, origin: str, kind: str) -> Fetched:
+        path, max_bytes = SITE_FILES[kind]
+        request = scrapy.Request(
+            origin + path,
+            priority=SITE_FILE_PRIORITY,
+            dont_filter=True,
+            meta={
+                "site_file": kind,
+                "handle_httpstatus_all": True,
+                "redirect_ttl": SITE_FILE_MAX_REDIRECTS,
+                # Read a few times what we parse, so a huge file is cut, not refused.
+                "download_maxsize": 4 * max_bytes,
+                "download_timeout": SITE_FILE_TIMEOUT,
+            },
+        )
+        try:
+            response = await maybe_deferred_to_future(self.crawler.engine.download(request))
+        except Exception as exc:  # every download failure is "unreachable" to RFC 9309
+            logger.info("%s unreachable for %s: %s", kind, origin, exc)
+            self.crawler.stats.inc_value(f"policy/{kind}/unreachable")
+            return Fetched(status=None)
+        self.crawler.stats.inc_value(f"policy/{kind}/status/{response.status}")
+        return Fetched(status=response.status, body=response.body[:max_bytes])
+
+    def _apply_crawl_delay(self, request, delay: float) -> None:
+        downloader = self.crawler.engine.downloader
+        key = downloader.get_slot_key(request)
+        delay = min(delay, MAX_CRAWL_DELAY)
+        # Slots are created lazily and garbage-collected when idle: set both the live slot
+        # and the settings a re-created slot starts from.
+        downloader.per_slot_settings.setdefault(key, {})["delay"] = delay
+        if key in downloader.slots:
+            downloader.slots[key].delay = max(downloader.slots[key].delay, delay)
+        self.crawler.stats.set_value(f"policy/crawl_delay/{key}", delay)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.lower(), "", "", ""))
+
+
+def _headers(response) -> dict[str, list[str]]:
+    wanted = ("x-robots-tag", "tdm-reservation", "content-usage")
+    return {
+        name: [v.decode("latin-1") for v in response.headers.getlist(name)]
+        for name in wanted
+        if response.headers.getlist(name)
+    }
+
+
+def _meta_tags(response) -> dict[str, list[str]]:
+    if not isinstance(response, HtmlResponse):
+        return {}
+    found: dict[str, list[str]] = {}
+    for tag in response.xpath("//meta[@name and @content]"):
+        found.setdefault(tag.attrib["name"].strip().lower(), []).append(tag.attrib["content"])
+    return found

@@ -1,0 +1,84 @@
+"""Steward opt-out lists: domains, URL prefixes and image hashes that must never be collected.
+
+File format, one entry a line, "#" starts a comment:
+    example.org                      a registrable domain, subdomains included
+    https://example.net/photos/      a URL prefix
+    sha256:<64 hex>  pdq:<64 hex>    an image, exactly (sha256) or near (PDQ within 31 bits)
+"""
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from robots_policy.decision import Decision
+
+PDQ_MATCH_DISTANCE = 31
+_HASH_HEX_DIGITS = {"sha256": 64, "pdq": 64}
+
+
+class OptOutError(ValueError):
+    """An entry that is none of the accepted forms; the message names the line."""
+
+
+@dataclass(frozen=True)
+class OptOutEntry:
+    kind: str  # "domain", "url_prefix", "sha256", "pdq"
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}" if self.kind in _HASH_HEX_DIGITS else self.value
+
+
+def parse_entry(text: str) -> OptOutEntry:
+    text = text.strip()
+    kind, sep, rest = text.partition(":")
+    if sep and kind.lower() in _HASH_HEX_DIGITS:
+        kind, rest = kind.lower(), rest.strip().lower()
+        if len(rest) != _HASH_HEX_DIGITS[kind] or any(c not in "0123456789abcdef" for c in rest):
+            raise OptOutError(f"{kind} entry needs {_HASH_HEX_DIGITS[kind]} hex digits: {text!r}")
+        return OptOutEntry(kind, rest)
+    if text.startswith(("http://", "https://")):
+        if not urlsplit(text).hostname:
+            raise OptOutError(f"URL prefix without a host: {text!r}")
+        return OptOutEntry("url_prefix", text)
+    host = text.lower().rstrip(".")
+    if not host or "/" in host or " " in host or "." not in host:
+        raise OptOutError(f"not a domain, URL prefix or sha256:/pdq: hash: {text!r}")
+    return OptOutEntry("domain", host)
+
+
+@dataclass
+class OptOutList:
+    entries: list[OptOutEntry] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str, *, source: str = "<list>") -> "OptOutList":
+        entries = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                try:
+                    entries.append(parse_entry(line))
+                except OptOutError as exc:
+                    raise OptOutError(f"{source}:{number}: {exc}") from None
+        return cls(entries)
+
+    def extend(self, other: "OptOutList") -> None:
+        self.entries += [e for e in other.entries if e not in self.entries]
+
+    def check_url(self, url: str) -> Decision:
+        host = (urlsplit(url).hostname or "").lower()
+        for entry in self.entries:
+            if entry.kind == "domain" and (host == entry.value or host.endswith("." + entry.value)):
+                return Decision.block("optout_domain")
+            if entry.kind == "url_prefix" and url.startswith(entry.value):
+                return Decision.block("optout_url_prefix")
+        return Decision.allow("optout:none")
+
+    def check_image(self, *, sha256: str, pdq: bytes) -> Decision:
+        pdq_value = int.from_bytes(pdq, "big")
+        for entry in self.entries:
+            if entry.kind == "sha256" and entry.value == sha256:
+                return Decision.block("optout_sha256")
+            if entry.kind == "pdq" and (int(entry.value, 16) ^ pdq_value).bit_count() <= PDQ_MATCH_DISTANCE:
+                return Decision.block("optout_pdq")
+        return Decision.allow("optout:none")
