@@ -1,10 +1,11 @@
 """Everything one origin's site files say, combined: robots.txt (with its aipref Content-Usage
-rules), ai.txt and TDMRep. Built from raw fetch outcomes, so it can be rebuilt from a cache."""
+rules), ai.txt and TDMRep. Built from raw fetch outcomes (CachedFetch), so a cache can hold them."""
 
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from robots_policy.aitxt import AiTxt
+from robots_policy.cache import CachedFetch
 from robots_policy.decision import Decision
 from robots_policy.reservations import check_reservations, check_robots_content_usage, robots_content_usage
 from robots_policy.robots import MAX_ROBOTS_BYTES, RobotsRules
@@ -19,14 +20,6 @@ SITE_FILES = {
 
 
 @dataclass(frozen=True)
-class Fetched:
-    """A site file fetch outcome; status None means it could not be fetched at all."""
-
-    status: int | None
-    body: bytes = b""
-
-
-@dataclass(frozen=True)
 class SitePolicy:
     robots: RobotsRules
     content_usage: list[tuple[str, str]]
@@ -34,7 +27,7 @@ class SitePolicy:
     tdmrep: TdmRep
 
     @classmethod
-    def from_fetches(cls, *, robots: Fetched, ai_txt: Fetched, tdmrep: Fetched) -> "SitePolicy":
+    def from_fetches(cls, *, robots: CachedFetch, ai_txt: CachedFetch, tdmrep: CachedFetch) -> "SitePolicy":
         ok = robots.status is not None and 200 <= robots.status < 300
         robots_text = robots.body[:MAX_ROBOTS_BYTES].decode("utf-8", errors="replace") if ok else ""
         tdm_ok = tdmrep.status is not None and 200 <= tdmrep.status < 300

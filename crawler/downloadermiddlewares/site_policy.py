@@ -11,6 +11,7 @@ Replaces Scrapy's RobotsTxtMiddleware, which treats an unreachable robots.txt as
 
 import asyncio
 import logging
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import scrapy
@@ -21,7 +22,8 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from crawler import USER_AGENT_TOKEN
 from crawler.config import PolicyConfig, load_optouts
 from crawler.signals import report_block
-from robots_policy.site import SITE_FILES, Fetched, SitePolicy
+from robots_policy.cache import CachedFetch, MemoryPolicyFileCache, PolicyFileCache
+from robots_policy.site import SITE_FILES, SitePolicy
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +34,18 @@ MAX_CRAWL_DELAY = 30.0  # seconds; larger values are a trap for a crawl, not pol
 
 
 class SitePolicyMiddleware:
-    def __init__(self, crawler, config: PolicyConfig):
+    def __init__(self, crawler, config: PolicyConfig, cache: PolicyFileCache):
         self.crawler = crawler
         self.config = config
+        self.cache = cache
         self.optouts = load_optouts(crawler.settings)
-        self._sites: dict[str, asyncio.Task] = {}
+        # Parsed policies per origin, each with the time it was built: rebuilt (through the
+        # cache) once older than the cache's age limit, so a long crawl sees updated files.
+        self._sites: dict[str, tuple[float, asyncio.Task]] = {}
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(crawler, PolicyConfig.from_settings(crawler.settings))
+        return cls(crawler, PolicyConfig.from_settings(crawler.settings), MemoryPolicyFileCache(max_entries=30_000))
 
     async def process_request(self, request, spider=None):
         if request.meta.get("site_file"):
@@ -56,7 +61,7 @@ class SitePolicyMiddleware:
     def process_response(self, request, response, spider=None):
         if request.meta.get("site_file"):
             return response
-        site = self._sites[_origin(request.url)].result()
+        site = self._sites[_origin(request.url)][1].result()
         decisions = site.after_response(
             response.url, headers=_headers(response), meta=_meta_tags(response), token=USER_AGENT_TOKEN
         )
@@ -82,15 +87,17 @@ class SitePolicyMiddleware:
 
     async def _site_policy(self, request) -> SitePolicy:
         origin = _origin(request.url)
-        if origin not in self._sites:
-            self._sites[origin] = asyncio.ensure_future(self._fetch_site_policy(origin, request))
-        return await asyncio.shield(self._sites[origin])
+        built_at, task = self._sites.get(origin, (0.0, None))
+        if task is None or time.monotonic() - built_at > self.cache.max_age:
+            task = asyncio.ensure_future(self._fetch_site_policy(origin, request))
+            self._sites[origin] = (time.monotonic(), task)
+        return await asyncio.shield(task)
 
     async def _fetch_site_policy(self, origin: str, request) -> SitePolicy:
         robots = await self._fetch(origin, "robots.txt")
         if robots.status is None or robots.status >= 500:
             # Everything is disallowed (RFC 9309 §2.3.1.3): asking for more files is pointless.
-            ai_txt = tdmrep = Fetched(status=None)
+            ai_txt = tdmrep = CachedFetch(status=None, body=b"", fetched_at=robots.fetched_at)
         else:
             ai_txt, tdmrep = await asyncio.gather(self._fetch(origin, "ai.txt"), self._fetch(origin, "tdmrep.json"))
         site = SitePolicy.from_fetches(robots=robots, ai_txt=ai_txt, tdmrep=tdmrep)
@@ -99,7 +106,10 @@ class SitePolicyMiddleware:
             self._apply_crawl_delay(request, float(delay))
         return site
 
-    async def _fetch(self, origin: str, kind: str) -> Fetched:
+    async def _fetch(self, origin: str, kind: str) -> CachedFetch:
+        cached = self.cache.get(origin, kind)
+        if cached is not None:
+            return cached
         path, max_bytes = SITE_FILES[kind]
         request = scrapy.Request(
             origin + path,
@@ -108,6 +118,8 @@ class SitePolicyMiddleware:
             meta={
                 "site_file": kind,
                 "handle_httpstatus_all": True,
+                # A 5xx is an answer here (disallow all), not an error; the cache lifetime is the retry.
+                "dont_retry": True,
                 "redirect_ttl": SITE_FILE_MAX_REDIRECTS,
                 # Read a few times what we parse, so a huge file is cut, not refused.
                 "download_maxsize": 4 * max_bytes,
@@ -119,9 +131,12 @@ class SitePolicyMiddleware:
         except Exception as exc:  # every download failure is "unreachable" to RFC 9309
             logger.info("%s unreachable for %s: %s", kind, origin, exc)
             self.crawler.stats.inc_value(f"policy/{kind}/unreachable")
-            return Fetched(status=None)
-        self.crawler.stats.inc_value(f"policy/{kind}/status/{response.status}")
-        return Fetched(status=response.status, body=response.body[:max_bytes])
+            fetched = CachedFetch(status=None, body=b"", fetched_at=time.time())
+        else:
+            self.crawler.stats.inc_value(f"policy/{kind}/status/{response.status}")
+            fetched = CachedFetch(status=response.status, body=response.body[:max_bytes], fetched_at=time.time())
+        self.cache.put(origin, kind, fetched)
+        return fetched
 
     def _apply_crawl_delay(self, request, delay: float) -> None:
         downloader = self.crawler.engine.downloader

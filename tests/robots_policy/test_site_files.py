@@ -5,7 +5,8 @@ import json
 import pytest
 
 from robots_policy.aitxt import AiTxt
-from robots_policy.site import Fetched, SitePolicy
+from robots_policy.cache import CachedFetch
+from robots_policy.site import SitePolicy
 from robots_policy.tdmrep import TdmRep
 from robots_policy.xmp import check_xmp
 
@@ -86,11 +87,15 @@ def test_xmp_data_mining(xmp, allowed):
     assert check_xmp(xmp).allowed is allowed
 
 
+def _fetched(status: int, body: bytes = b"") -> CachedFetch:
+    return CachedFetch(status=status, body=body, fetched_at=0.0)
+
+
 def _site(robots: str = "", ai: str | None = None, tdm: bytes | None = None) -> SitePolicy:
     return SitePolicy.from_fetches(
-        robots=Fetched(200, robots.encode()),
-        ai_txt=Fetched(200, ai.encode()) if ai is not None else Fetched(404),
-        tdmrep=Fetched(200, tdm) if tdm is not None else Fetched(404),
+        robots=_fetched(200, robots.encode()),
+        ai_txt=_fetched(200, ai.encode()) if ai is not None else _fetched(404),
+        tdmrep=_fetched(200, tdm) if tdm is not None else _fetched(404),
     )
 
 
