@@ -66,6 +66,7 @@ def summarize(stats: dict) -> dict:
         "duplicates_near": stats.get("indexer/duplicate/near", 0),
         "sightings_written": stats.get("indexer/rows/sightings", 0),
         "blocked": by_prefix("policy/blocked/"),
+        "crawl_delays": by_prefix("policy/crawl_delay/"),
         "skipped": by_prefix("indexer/skipped/"),
         "finish_reason": stats.get("finish_reason"),
     }

@@ -117,7 +117,8 @@ class SitePolicyMiddleware:
             dont_filter=True,
             meta={
                 "site_file": kind,
-                "handle_httpstatus_all": True,
+                # 4xx and 5xx are answers we decide on; 3xx must still reach RedirectMiddleware.
+                "handle_httpstatus_list": list(range(400, 600)),
                 # A 5xx is an answer here (disallow all), not an error; the cache lifetime is the retry.
                 "dont_retry": True,
                 "redirect_ttl": SITE_FILE_MAX_REDIRECTS,

@@ -5,7 +5,7 @@ import pytest
 
 from gallery.demo import make_picture
 from gallery.site import Canned, StaticSite
-from tests.conftest import crawl
+from tests.conftest import crawl, run_gallery_json
 from tests.fixture_site import jpeg_bytes
 
 
@@ -37,3 +37,42 @@ def test_robots_fetch_outcome(tiny_site, tmp_path, robots, stored, blocked):
     assert summary["blocked"] == blocked
     if blocked.get("robots_5xx") or blocked.get("robots_unreachable"):
         assert set(site.requests) == {"/robots.txt"}, "nothing but robots.txt may be requested"
+
+
+def _redirect(location: str) -> Canned:
+    return Canned(301, b"", headers=(("Location", location),))
+
+
+@pytest.mark.parametrize(
+    ("canned", "stored", "blocked"),
+    [
+        # robots.txt moved: the rules found at the end of the redirects apply to this host.
+        ({"/robots.txt": _redirect("/moved/robots.txt"), "/moved/robots.txt": Canned(200, b"User-agent: *\nDisallow: /photo\n")}, 0, {"robots": 1}),
+        # A redirect loop never yields rules. RFC 9309 lets a crawler call that "unavailable"
+        # (allow all) after 5 hops; we take the safe side: unreachable, everything disallowed.
+        ({"/robots.txt": _redirect("/loop-a"), "/loop-a": _redirect("/loop-b"), "/loop-b": _redirect("/loop-a")}, 0, {"robots_unreachable": 1}),
+    ],
+    ids=["moved", "loop"],
+)
+def test_robots_redirects(tiny_site, tmp_path, canned, stored, blocked):
+    with StaticSite(tiny_site, canned=canned) as site:
+        summary = crawl(site.url, tmp_path / "gallery")
+    assert (summary["images_stored"], summary["blocked"]) == (stored, blocked)
+    assert site.requests.count("/loop-a") <= 3  # at most 5 redirects followed
+
+
+def test_crawl_delay_applies_to_the_host_slot(tiny_site, tmp_path):
+    with StaticSite(tiny_site, canned={"/robots.txt": Canned(200, b"User-agent: *\nCrawl-delay: 0.5\n")}) as site:
+        summary = crawl(site.url, tmp_path / "gallery")
+        stats = run_gallery_json("stats", "--gallery", str(tmp_path / "gallery"))
+    assert summary["images_stored"] == 1
+    assert stats["last_crawl"]["crawl_delays"] == {"127.0.0.1": 0.5}
+
+
+def test_image_redirect_to_link_local_is_blocked(tiny_site, tmp_path):
+    # Images may live on other hosts, so only the network guard stands between a redirect and
+    # the cloud metadata address: it refuses before any connection is made.
+    with StaticSite(tiny_site, canned={"/photo.jpg": _redirect("http://169.254.169.254/latest/meta-data/")}) as site:
+        summary = crawl(site.url, tmp_path / "g")
+    assert summary["blocked"] == {"address_link_local": 1}
+    assert summary["images_stored"] == 0
