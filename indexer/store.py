@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import lancedb
@@ -141,11 +141,13 @@ def utcnow() -> datetime:
 class Gallery:
     """A LanceDB database directory or object-store URI holding the gallery's tables."""
 
-    def __init__(self, uri: str, *, create: bool = True):
+    def __init__(self, uri: str, *, create: bool = True, fresh_reads: bool = False):
+        """`fresh_reads`: every read checks for a newer table version (a long-running reader,
+        like the search service, then sees new crawls and removals without a restart)."""
         if "://" not in uri and (Path(uri) / "__init__.py").exists():
             raise ValueError(f"{uri} is a Python package, not a gallery: pass --gallery with another path")
         self.uri = uri
-        self.db = lancedb.connect(uri)
+        self.db = lancedb.connect(uri, read_consistency_interval=timedelta(0) if fresh_reads else None)
         existing = set(self.db.list_tables().tables)
         if not create and "images" not in existing:
             raise FileNotFoundError(f"no gallery at {uri} (run a crawl first)")
