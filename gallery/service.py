@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indexer.decode import ImageRejected
+from indexer.hash_index import GalleryHashIndex
 from indexer.hashes import parse_hash
 from indexer.search import search_hash, search_image
 from indexer.store import Gallery
@@ -58,6 +59,7 @@ def _key_matches(authorization: str | None, keys: frozenset[str]) -> bool:
 def create_app(config: ServiceConfig) -> FastAPI:
     app = FastAPI(title="gallery-crawler search service", version="1")
     gallery = Gallery(config.gallery_uri, create=False, fresh_reads=True)
+    hash_index = GalleryHashIndex(gallery)
     app.state.gallery = gallery
 
     # Starlette's class, not FastAPI's subclass: malformed multipart bodies, unknown routes and
@@ -106,7 +108,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
             kind, value = parse_hash(hash)
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
-        return page_of(search_hash(gallery, kind, value, max_distance=max_distance), page, per_page)
+        hits = search_hash(gallery, kind, value, max_distance=max_distance, hash_index=hash_index)
+        return page_of(hits, page, per_page)
 
     @app.post("/search", dependencies=[Depends(require_search_key)])
     async def search_by_upload(
@@ -120,7 +123,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         if len(data) > config.max_upload_bytes:
             raise ApiError(413, f"upload larger than {config.max_upload_bytes} bytes")
         try:
-            hits = search_image(gallery, data, max_distance=max_distance)
+            hits = search_image(gallery, data, max_distance=max_distance, hash_index=hash_index)
         except ImageRejected as exc:
             raise ApiError(422, f"not a usable image ({exc})") from None
         return page_of(hits, page, per_page)

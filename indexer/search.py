@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from indexer.analyze import query_hashes
 from indexer.hashes import format_hash
+from indexer.hash_index import GalleryHashIndex
 from indexer.store import Gallery
 
 # Largest Hamming distance still called "the same picture", per hash kind. PDQ 31 of 256 is
@@ -26,19 +27,37 @@ class SearchHit:
         return {"distance": self.distance, "kind": self.kind, "image": image, "sightings": self.sightings}
 
 
-def search_hash(gallery: Gallery, kind: str, value: bytes, *, max_distance: int | None = None) -> list[SearchHit]:
+def search_hash(
+    gallery: Gallery,
+    kind: str,
+    value: bytes,
+    *,
+    max_distance: int | None = None,
+    hash_index: GalleryHashIndex | None = None,
+) -> list[SearchHit]:
+    """Nearest first. With `hash_index` (a long-running reader's), perceptual hashes are
+    looked up in memory; without, LanceDB scans the table. Both are exact."""
     limit = DEFAULT_MAX_DISTANCE[kind] if max_distance is None else max_distance
-    matches = gallery.nearest(kind, value, max_distance=limit)
+    if hash_index is not None and kind != "sha256":
+        matches = hash_index.search(kind, value, max_distance=limit)
+    else:
+        matches = gallery.nearest(kind, value, max_distance=limit)
     by_image: dict[str, list[dict]] = {}
     for sighting in gallery.sightings_of([m.image["image_id"] for m in matches]):
         by_image.setdefault(sighting["image_id"], []).append(sighting)
     return [SearchHit(m.image, m.distance, kind, by_image.get(m.image["image_id"], [])) for m in matches]
 
 
-def search_image(gallery: Gallery, data: bytes, *, max_distance: int | None = None) -> list[SearchHit]:
+def search_image(
+    gallery: Gallery,
+    data: bytes,
+    *,
+    max_distance: int | None = None,
+    hash_index: GalleryHashIndex | None = None,
+) -> list[SearchHit]:
     """Search with a picture: exact bytes first, then PDQ near-duplicates."""
     sha256, hashes = query_hashes(data)
     hits = search_hash(gallery, "sha256", bytes.fromhex(sha256))
     seen = {hit.image["image_id"] for hit in hits}
-    hits += [h for h in search_hash(gallery, "pdq", hashes.pdq, max_distance=max_distance) if h.image["image_id"] not in seen]
-    return hits
+    near = search_hash(gallery, "pdq", hashes.pdq, max_distance=max_distance, hash_index=hash_index)
+    return hits + [hit for hit in near if hit.image["image_id"] not in seen]

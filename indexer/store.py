@@ -182,6 +182,15 @@ class Gallery:
         row = {"run_id": run_id, "finished_at": utcnow(), "stats_json": json.dumps(stats, default=str)}
         self.crawl_runs.add(pa.Table.from_pylist([row], schema=CRAWL_RUNS_SCHEMA))
 
+    def index_lookup_columns(self) -> None:
+        """Build (or bring up to date) the scalar indexes behind lookups by image_id, which
+        every search result and removal does; without them each lookup scans the table."""
+        for table in (self.images, self.sightings):
+            if any(index.columns == ["image_id"] for index in table.list_indices()):
+                table.optimize()  # folds rows appended since into the existing index
+            else:
+                table.create_scalar_index("image_id")
+
     def add_exclusions(self, rows: list[dict]) -> None:
         if rows:
             self.exclusions.add(pa.Table.from_pylist(rows, schema=EXCLUSIONS_SCHEMA))

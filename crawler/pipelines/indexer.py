@@ -44,6 +44,8 @@ class IndexerPipeline:
         for url, items in self._parked.items():
             # Their image was never stored (blocked, failed or skipped): nothing to point at.
             self.stats.inc_value("indexer/skipped/image_unavailable", len(items))
+        # Lookups by image_id (search results, removals) stay fast as the gallery grows.
+        await asyncio.to_thread(self.gallery.index_lookup_columns)
         self.gallery.record_crawl(self.run_id, self.stats.get_stats())
 
     async def process_item(self, item, spider=None):
