@@ -6,6 +6,7 @@ Every error is a 4xx with a JSON body {"error": "..."}; read-only endpoints neve
 
 import hmac
 import importlib.resources
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,15 +15,40 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indexer.decode import ImageRejected
 from indexer.hash_index import GalleryHashIndex
+from indexer.removal import RequestError, build_request, list_removals, process_requests
 from indexer.hashes import parse_hash
 from indexer.search import search_hash, search_image
 from indexer.store import Gallery
 
 MAX_PER_PAGE = 100
+
+logger = logging.getLogger(__name__)
+
+
+class RemovalBody(BaseModel):
+    """The same selectors and fields as `gallery remove`; give at least one selector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    url_prefix: str | None = None
+    domain: str | None = None
+    hash: str | None = Field(None, description="KIND:HEX, KIND one of pdq, phash, sha256")
+    basis: str = "other"
+    requester: str | None = None
+    reference: str | None = None
+    notice: dict | None = Field(None, description="DMCA notice fields, for basis copyright")
+    received_at: str | None = Field(None, description="ISO date the request was received (default: now)")
+    dry_run: bool = False
+    yes_all: bool = False
+
+    def selectors(self) -> dict[str, str | None]:
+        return {"url": self.url, "url_prefix": self.url_prefix, "domain": self.domain, "hash": self.hash}
 
 
 @dataclass(frozen=True)
@@ -67,6 +93,12 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception):
+        # A bug, not bad input: logged with its traceback, answered in the same JSON shape.
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": "internal error"}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -145,6 +177,36 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @app.get("/stats", dependencies=[Depends(require_search_key)])
     def stats() -> dict:
         return gallery.counts()
+
+    @app.post("/removals", dependencies=[Depends(require_steward_key)], status_code=201)
+    def file_removal(body: RemovalBody) -> dict:
+        selectors = [(kind, value) for kind, value in body.selectors().items() if value]
+        try:
+            request = build_request(
+                selectors,
+                basis=body.basis,
+                requester=body.requester,
+                reference=body.reference,
+                notice=body.notice,
+                received=body.received_at,
+            )
+            report = process_requests(gallery, [request], dry_run=body.dry_run, yes_all=body.yes_all)[0]
+        except RequestError as exc:
+            raise ApiError(400, str(exc)) from None
+        if report.refused:
+            raise ApiError(409, f"refused: {report.refused}")
+        return report.to_json()
+
+    @app.get("/removals", dependencies=[Depends(require_steward_key)])
+    def removals() -> dict:
+        return {"removals": [status.to_json() for status in list_removals(gallery)]}
+
+    @app.get("/removals/{request_id}", dependencies=[Depends(require_steward_key)])
+    def removal(request_id: str) -> dict:
+        for status in list_removals(gallery):
+            if status.request_id == request_id:
+                return status.to_json()
+        raise ApiError(404, f"no removal request {request_id}")
 
     return app
 

@@ -95,7 +95,7 @@ class GalleryHashIndex:
     def search(self, kind: str, value: bytes, *, max_distance: int, limit: int = 100) -> list[Match]:
         table, indexes = self._current()
         hits = indexes[kind].search(value, max_distance=max_distance, limit=limit)
-        rows = table.take([hit.row for hit in hits]).to_pylist()
+        rows = table.take(pa.array([hit.row for hit in hits], pa.int64())).to_pylist()
         return [Match(row, hit.distance) for row, hit in zip(rows, hits)]
 
     def _current(self) -> tuple[pa.Table, dict[str, HammingIndex]]:

@@ -172,3 +172,94 @@ def test_search_key_required_when_configured(crawled):
         assert client.get("/stats", headers={"Authorization": f"Bearer {SEARCH_KEY}"}).status_code == 200
         # A steward key is not a search key.
         assert client.get("/stats", headers={"Authorization": f"Bearer {STEWARD_KEY}"}).status_code == 401
+
+
+@pytest.fixture
+def steward_service(crawled, tmp_path):
+    """A fresh copy of the crawled gallery for tests that remove rows: (client, gallery, url)."""
+    gallery = tmp_path / "gallery"
+    shutil.copytree(crawled[1], gallery)
+    app = create_app(ServiceConfig(gallery_uri=str(gallery), steward_keys=frozenset({STEWARD_KEY})))
+    with ServiceThread(app) as service, httpx.Client(base_url=service.url, timeout=60) as client:
+        yield client, gallery, service.url
+
+
+STEWARD = {"Authorization": f"Bearer {STEWARD_KEY}"}
+
+
+def test_removal_over_http(steward_service, fixture_site):
+    client, gallery, _ = steward_service
+    sha256, _ = query_hashes((fixture_site.root / "img" / "src.jpg").read_bytes())
+    assert client.get("/search", params={"hash": f"sha256:{sha256}"}).json()["total"] == 1
+    body = {"hash": f"sha256:{sha256}", "basis": "copyright", "requester": "Rights Owner", "reference": "T-1",
+            "notice": {"work": "photo", "signature": "R.O."}}
+    response = client.post("/removals", json=body, headers=STEWARD)
+    assert response.status_code == 201, response.text
+    report = response.json()
+    assert report["rows_removed"] >= 2 and report["purged"] is True
+    # Gone from search at once, without a restart, and listed with its record.
+    assert client.get("/search", params={"hash": f"sha256:{sha256}"}).json()["total"] == 0
+    assert client.get(f"/images/{sha256}").status_code == 404
+    listed = client.get("/removals", headers=STEWARD).json()["removals"]
+    assert [r["requester"] for r in listed] == ["Rights Owner"]
+    one = client.get(f"/removals/{report['request_id']}", headers=STEWARD).json()
+    assert one["basis"] == "copyright" and one["reference"] == "T-1"
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({}, {"domain": "example.org"}, 401),
+        ({"Authorization": "Bearer wrong"}, {"domain": "example.org"}, 401),
+        ({"Authorization": STEWARD_KEY}, {"domain": "example.org"}, 401),  # no "Bearer"
+        (STEWARD, {}, 400),
+        (STEWARD, {"hash": "ab" * 32}, 400),  # bare hex is ambiguous
+        (STEWARD, {"hash": "pdq:12"}, 400),
+        (STEWARD, {"domain": "example.org", "basis": "because"}, 400),
+        (STEWARD, {"colour": "red"}, 422),
+        (STEWARD, {"domain": "127.0.0.1"}, 409),  # would remove everything: refused without yes_all
+    ],
+)
+def test_bad_removal_requests(steward_service, headers, body, status):
+    client, _, _ = steward_service
+    response = client.post("/removals", json=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]
+
+
+def test_removal_lists_need_a_steward_key(steward_service):
+    client, _, _ = steward_service
+    assert client.get("/removals").status_code == 401
+    assert client.get("/removals/nope", headers=STEWARD).status_code == 404
+
+
+def test_web_page_search_then_remove(steward_service, fixture_site, tmp_path):
+    """A person's path, in real headless Chromium: upload, see the match, file a removal, see it gone."""
+    from playwright.sync_api import expect, sync_playwright
+
+    _, _, url = steward_service
+    upload = tmp_path / "copy.jpg"
+    upload.write_bytes(_jpeg(fixture_site.root / "img" / "og.jpg", size=(320, 240), quality=60))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/lib/chromium/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.set_input_files("#file", str(upload))
+            match = page.locator(".match").first
+            expect(match).to_contain_text("og.jpg", timeout=20_000)
+            expect(match.locator("a").first).to_have_attribute("href", f"{fixture_site.url}/forms.html")
+            expect(match.locator("img")).to_have_js_property("complete", True)
+            assert match.locator("img").evaluate("img => img.naturalWidth") > 0  # the thumbnail loaded
+            page.fill("#key", STEWARD_KEY)
+            match.locator("select[name=basis]").select_option("copyright")
+            match.locator("input[name=requester]").fill("Photographer")
+            match.locator("button").click()
+            expect(page.locator("#status")).to_contain_text("row(s) removed", timeout=60_000)
+            expect(page.locator(".match")).to_have_count(0)
+        finally:
+            browser.close()

@@ -82,6 +82,23 @@ def test_search_by_each_hash_kind(tmp_path, analyzed):
         assert [s["image_url"] for s in hits[0].sightings] == ["http://a.test/1.jpg"]
 
 
+def test_memory_index_matches_lancedb_scan(tmp_path, analyzed):
+    from indexer.hash_index import GalleryHashIndex
+
+    uri = str(tmp_path / "g")
+    gallery = Gallery(uri, fresh_reads=True)
+    index = GalleryHashIndex(gallery)
+    assert index.search("pdq", analyzed[0].hashes.pdq, max_distance=31) == []  # empty gallery
+    _ingest(uri, analyzed, [_sighting("http://a.test/1.jpg"), _sighting("http://a.test/2.jpg")])
+    for kind in ("pdq", "phash"):
+        for image in analyzed:
+            value = getattr(image.hashes, kind)
+            for max_distance in (0, 8, 31, 64, 256):
+                got = [(m.image["image_id"], m.distance) for m in index.search(kind, value, max_distance=max_distance)]
+                want = [(m.image["image_id"], m.distance) for m in gallery.nearest(kind, value, max_distance=max_distance)]
+                assert sorted(got) == sorted(want), (kind, max_distance)
+
+
 def test_refuses_a_python_package_as_gallery(tmp_path):
     (tmp_path / "__init__.py").write_text("")
     with pytest.raises(ValueError, match="Python package"):
