@@ -98,40 +98,43 @@ class GalleryWriter:
         with self.lock.shared():
             # A removal may have run since this writer opened: read past its purge, honour its tombstones.
             self.gallery.refresh()
-            blocked = 0
-            if self.gallery.tombstones.version != self._tombstones_version:
+            after_removal = self.gallery.tombstones.version != self._tombstones_version
+            if after_removal:
                 self._load_tombstones()
-                blocked = self._drop_tombstoned(batch)
+            blocked = self._drop_tombstoned(batch, after_removal=after_removal) if self.tombstones else 0
             near = self._mark_near_duplicates(batch.images)
             self.gallery.add_images(batch.images)
             self.gallery.add_sightings(batch.sightings)
             self.gallery.touch_images(sorted(set(batch.resighted)), utcnow())
         return WriteResult(len(batch.images), len(batch.sightings), near, blocked)
 
-    def _drop_tombstoned(self, batch: Batch) -> int:
-        """Drop rows tombstoned after they were queued; returns the sightings dropped."""
-        previously_stored, self._stored_before = self._stored_before, self.gallery.image_ids()
+    def _drop_tombstoned(self, batch: Batch, *, after_removal: bool) -> int:
+        """Drop queued rows that tombstones now cover; returns the sightings dropped. The caller
+        checks each image before queueing it: this catches what a removal tombstoned meanwhile."""
         queued = {r["image_id"] for r in batch.images}
-        allowed_images = {
+        if after_removal:
+            stored = self.gallery.image_ids()
+            # In place: the caller's thread may be adding to these while this runs in a worker.
+            self._known_ids -= self._known_ids - stored - queued  # purged: no longer known
+            self._stored_before = stored
+        allowed = {
             r["image_id"]
             for r in batch.images
             if not self.tombstones.blocks_image(image_id=r["image_id"], phash=r["phash"], pdq=r["pdq"])
         }
-        present = self._stored_before | allowed_images
         kept = [
             s
             for s in batch.sightings
-            if s["image_id"] in present
+            if (s["image_id"] in allowed or (s["image_id"] in self._known_ids and s["image_id"] not in queued))
             and not self.tombstones.blocks_url(s["image_url"])
             and not self.tombstones.blocks_url(s["page_url"])
         ]
         with_sighting = {s["image_id"] for s in kept}
         dropped = len(batch.sightings) - len(kept)
         batch.sightings = kept
-        batch.images = [r for r in batch.images if r["image_id"] in allowed_images and r["image_id"] in with_sighting]
+        batch.images = [r for r in batch.images if r["image_id"] in allowed and r["image_id"] in with_sighting]
         batch.resighted = [i for i in batch.resighted if i in with_sighting and i in self._stored_before]
-        # In place: the caller's thread may be adding to it while this runs in a worker thread.
-        self._known_ids -= (previously_stored - self._stored_before) | (queued - {r["image_id"] for r in batch.images})
+        self._known_ids -= queued - {r["image_id"] for r in batch.images}
         return dropped
 
     def _mark_near_duplicates(self, rows: list[dict]) -> int:

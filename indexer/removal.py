@@ -12,12 +12,14 @@ import fcntl
 import hashlib
 import io
 import json
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -25,10 +27,10 @@ from lance.file import LanceFileReader
 from PIL import ImageOps
 
 from indexer.analyze import query_hashes
-from indexer.decode import decode_bounded
-from indexer.hashes import ImageHashes, hamming, parse_hash, perceptual_hashes
+from indexer.decode import ImageRejected, decode_bounded
+from indexer.hashes import ImageHashes, parse_hash, perceptual_hashes
 from indexer.search import DEFAULT_MAX_DISTANCE
-from indexer.store import Gallery, utcnow
+from indexer.store import Gallery, _in_list, utcnow
 from robots_policy.domains import registrable_domain
 
 BASES = ("copyright", "erasure", "opt-out", "other")
@@ -183,8 +185,6 @@ def _parse_hash_text(text: str) -> str:
 
 
 def _image_selector(path: Path) -> Selector:
-    from indexer.decode import ImageRejected
-
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -402,6 +402,9 @@ class TombstoneIndex:
             groups=tuple((key, tuple(entries)) for key, entries in sorted(groups.items())),
         )
 
+    def __bool__(self) -> bool:
+        return bool(self.urls or self.prefixes or self.domains or self.sha256 or self.single or self.groups)
+
     def blocks_url(self, url: str) -> bool:
         return url_blocked(url, urls=self.urls, prefixes=self.prefixes, domains=self.domains)
 
@@ -497,9 +500,7 @@ _SIGHTING_COLUMNS = ["sighting_id", "image_id", "image_url", "page_url"]
 
 def _url_mask(table: pa.Table, selectors: list[Selector]) -> pa.ChunkedArray:
     """Rows whose image_url or page_url falls under any url, url_prefix or domain selector."""
-    mask = pa.chunked_array([pa.array([False] * table.num_rows, pa.bool_())]) if table.num_rows else None
-    if mask is None:
-        return pa.chunked_array([], pa.bool_())
+    mask = pa.array(np.zeros(table.num_rows, dtype=bool))
     for column in ("image_url", "page_url"):
         urls = pc.fill_null(table[column], "")
         hosts = pc.utf8_lower(pc.struct_field(pc.extract_regex(urls, _HOST_PATTERN), [0]))
@@ -518,15 +519,15 @@ def _url_mask(table: pa.Table, selectors: list[Selector]) -> pa.ChunkedArray:
                 if not indices:
                     continue
                 values = pc.take(urls, pa.array(indices)).to_pylist()
+                exact = selector.kind == "url"
                 hits = [
                     i
                     for i, url in zip(indices, values)
-                    if (normalize_url(url) == selector.value if selector.kind == "url" else normalize_url(url).startswith(selector.value))
+                    if (normalize_url(url) == selector.value if exact else normalize_url(url).startswith(selector.value))
                 ]
                 if hits:
-                    flags = [False] * table.num_rows
-                    for i in hits:
-                        flags[i] = True
+                    flags = np.zeros(table.num_rows, dtype=bool)
+                    flags[hits] = True
                     mask = pc.or_(mask, pa.array(flags))
     return mask
 
@@ -568,7 +569,7 @@ def _picture_matches(gallery: Gallery, selector: Selector) -> tuple[set[str], se
 def plan_removal(gallery: Gallery, request: RemovalRequest, *, earlier_sha256: set[str] = frozenset()) -> Plan:
     """Which sightings and images the request removes. `earlier_sha256`: images this request
     already tombstoned (a resumed run), so sightings whose image row went first still match."""
-    sightings = gallery.sightings.to_lance().to_table(columns=_SIGHTING_COLUMNS)
+    dataset = gallery.sightings.to_lance()
     url_selectors = [s for s in request.selectors if s.kind in ("url", "url_prefix", "domain")]
     exact, near_found, near_removed = set(), set(), set()
     for selector in request.selectors:
@@ -578,14 +579,22 @@ def plan_removal(gallery: Gallery, request: RemovalRequest, *, earlier_sha256: s
             near_found |= f
             near_removed |= r
     hash_matched = exact | near_removed | set(earlier_sha256)
-    mask = _url_mask(sightings, url_selectors) if url_selectors else pa.chunked_array([pa.array([False] * sightings.num_rows, pa.bool_())])
-    if hash_matched:
-        mask = pc.or_(mask, pc.is_in(sightings["image_id"], value_set=pa.array(sorted(hash_matched))))
-    removed = sightings.filter(mask) if sightings.num_rows else sightings
-    kept_images = set(pc.unique(sightings.filter(pc.invert(mask))["image_id"]).to_pylist()) if sightings.num_rows else set()
-    orphans = set(removed["image_id"].to_pylist()) - kept_images
-    stored = gallery.image_ids()
-    image_ids = sorted((hash_matched | orphans) & stored)
+    orphans: set[str] = set()
+    if url_selectors:
+        # URLs are matched after normalization, which a pushed-down filter cannot do: scan.
+        sightings = dataset.to_table(columns=_SIGHTING_COLUMNS)
+        mask = _url_mask(sightings, url_selectors)
+        if hash_matched:
+            mask = pc.or_(mask, pc.is_in(sightings["image_id"], value_set=pa.array(sorted(hash_matched))))
+        removed = sightings.filter(mask)
+        kept_images = set(pc.unique(sightings.filter(pc.invert(mask))["image_id"]).to_pylist())
+        orphans = set(removed["image_id"].to_pylist()) - kept_images
+    elif hash_matched:
+        # A picture's sightings all go with it: read only those.
+        removed = dataset.to_table(columns=_SIGHTING_COLUMNS, filter=_in_list("image_id", sorted(hash_matched)))
+    else:
+        removed = pa.table({c: pa.array([], pa.string()) for c in _SIGHTING_COLUMNS})
+    image_ids = sorted(_stored_images(gallery, hash_matched | orphans))
     sample = [{"image_url": r["image_url"], "page_url": r["page_url"]} for r in removed.slice(0, SAMPLE_SIZE).to_pylist()]
     return Plan(
         sighting_ids=sorted(removed["sighting_id"].to_pylist()),
@@ -594,9 +603,18 @@ def plan_removal(gallery: Gallery, request: RemovalRequest, *, earlier_sha256: s
         near_found=len(near_found),
         near_removed=len(near_removed),
         sample=sample,
-        total_sightings=sightings.num_rows,
-        total_images=len(stored),
+        total_sightings=dataset.count_rows(),
+        total_images=gallery.images.count_rows(),
     )
+
+
+def _stored_images(gallery: Gallery, image_ids: set[str]) -> set[str]:
+    if not image_ids:
+        return set()
+    if len(image_ids) > 1000:  # past a few thousand, one column scan beats a long IN list
+        return image_ids & gallery.image_ids()
+    found = gallery.images.to_lance().to_table(columns=["image_id"], filter=_in_list("image_id", sorted(image_ids)))
+    return set(found["image_id"].to_pylist())
 
 
 # -- processing -----------------------------------------------------------------------------
@@ -624,6 +642,8 @@ class RemovalReport:
     purged: bool = False
     purged_at: datetime | None = None
     files_scanned: int = 0
+    # Seconds per stage: match, tombstones, delete, purge, verify (purge is shared by a batch).
+    timings: dict[str, float] = field(default_factory=dict)
     sample: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -653,47 +673,87 @@ def process_requests(
     dry_run: bool = False,
     yes_all: bool = False,
 ) -> list[RemovalReport]:
-    """Remove what each request matches, then purge once and verify each. A request that would
-    remove every row is refused (reported, nothing written) unless `yes_all`."""
+    """Match, tombstone and delete each request in turn, then purge once and verify each.
+
+    A request that would remove every row is refused (reported, nothing written) unless
+    `yes_all`. Each request is matched after the ones before it, so counts never overlap.
+    """
     gallery.refresh()
-    tombstones = gallery.tombstone_rows()
     logged = {row["request_id"]: row for row in gallery.removal_log_rows()}
-    pending: list[_Pending] = []
+    done: list[_Pending] = []
     reports = []
     for request in requests:
-        item = _prepare(gallery, request, tombstones=tombstones, logged=logged)
-        item.report.dry_run = dry_run
-        reports.append(item.report)
-        if item.plan.matches_everything and not yes_all:
-            item.report.refused = (
-                f"it would remove every row ({len(item.plan.sighting_ids)} sightings, "
-                f"{len(item.plan.image_ids)} images): pass --yes-all if that is meant"
+        clock = _Clock()
+        item = _prepare(gallery, request, tombstones=gallery.tombstone_rows(), logged=logged)
+        report, plan = item.report, item.plan
+        report.dry_run = dry_run
+        report.timings["match"] = clock.lap()
+        reports.append(report)
+        if plan.matches_everything and not yes_all:
+            report.refused = (
+                f"it would remove every row ({len(plan.sighting_ids)} sightings, "
+                f"{len(plan.image_ids)} images): pass --yes-all if that is meant"
             )
             continue
-        if dry_run or (item.logged and not item.plan.sighting_ids and not item.plan.image_ids):
+        if dry_run or (item.logged and not plan.sighting_ids and not plan.image_ids):
             continue
-        pending.append(item)
-    if dry_run or not pending:
+        report.tombstones_written = _write_tombstones(gallery, item)
+        report.timings["tombstones"] = clock.lap()
+        _delete_rows(gallery, plan)
+        report.sightings_removed, report.images_removed = len(plan.sighting_ids), len(plan.image_ids)
+        report.timings["delete"] = clock.lap()
+        done.append(item)
+    if not done:
         return reports
+    versions = (gallery.images.version, gallery.sightings.version)
     lock = PurgeLock(gallery.uri)
-    for item in pending:
-        item.report.tombstones_written = _write_tombstones(gallery, item)
-        _delete_rows(gallery, item.plan)
-        item.report.sightings_removed = len(item.plan.sighting_ids)
-        item.report.images_removed = len(item.plan.image_ids)
     with lock.exclusive():
+        clock = _Clock()
+        gallery.refresh()
+        if (gallery.images.version, gallery.sightings.version) != versions:
+            # An append that began before the tombstones were written landed after the delete.
+            # No append can run now, and every later one rereads the tombstones: catch up once.
+            for item in done:
+                _catch_up(gallery, item)
         purge(gallery, lock=lock)
-        purged_at = utcnow()
-        for item in pending:
-            result = verify_purged(gallery, item.request, image_ids=set(item.plan.image_ids) | item.earlier_sha256,
-                                   sighting_ids=set(item.plan.sighting_ids))
+        purged_at, purge_seconds = utcnow(), clock.lap()
+        for item in done:
+            result = verify_purged(
+                gallery,
+                item.request,
+                image_ids=set(item.plan.image_ids) | item.earlier_sha256,
+                sighting_ids=set(item.plan.sighting_ids),
+            )
             if result.traces:
-                raise PurgeFailed(f"request {item.report.request_id}: removed data still on disk: {'; '.join(result.traces[:3])}")
+                raise PurgeFailed(
+                    f"request {item.report.request_id}: removed data still on disk in {'; '.join(result.traces[:3])}"
+                )
             item.report.purged, item.report.purged_at, item.report.files_scanned = True, purged_at, result.files_scanned
-    for item in pending:
+            item.report.timings.update(purge=purge_seconds, verify=clock.lap())
+    for item in done:
         if not item.logged:
             gallery.add_removal_log(_log_row(item.report, item.request))
     return reports
+
+
+def _catch_up(gallery: Gallery, item: _Pending) -> None:
+    item.earlier_sha256 |= set(item.plan.hash_matched)
+    late = plan_removal(gallery, item.request, earlier_sha256=item.earlier_sha256)
+    _delete_rows(gallery, late)
+    item.plan.sighting_ids += late.sighting_ids
+    item.plan.image_ids += late.image_ids
+    item.report.sightings_removed += len(late.sighting_ids)
+    item.report.images_removed += len(late.image_ids)
+
+
+class _Clock:
+    def __init__(self):
+        self._last = time.perf_counter()
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        elapsed, self._last = now - self._last, now
+        return round(elapsed, 4)
 
 
 def _prepare(gallery: Gallery, request: RemovalRequest, *, tombstones: list[dict], logged: dict) -> _Pending:
@@ -795,10 +855,38 @@ def purge(gallery: Gallery, *, lock: PurgeLock) -> None:
         table.checkout_latest()
         dataset = table.to_lance()
         dataset.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
+        _rebuild_stale_indices(dataset)
         # delete_unverified also removes files no manifest references yet; that is only safe
         # while no append can be in flight, i.e. under an enforced lock.
         dataset.cleanup_old_versions(older_than=timedelta(0), delete_unverified=lock.enforced)
         table.checkout_latest()
+
+
+# Scalar index types as describe_indices() names them -> as create_scalar_index() takes them.
+_SCALAR_INDEX_TYPES = {
+    "BTree": "BTREE",
+    "Bitmap": "BITMAP",
+    "LabelList": "LABEL_LIST",
+    "Inverted": "INVERTED",
+    "NGram": "NGRAM",
+    "ZoneMap": "ZONEMAP",
+    "BloomFilter": "BLOOMFILTER",
+}
+
+
+def _rebuild_stale_indices(dataset) -> None:
+    """Rebuild each scalar index that still covers a dropped fragment.
+
+    Compaction remaps an index onto the fragments it rewrites, but a fragment whose rows were
+    all deleted is dropped without a rewrite, and the index keeps its values (removed ids) in
+    files that cleanup then treats as current. Other index kinds are left to verification.
+    """
+    live = {fragment.fragment_id for fragment in dataset.get_fragments()}
+    for index in dataset.describe_indices():
+        index_type = _SCALAR_INDEX_TYPES.get(index.index_type)
+        covered = {fragment for segment in index.segments for fragment in segment.fragment_ids}
+        if index_type and covered - live and len(index.field_names) == 1:
+            dataset.create_scalar_index(index.field_names[0], index_type, name=index.name, replace=True)
 
 
 @dataclass
@@ -813,9 +901,10 @@ def verify_purged(
     """Read every file of the images and sightings tables as it lies on disk, deleted rows
     included, and look for what the request removed: its URLs, domains, sighting and image ids.
 
-    Data files are decoded (Lance compresses strings, so a byte search of them finds nothing
-    even before a delete); every other file (manifests, transactions, deletion vectors,
-    indices) is searched byte for byte for the selectors' text.
+    Lance files (data, and index pages such as the image_id BTREE) are decoded: Lance
+    compresses strings, so a byte search of them finds nothing even before a delete. Every
+    other file (manifests, transactions, deletion vectors) is searched byte for byte for the
+    selectors' text.
     """
     url_selectors = [s for s in request.selectors if s.kind in ("url", "url_prefix", "domain")]
     needles = [s.value.encode() for s in url_selectors]
@@ -837,11 +926,29 @@ def verify_purged(
                 if hit:
                     traces.append(f"{name}/{entry['path']}")
                 continue
+            if entry["path"].endswith(".lance"):
+                if _strings_hit(f"{dataset.uri}/{entry['path']}", ids=image_ids | sighting_ids, needles=needles):
+                    traces.append(f"{name}/{entry['path']}")
+                continue
             with filesystem.open_input_stream(path) as stream:
                 raw = stream.read()
             if any(needle in raw for needle in needles):
                 traces.append(f"{name}/{entry['path']}")
     return Verification(scanned, traces)
+
+
+def _strings_hit(uri: str, *, ids: set[str], needles: list[bytes]) -> bool:
+    """Whether any string in a Lance file that is not a data file (an index page) is a removed
+    id or contains a selector's text."""
+    table = LanceFileReader(uri).read_all().to_table()
+    texts = [n.decode() for n in needles]
+    for column in table.columns:
+        if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+            continue
+        for value in column.to_pylist():
+            if value is not None and (value in ids or any(t in value for t in texts)):
+                return True
+    return False
 
 
 def _read_data_file(uri: str, table: str) -> pa.Table:

@@ -1,6 +1,9 @@
 """The gallery: LanceDB tables as DESIGN.md's contract names them, and the reads and writes on them."""
 
 import json
+import os
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -134,6 +137,25 @@ class Match:
     distance: int
 
 
+def storage_options(uri: str, env: dict[str, str] | None = None) -> dict[str, str] | None:
+    """Object-store settings from the usual AWS variables, for an s3:// gallery. Credentials
+    are read from the environment by LanceDB itself; what it does not pick up is passed here:
+    an endpoint (an S3-compatible server), its region, and plain HTTP for a local endpoint."""
+    if not uri.startswith(("s3://", "s3a://")):
+        return None
+    env = os.environ if env is None else env
+    options = {}
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["endpoint"] = endpoint
+        if endpoint.startswith("http://"):
+            options["allow_http"] = "true"
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        options["region"] = region
+    return options or None
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -147,7 +169,9 @@ class Gallery:
         if "://" not in uri and (Path(uri) / "__init__.py").exists():
             raise ValueError(f"{uri} is a Python package, not a gallery: pass --gallery with another path")
         self.uri = uri
-        self.db = lancedb.connect(uri, read_consistency_interval=timedelta(0) if fresh_reads else None)
+        self.db = lancedb.connect(
+            uri, read_consistency_interval=timedelta(0) if fresh_reads else None, storage_options=storage_options(uri)
+        )
         existing = set(self.db.list_tables().tables)
         if not create and "images" not in existing:
             raise FileNotFoundError(f"no gallery at {uri} (run a crawl first)")
@@ -167,16 +191,19 @@ class Gallery:
     def add_images(self, rows: list[dict]) -> None:
         if rows:
             table = pa.Table.from_pylist(rows, schema=IMAGES_SCHEMA)
-            self.images.merge_insert("image_id").when_not_matched_insert_all().execute(table)
+            _retry_conflicts(self.images, lambda: self.images.merge_insert("image_id").when_not_matched_insert_all().execute(table))
 
     def add_sightings(self, rows: list[dict]) -> None:
         if rows:
             table = pa.Table.from_pylist(rows, schema=SIGHTINGS_SCHEMA)
-            self.sightings.merge_insert("sighting_id").when_not_matched_insert_all().execute(table)
+            _retry_conflicts(
+                self.sightings, lambda: self.sightings.merge_insert("sighting_id").when_not_matched_insert_all().execute(table)
+            )
 
     def touch_images(self, image_ids: list[str], seen_at: datetime) -> None:
         if image_ids:
-            self.images.update(where=_in_list("image_id", image_ids), values={"last_seen": seen_at})
+            where = _in_list("image_id", image_ids)
+            _retry_conflicts(self.images, lambda: self.images.update(where=where, values={"last_seen": seen_at}))
 
     def record_crawl(self, run_id: str, stats: dict) -> None:
         row = {"run_id": run_id, "finished_at": utcnow(), "stats_json": json.dumps(stats, default=str)}
@@ -186,10 +213,14 @@ class Gallery:
         """Build (or bring up to date) the scalar indexes behind lookups by image_id, which
         every search result and removal does; without them each lookup scans the table."""
         for table in (self.images, self.sightings):
-            if any(index.columns == ["image_id"] for index in table.list_indices()):
-                table.optimize()  # folds rows appended since into the existing index
-            else:
-                table.create_scalar_index("image_id")
+            _retry_conflicts(table, lambda: self._index_image_id(table))
+
+    @staticmethod
+    def _index_image_id(table) -> None:
+        if any(index.columns == ["image_id"] for index in table.list_indices()):
+            table.optimize()  # folds rows appended since into the existing index
+        else:
+            table.create_scalar_index("image_id")
 
     def add_exclusions(self, rows: list[dict]) -> None:
         if rows:
@@ -251,6 +282,15 @@ class Gallery:
     def image_ids(self) -> set[str]:
         return set(self.images.to_lance().to_table(columns=["image_id"])["image_id"].to_pylist())
 
+    def image_ids_for_urls(self, image_urls: list[str]) -> dict[str, str]:
+        """image URL -> image_id, for URLs some sighting already names."""
+        found: dict[str, str] = {}
+        for start in range(0, len(image_urls), 500):  # keep each IN list a reasonable size
+            chunk = image_urls[start : start + 500]
+            rows = self.sightings.search().where(_in_list("image_url", chunk)).select(["image_url", "image_id"])
+            found.update({r["image_url"]: r["image_id"] for r in rows.limit(None).to_list()})
+        return found
+
     def counts(self) -> dict[str, int]:
         return {"images": self.images.count_rows(), "sightings": self.sightings.count_rows()}
 
@@ -296,6 +336,23 @@ class Gallery:
             if distance <= max_distance:
                 matches.append(Match(row, distance))
         return matches
+
+
+# Workers writing one gallery at once (a shared frontier) race for each table's next version.
+# LanceDB retries some operations itself (merge_insert, for 30 s); index builds, updates and
+# merge_inserts that ran out of that time fail with this, and are safe to run again.
+CONFLICT_ATTEMPTS = 6
+
+
+def _retry_conflicts(table, operation):
+    for attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            return operation()
+        except RuntimeError as exc:
+            if "commit conflict" not in str(exc).lower() or attempt == CONFLICT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * 2**attempt * (1 + random.random()))  # back off, out of step with the other writer
+            table.checkout_latest()  # the retry must see what the winner committed
 
 
 def _in_list(column: str, values: list[str]) -> str:

@@ -4,16 +4,12 @@ Tombstones are read from the gallery once, when the spider opens; a removal made
 runs is still enforced by the indexer, which rereads them before each write.
 """
 
-import logging
-
 from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
 
 from crawler.config import IndexerConfig
 from indexer.removal import TombstoneIndex, load_tombstones
 from indexer.store import Gallery
-
-logger = logging.getLogger(__name__)
 
 
 class TombstoneMiddleware:
@@ -34,7 +30,7 @@ class TombstoneMiddleware:
         # Site files (robots.txt, ai.txt, TDMRep) are fetched to learn the rules, never stored.
         if request.meta.get("site_file") or not self.tombstones.blocks_url(request.url):
             return None
-        # Counted, not sent to the exclusion log: that would write the removed URL back into
-        # the gallery it was purged from.
+        # Counted, never logged with its URL: the exclusion log would write the removed URL
+        # back into the gallery it was purged from.
         self.crawler.stats.inc_value("policy/blocked/tombstone")
         raise IgnoreRequest("blocked (tombstone)")

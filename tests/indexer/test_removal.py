@@ -7,11 +7,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageOps
+from lance.file import LanceFileReader
+from PIL import ImageOps
 
 from gallery.demo import make_picture
 from indexer import removal
-from indexer.analyze import analyze_image, query_hashes
+from indexer.analyze import analyze_image
 from indexer.faces import FaceDetector
 from indexer.ingest import GalleryWriter, Sighting
 from indexer.removal import (
@@ -26,6 +27,7 @@ from indexer.removal import (
     url_blocked,
     verify_purged,
 )
+from indexer.search import search_hash
 from indexer.store import Gallery
 from tests.fixture_site import jpeg_bytes
 
@@ -380,3 +382,43 @@ def test_ingest_waits_for_a_purge(tmp_path):
     worker.join(5)
     assert events == ["purge done", "append"]
     assert not PurgeLock("s3://bucket/gallery").enforced
+
+
+def test_append_landing_after_the_delete_is_caught_before_purge(gallery, pictures, monkeypatch):
+    delete = removal._delete_rows
+    in_flight = [pictures[5]]
+
+    def delete_then_append(store, plan):
+        delete(store, plan)
+        # An append already past its tombstone check when the tombstones were written.
+        while in_flight:
+            crawl = Gallery(store.uri)  # another process's handle
+            writer = GalleryWriter(crawl)
+            writer.tombstones = TombstoneIndex()  # it read them before the removal wrote any
+            writer.add(in_flight.pop(), _sighting("http://example.org/late.jpg", "http://example.org/late"))
+            batch = writer.take_batch()
+            crawl.add_images(batch.images)
+            crawl.add_sightings(batch.sightings)
+
+    monkeypatch.setattr(removal, "_delete_rows", delete_then_append)
+    report = _remove(gallery, ("domain", "example.org"))
+    assert report.purged and report.sightings_removed == 3
+    assert not [u for u in _urls(gallery) if "example.org" in u]
+
+
+def test_lookup_indexes_keep_no_removed_id(gallery, pictures):
+    writer = GalleryWriter(gallery)
+    writer.add(pictures[5], _sighting("http://solo.test/5.jpg", "http://solo.test/"))
+    writer.write(writer.take_batch())  # its own fragment: the removal drops it whole, no rewrite
+    gallery.index_lookup_columns()
+    report = _remove(gallery, ("domain", "solo.test"))
+    assert report.purged and report.images_removed == 1
+    index_files = list(Path(gallery.uri).glob("*.lance/_indices/*/*.lance"))
+    assert index_files
+    for path in index_files:
+        table = LanceFileReader(str(path)).read_all().to_table()
+        values = {v for column in table.columns if str(column.type) == "string" for v in column.to_pylist()}
+        assert pictures[5].image_id not in values, path
+    # The rebuilt index still finds what is left.
+    hits = search_hash(gallery, "sha256", bytes.fromhex(pictures[1].image_id))
+    assert [h.image["image_id"] for h in hits] == [pictures[1].image_id]
