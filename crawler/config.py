@@ -47,3 +47,53 @@ class IndexerConfig:
                 max_pixels=settings.getint("INDEXER_MAX_PIXELS"),
             ),
         )
+
+
+RENDER_MODES = ("never", "always", "auto")
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """How script-built pages are rendered (Playwright through scrapy-playwright)."""
+
+    mode: str  # GALLERY_RENDER: never | always | auto (render only pages whose HTML suggests script-built images)
+    browser: str  # GALLERY_RENDER_BROWSER: the Chromium binary (Debian's package; nothing downloads a browser)
+    max_pages: int  # GALLERY_RENDER_MAX_PAGES: pages rendered at once (throughput stopped improving past ~4)
+    scroll_steps: int  # GALLERY_RENDER_SCROLL_STEPS: sweeps to the bottom of the page, for infinite scroll
+    budget: float  # GALLERY_RENDER_BUDGET: seconds one page may take, from navigation to the last snapshot
+    context_pages: int  # GALLERY_RENDER_CONTEXT_PAGES: pages per browser context before a fresh one is used
+    probe_pages: int  # GALLERY_RENDER_PROBE_PAGES: auto: renders of a host that found nothing new before it is rendered no more
+
+    @classmethod
+    def from_settings(cls, settings) -> "RenderConfig":
+        mode = settings.get("GALLERY_RENDER")
+        if mode not in RENDER_MODES:
+            raise ValueError(f"GALLERY_RENDER must be one of {', '.join(RENDER_MODES)}, not {mode!r}")
+        return cls(
+            mode=mode,
+            browser=settings.get("GALLERY_RENDER_BROWSER"),
+            max_pages=max(1, settings.getint("GALLERY_RENDER_MAX_PAGES")),
+            scroll_steps=max(0, settings.getint("GALLERY_RENDER_SCROLL_STEPS")),
+            budget=max(1.0, settings.getfloat("GALLERY_RENDER_BUDGET")),
+            context_pages=max(1, settings.getint("GALLERY_RENDER_CONTEXT_PAGES")),
+            probe_pages=max(1, settings.getint("GALLERY_RENDER_PROBE_PAGES")),
+        )
+
+
+@dataclass(frozen=True)
+class FrontierConfig:
+    """A crawl shared by many workers through Redis (scrapy-redis); None url: one process alone."""
+
+    url: str | None  # GALLERY_FRONTIER: redis://HOST:PORT/DB holding the queue, the seen sets and the site-file cache
+    busy_ttl: float  # GALLERY_FRONTIER_BUSY_TTL: seconds a worker counts as busy after taking a request (a killed one stops counting then)
+    site_file_ttl: float  # GALLERY_FRONTIER_SITE_FILE_TTL: seconds a shared robots.txt/ai.txt/tdmrep.json entry lives (RFC 9309: at most 24 h)
+    host_delay: float  # DOWNLOAD_DELAY, enforced per host across all workers together
+
+    @classmethod
+    def from_settings(cls, settings) -> "FrontierConfig":
+        return cls(
+            url=settings.get("GALLERY_FRONTIER") or None,
+            busy_ttl=max(1.0, settings.getfloat("GALLERY_FRONTIER_BUSY_TTL")),
+            site_file_ttl=min(24 * 3600.0, max(1.0, settings.getfloat("GALLERY_FRONTIER_SITE_FILE_TTL"))),
+            host_delay=max(0.0, settings.getfloat("DOWNLOAD_DELAY")),
+        )

@@ -16,6 +16,7 @@ class CrawlRequest:
     max_pages: int | None = None
     allow_loopback: bool = False
     progress: bool = False
+    render: str = "auto"  # never | always | auto: see crawler/render_heuristic.py
     settings: dict = field(default_factory=dict)  # any other Scrapy setting, e.g. DOWNLOAD_DELAY
 
 
@@ -31,12 +32,20 @@ def run_crawl(request: CrawlRequest) -> dict:
             "GALLERY_URI": request.gallery_uri,
             "POLICY_ALLOW_LOOPBACK": request.allow_loopback,
             "GALLERY_PROGRESS": request.progress,
+            "GALLERY_RENDER": request.render,
             **request.settings,
         },
         priority="cmdline",
     )
     if request.progress:
         settings.set("LOG_LEVEL", "WARNING", priority="cmdline")  # the live display shows the rest
+    if settings.get("GALLERY_FRONTIER"):
+        from crawler.frontier import FrontierUnavailable, connect
+
+        try:  # before Scrapy starts, so a dead Redis is one line, not a traceback in the log
+            connect(settings.get("GALLERY_FRONTIER")).close()
+        except FrontierUnavailable as exc:
+            raise CrawlFailed(str(exc)) from None
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(ImagesSpider)
     failures = []
@@ -68,5 +77,11 @@ def summarize(stats: dict) -> dict:
         "blocked": by_prefix("policy/blocked/"),
         "crawl_delays": by_prefix("policy/crawl_delay/"),
         "skipped": by_prefix("indexer/skipped/"),
+        "render": {
+            "pages": stats.get("render/pages", 0),
+            "skipped": by_prefix("crawl/skipped/render_"),
+            "pages_open_at_close": stats.get("render/pages_open_at_close", 0),
+            "counts": by_prefix("render/"),
+        },
         "finish_reason": stats.get("finish_reason"),
     }

@@ -18,11 +18,14 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.downloadermiddlewares.network_guard.NetworkGuardMiddleware": 50,
     "crawler.downloadermiddlewares.tombstones.TombstoneMiddleware": 75,
     "crawler.downloadermiddlewares.site_policy.SitePolicyMiddleware": 100,
+    # After the site policy: a request it blocks takes no slot; its Crawl-delay is known by then.
+    "crawler.downloadermiddlewares.host_rate.SharedHostRateMiddleware": 110,
 }
 ITEM_PIPELINES = {"crawler.pipelines.indexer.IndexerPipeline": 300}
 EXTENSIONS = {
     "crawler.extensions.exclusion_log.ExclusionLog": 400,
     "crawler.extensions.progress.ProgressDisplay": 500,
+    "crawler.extensions.jobdir_guard.JobdirGuard": 0,
 }
 
 # Politeness and bounds. Crawler traps are cut by depth and URL length.
@@ -48,3 +51,17 @@ INDEXER_WORKERS = 2
 INDEXER_BATCH_SIZE = 64
 INDEXER_MAX_IMAGE_BYTES = 20 * 1024 * 1024
 INDEXER_MAX_PIXELS = 50_000_000
+GALLERY_RENDER = "auto"
+GALLERY_FRONTIER = None
+GALLERY_FRONTIER_BUSY_TTL = 30.0
+GALLERY_FRONTIER_SITE_FILE_TTL = 24 * 3600.0
+GALLERY_RENDER_BROWSER = "/usr/lib/chromium/chromium"
+GALLERY_RENDER_MAX_PAGES = 4
+GALLERY_RENDER_SCROLL_STEPS = 5
+GALLERY_RENDER_BUDGET = 15.0
+GALLERY_RENDER_CONTEXT_PAGES = 50
+GALLERY_RENDER_PROBE_PAGES = 3
+
+# Rendering (scrapy-playwright's download handlers, for requests with meta["playwright"]) is
+# switched on by this add-on unless GALLERY_RENDER is "never"; see crawler/render/.
+ADDONS = {"crawler.render.addon.RenderAddon": 0, "crawler.frontier.FrontierAddon": 0}

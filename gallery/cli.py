@@ -3,6 +3,7 @@
 import json
 import sys
 import tempfile
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -19,6 +20,12 @@ out = Console()
 
 GalleryOption = Annotated[str, typer.Option("--gallery", help="LanceDB directory or object-store URI.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a summary.")]
+
+
+class RenderMode(str, Enum):
+    never = "never"
+    always = "always"
+    auto = "auto"
 
 
 def _fail(message: str) -> NoReturn:
@@ -47,6 +54,10 @@ def _print_crawl_summary(summary: dict) -> None:
     for group in ("blocked", "skipped"):
         for reason, count in summary[group].items():
             table.add_row(f"{group}: {reason}", str(count))
+    if summary["render"]["pages"] or summary["render"]["skipped"]:
+        table.add_row("pages rendered", str(summary["render"]["pages"]))
+        for reason, count in summary["render"]["skipped"].items():
+            table.add_row(f"render skipped: {reason}", str(count))
     out.print(table)
 
 
@@ -85,33 +96,59 @@ def demo(gallery: GalleryOption = "./gallery", as_json: JsonOption = False) -> N
 
 @app.command()
 def crawl(
-    seeds: Annotated[list[str], typer.Argument(help="Start URLs.")],
-    gallery: GalleryOption = "./gallery",
+    seeds: Annotated[list[str] | None, typer.Argument(help="Start URLs (optional with --job).")] = None,
+    job: Annotated[Path | None, typer.Option(help="A crawl job (TOML); the options below override it.")] = None,
+    gallery: Annotated[str | None, typer.Option("--gallery", help="LanceDB directory or object-store URI.")] = None,
     allowed_domain: Annotated[list[str], typer.Option(help="Also follow links to this domain.")] = [],
     max_pages: Annotated[int | None, typer.Option(min=1, help="Stop following links after this many pages.")] = None,
-    allow_loopback: Annotated[bool, typer.Option(help="Open 127.0.0.0/8 and ::1 (demo and tests only).")] = False,
+    allow_loopback: Annotated[
+        bool | None, typer.Option("--allow-loopback/--no-allow-loopback", help="Open 127.0.0.0/8 and ::1 (demo and tests only).")
+    ] = None,
     delay: Annotated[float | None, typer.Option(min=0, help="Seconds between requests to one host.")] = None,
+    concurrency_per_host: Annotated[int | None, typer.Option(min=1, help="Requests in flight to one host.")] = None,
     optout_list: Annotated[list[Path], typer.Option(help="A steward opt-out list to honour (repeatable).")] = [],
+    render: Annotated[
+        RenderMode | None, typer.Option(help="Render pages in Chromium: auto renders only pages that look script-built.")
+    ] = None,
+    render_budget: Annotated[float | None, typer.Option(min=1, help="Seconds one rendered page may take.")] = None,
+    frontier: Annotated[str | None, typer.Option(help="redis://HOST:PORT/DB: share one frontier between workers.")] = None,
+    jobdir: Annotated[Path | None, typer.Option(help="Keep the crawl's state here to pause and resume it.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Crawl SEEDS and everything they link to on the same hosts into the gallery."""
+    from crawler.job import CrawlJob, JobError, load_job
     from crawler.run import CrawlRequest
 
-    for seed in seeds:
-        if not seed.startswith(("http://", "https://")):
-            _fail(f"seed {seed!r} is not an http(s) URL")
-    for path in optout_list:
-        _read_optout_file(path)  # fail here, with the line, rather than mid-crawl
-    settings = {"POLICY_OPTOUT_FILES": [str(p) for p in optout_list]}
-    if delay is not None:
-        settings["DOWNLOAD_DELAY"] = delay
+    try:
+        spec = load_job(job) if job is not None else CrawlJob()
+        spec = spec.override(
+            seeds=seeds,
+            gallery=gallery,
+            allowed_domains=allowed_domain,
+            max_pages=max_pages,
+            allow_loopback=allow_loopback,
+            delay=delay,
+            concurrency_per_host=concurrency_per_host,
+            optout_lists=[str(p) for p in optout_list],
+            render=render.value if render else None,
+            frontier=frontier,
+            jobdir=str(jobdir) if jobdir else None,
+        ).validate()
+    except JobError as exc:
+        _fail(str(exc))
+    for path in spec.optout_lists:
+        _read_optout_file(Path(path))  # fail here, with the line, rather than mid-crawl
+    settings = spec.scrapy_settings()
+    if render_budget is not None:
+        settings["GALLERY_RENDER_BUDGET"] = render_budget
     request = CrawlRequest(
-        seeds=seeds,
-        gallery_uri=gallery,
-        allowed_domains=allowed_domain,
-        max_pages=max_pages,
-        allow_loopback=allow_loopback,
+        seeds=list(spec.seeds),
+        gallery_uri=spec.gallery,
+        allowed_domains=list(spec.allowed_domains),
+        max_pages=spec.max_pages,
+        allow_loopback=spec.allow_loopback,
         progress=not as_json and sys.stderr.isatty(),
+        render=spec.render,
         settings=settings,
     )
     _crawl(request, as_json)
@@ -187,6 +224,31 @@ def stats(
         out.print(f"{row['reason']:<24} {row['url']}" + (f"  (on {row['page_url']})" if row["page_url"] else ""))
 
 
+@app.command()
+def serve(
+    gallery: GalleryOption = "./gallery",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    steward_keys_file: Annotated[Path | None, typer.Option(help="Steward API keys, one a line (also GALLERY_STEWARD_KEYS).")] = None,
+    search_keys_file: Annotated[Path | None, typer.Option(help="Search API keys; without any, search is open (also GALLERY_SEARCH_KEYS).")] = None,
+) -> None:
+    """Serve reverse image search and removal requests over HTTP, with a web page at /."""
+    import uvicorn
+
+    from gallery.service import ServiceConfig, create_app, load_keys
+
+    try:
+        steward = load_keys(env_var="GALLERY_STEWARD_KEYS", file=steward_keys_file)
+        search_keys = load_keys(env_var="GALLERY_SEARCH_KEYS", file=search_keys_file)
+    except OSError as exc:
+        _fail(f"cannot read a key file: {exc}")
+    if not steward:
+        typer.echo("warning: no steward keys configured; removal requests will be refused", err=True)
+    _open_gallery(gallery)
+    app_ = create_app(ServiceConfig(gallery_uri=gallery, steward_keys=steward, search_keys=search_keys or None))
+    uvicorn.run(app_, host=host, port=port, log_level="info")
+
+
 optout_app = typer.Typer(help="Steward opt-out entries kept in the gallery and honoured by every crawl.")
 app.add_typer(optout_app, name="optout")
 
@@ -251,13 +313,16 @@ def optout_list_entries(gallery: GalleryOption = "./gallery", as_json: JsonOptio
             out.print(entry)
 
 
+IMAGE_HELP = "A picture: exact copies, and near-duplicates (mirrored too) on which PDQ <= 31 and pHash <= 8 agree."
+
+
 @app.command()
 def remove(
     url: Annotated[list[str], typer.Option("--url", help="An image or page URL: its sightings go.")] = [],
     url_prefix: Annotated[list[str], typer.Option("--url-prefix", help="Every URL starting with this.")] = [],
     domain: Annotated[list[str], typer.Option("--domain", help="A registrable domain, subdomains included.")] = [],
-    image: Annotated[list[Path], typer.Option("--image", help="A picture: exact copies and near-duplicates.")] = [],
-    hash_: Annotated[list[str], typer.Option("--hash", help="KIND:HEX, KIND one of phash, pdq, sha256.")] = [],
+    image: Annotated[list[Path], typer.Option("--image", help=IMAGE_HELP)] = [],
+    hash_: Annotated[list[str], typer.Option("--hash", help="KIND:HEX: phash (<= 8 bits), pdq (<= 31), sha256.")] = [],
     basis: Annotated[str, typer.Option(help="copyright, erasure, opt-out or other.")] = "other",
     requester: Annotated[str | None, typer.Option(help="Who asked.")] = None,
     reference: Annotated[str | None, typer.Option(help="Ticket or notice id.")] = None,
@@ -326,14 +391,15 @@ def _print_removal(report) -> None:
             f"{matched} rows (nothing changed)"
         )
     elif report.already_done:
-        out.print(f"  already processed (purged {report.purged_at}): 0 rows removed now")
+        when = f"{report.purged_at:%Y-%m-%d %H:%M} UTC" if report.purged_at else "earlier"
+        out.print(f"  already processed ({when}): 0 rows removed now")
     else:
         out.print(
             f"  removed {report.sightings_removed} sightings and {report.images_removed} images: {report.rows_removed} rows"
         )
     out.print(f"  near matches: {report.near_matches_found} found, {report.near_matches_removed} removed")
-    if report.purged:
-        out.print(f"  purged: true ({report.files_scanned} files scanned)")
+    if report.purged and not report.already_done:
+        out.print(f"  purged: true ({report.files_scanned} files scanned, no trace left)")
     if report.deadline:
         out.print(f"  erasure deadline (GDPR Art. 12(3)): {report.deadline:%Y-%m-%d}")
     for row in report.sample:
@@ -371,6 +437,49 @@ def removals(gallery: GalleryOption = "./gallery", as_json: JsonOption = False) 
     out.print(table)
     if attention:
         out.print(f"{len(attention)} request(s) need attention: {', '.join(a[:12] for a in attention)}")
+
+
+ScrapydOption = Annotated[str | None, typer.Option("--scrapyd", help="Scrapyd's URL (default: scrapy.cfg's [deploy] url).")]
+
+
+@app.command()
+def schedule(
+    job: Annotated[Path, typer.Option(help="The crawl job (TOML) to run on Scrapyd.")],
+    scrapyd: ScrapydOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Queue a crawl job on Scrapyd (the project deployed there with scrapyd-deploy)."""
+    from crawler.job import JobError, load_job
+    from crawler.scrapyd import ScrapydError, deploy_target
+    from crawler.scrapyd import schedule as schedule_job
+
+    url, project = deploy_target()
+    try:
+        spec = load_job(job).validate()
+        job_id = schedule_job(spec, url=scrapyd or url, project=project)
+    except (JobError, ScrapydError) as exc:
+        _fail(str(exc))
+    _print_json({"jobid": job_id}) if as_json else out.print(f"scheduled job {job_id} on {scrapyd or url}")
+
+
+@app.command()
+def jobs(scrapyd: ScrapydOption = None, as_json: JsonOption = False) -> None:
+    """Scrapyd's pending, running and finished crawl jobs."""
+    from crawler.scrapyd import ScrapydError, deploy_target, list_jobs
+
+    url, project = deploy_target()
+    try:
+        listed = list_jobs(url=scrapyd or url, project=project)
+    except ScrapydError as exc:
+        _fail(str(exc))
+    if as_json:
+        _print_json(listed)
+        return
+    for state, entries in listed.items():
+        for entry in entries:
+            out.print(f"{state:<9} {entry['id']}  {entry.get('start_time') or ''}  {entry.get('end_time') or ''}")
+    if not any(listed.values()):
+        out.print("no jobs")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import lancedb
+from lancedb.index import BTree
 import pyarrow as pa
 
 from indexer.hashes import HASH_BITS
@@ -220,7 +221,7 @@ class Gallery:
         if any(index.columns == ["image_id"] for index in table.list_indices()):
             table.optimize()  # folds rows appended since into the existing index
         else:
-            table.create_scalar_index("image_id")
+            table.create_index("image_id", config=BTree())
 
     def add_exclusions(self, rows: list[dict]) -> None:
         if rows:

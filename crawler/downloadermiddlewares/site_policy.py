@@ -20,7 +20,10 @@ from scrapy.http import HtmlResponse
 from scrapy.utils.defer import maybe_deferred_to_future
 
 from crawler import USER_AGENT_TOKEN
-from crawler.config import PolicyConfig, load_optouts
+from crawler.config import PolicyConfig
+from crawler.frontier import shared_frontier
+from crawler.policy_cache import RedisPolicyFileCache
+from crawler.shared_policy import origin_of, shared_policy
 from crawler.signals import report_block
 from robots_policy.cache import CachedFetch, MemoryPolicyFileCache, PolicyFileCache
 from robots_policy.site import SITE_FILES, SitePolicy
@@ -38,14 +41,22 @@ class SitePolicyMiddleware:
         self.crawler = crawler
         self.config = config
         self.cache = cache
-        self.optouts = load_optouts(crawler.settings)
+        # Shared with the browser's request guard (crawler/render/), which obeys the same rules.
+        self.shared = shared_policy(crawler)
+        self.optouts = self.shared.optouts
         # Parsed policies per origin, each with the time it was built: rebuilt (through the
         # cache) once older than the cache's age limit, so a long crawl sees updated files.
         self._sites: dict[str, tuple[float, asyncio.Task]] = {}
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(crawler, PolicyConfig.from_settings(crawler.settings), MemoryPolicyFileCache(max_entries=30_000))
+        frontier = shared_frontier(crawler)
+        if frontier is not None:
+            # Many workers: one fetch of each site file serves them all.
+            cache = RedisPolicyFileCache(frontier.server, prefix=frontier.prefix, max_age=frontier.config.site_file_ttl)
+        else:
+            cache = MemoryPolicyFileCache(max_entries=30_000)
+        return cls(crawler, PolicyConfig.from_settings(crawler.settings), cache)
 
     async def process_request(self, request, spider=None):
         if request.meta.get("site_file"):
@@ -104,6 +115,7 @@ class SitePolicyMiddleware:
         delay = site.robots.crawl_delay(USER_AGENT_TOKEN)
         if delay:
             self._apply_crawl_delay(request, float(delay))
+        self.shared.sites[origin_of(origin)] = site
         return site
 
     async def _fetch(self, origin: str, kind: str) -> CachedFetch:

@@ -6,6 +6,7 @@ import uuid
 from collections import defaultdict
 
 from crawler.config import IndexerConfig, load_optouts
+from crawler.frontier import shared_frontier
 from crawler.signals import report_block
 from crawler.items import ImageItem
 from indexer.analyze import Rejected
@@ -41,6 +42,8 @@ class IndexerPipeline:
     async def close_spider(self, spider=None):
         await self._flush()
         self.pool.close()
+        await self._settle_parked()
+        await self._flush()
         for url, items in self._parked.items():
             # Their image was never stored (blocked, failed or skipped): nothing to point at.
             self.stats.inc_value("indexer/skipped/image_unavailable", len(items))
@@ -90,6 +93,33 @@ class IndexerPipeline:
         for parked in self._parked.pop(item.image_url, []):
             self._add_repeat_sighting(parked)
 
+    async def _settle_parked(self) -> None:
+        """Sightings of images downloaded by an earlier run of this job (a resumed JOBDIR) or
+        by another worker on the frontier: their image_id is in the gallery by now."""
+        frontier = shared_frontier(self.crawler)
+        if not self._parked and frontier is None:
+            return
+        parked = [_parked_dict(item) for items in self._parked.values() for item in items]
+        self._parked.clear()
+        if frontier is None:
+            ids = await asyncio.to_thread(self._image_ids_of, sorted({p["image_url"] for p in parked}))
+            settled, left = [(ids[p["image_url"]], p) for p in parked if p["image_url"] in ids], 0
+            for p in parked:
+                if p["image_url"] not in ids:
+                    self._parked[p["image_url"]].append(ImageItem(**p))
+        else:
+            # Others may settle what this worker leaves, so it is not counted as unavailable here.
+            settled, left = await asyncio.to_thread(frontier.settle_parked, parked, self._image_ids_of)
+            self.stats.set_value("frontier/parked_left", left)
+        for image_id, p in settled:
+            self._image_ids[p["image_url"]] = image_id
+            self._add_repeat_sighting(ImageItem(**p))
+        self.stats.inc_value("indexer/sightings/settled_at_close", len(settled))
+
+    def _image_ids_of(self, urls: list[str]) -> dict[str, str]:
+        self.gallery.refresh()
+        return self.gallery.image_ids_for_urls(urls)
+
     def _add_repeat_sighting(self, item: ImageItem) -> None:
         image_id = self._image_ids.get(item.image_url)
         if image_id is None:
@@ -124,3 +154,9 @@ class IndexerPipeline:
         self.stats.inc_value("indexer/rows/sightings", result.sightings)
         if result.blocked:
             self.stats.inc_value("policy/blocked/tombstone", result.blocked)
+
+
+def _parked_dict(item: ImageItem) -> dict:
+    """What a parked sighting needs, as plain JSON-able data (it may wait in Redis)."""
+    fields = ("image_url", "page_url", "alt_text", "license_url", "rendered", "policy", "http_status")
+    return {name: getattr(item, name) for name in fields}

@@ -3,10 +3,16 @@
 from urllib.parse import urlsplit
 
 import scrapy
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import HtmlResponse
 
-from crawler.extract import extract_images, extract_license, extract_links
+from crawler.claims import Claim, LocalClaims
+from crawler.config import RenderConfig
+from crawler.frontier import shared_frontier
+from crawler.extract import ImageRef, extract_images, extract_license, extract_links
 from crawler.items import ImageItem
+from crawler.render import RenderFailed
+from crawler.render_heuristic import HostRenderLearner, page_signals, should_render
 from crawler.signals import report_block
 
 # Images first: a fetched image is bytes held in memory until the pipeline has it.
@@ -32,8 +38,19 @@ class ImagesSpider(scrapy.Spider):
         hosts = [urlsplit(seed).hostname for seed in self.seeds]
         self.allowed_domains = sorted({h for h in hosts if h} | set(_split(allowed_domains)))
         self.max_pages = int(max_pages) if max_pages else None
-        self._pages_requested: set[str] = set()
-        self._images_requested: set[str] = set()
+        # Replaced by Scrapy's SpiderState when a JOBDIR is set, so the claims below survive a pause.
+        self.state: dict = {}
+        self.claims = LocalClaims(lambda: self.state)
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.render = RenderConfig.from_settings(crawler.settings)
+        spider.render_learner = HostRenderLearner(probe_pages=spider.render.probe_pages)
+        frontier = shared_frontier(crawler)
+        if frontier is not None:
+            spider.claims = frontier.claims
+        return spider
 
     async def start(self):
         for seed in self.seeds:
@@ -46,12 +63,14 @@ class ImagesSpider(scrapy.Spider):
         return any(host == d or host.endswith("." + d) for d in self.allowed_domains)
 
     def _page_request(self, url: str) -> scrapy.Request | None:
-        if url in self._pages_requested or not self._in_scope(url):
+        if not self._in_scope(url):
             return None
-        if self.max_pages is not None and len(self._pages_requested) >= self.max_pages:
+        claim = self.claims.claim("pages", url, limit=self.max_pages)
+        if claim is Claim.SEEN:
+            return None
+        if claim is Claim.OVER_LIMIT:
             self.crawler.stats.inc_value("crawl/pages_over_limit")
             return None
-        self._pages_requested.add(url)
         return scrapy.Request(url, callback=self.parse_page, meta={"policy_trail": []})
 
     def parse_page(self, response):
@@ -62,23 +81,131 @@ class ImagesSpider(scrapy.Spider):
         page_trail = response.meta.get("policy_trail", [])
         reservation = response.meta.get("page_reservation")
         license_url = extract_license(response.selector, response.url)
-        for ref in extract_images(response.selector, response.url):
+        refs = extract_images(response.selector, response.url)
+        render = None if reservation else self._render_request(response, refs, page_trail=page_trail, license_url=license_url)
+        if render is not None:
+            # The page's images are requested once it is rendered (all marked rendered), or
+            # from these static refs if the render fails.
+            yield render
+        else:
+            yield from self._image_requests(
+                response.url, refs, license_url=license_url, page_trail=page_trail, reservation=reservation, rendered=False
+            )
+        for link in extract_links(response.selector, response.url):
+            request = self._page_request(link)
+            if request:
+                yield request
+
+    def _render_request(self, response, refs: list[ImageRef], *, page_trail, license_url) -> scrapy.Request | None:
+        """A second request for this page, rendered by the browser, when the mode says so."""
+        if self.render.mode == "never":
+            return None
+        depth_limit = self.crawler.settings.getint("DEPTH_LIMIT")
+        if depth_limit and response.meta.get("depth", 0) >= depth_limit:
+            # The render request would sit one level deeper and be dropped by DepthMiddleware,
+            # taking the page's deferred images with it.
+            return None
+        reason = "always"
+        if self.render.mode == "auto":
+            hint = should_render(page_signals(response.selector, images=len(refs)))
+            if not hint.render:
+                return None
+            if not self.render_learner.worth_rendering(urlsplit(response.url).hostname or ""):
+                self.crawler.stats.inc_value("render/skipped_host")
+                return None
+            reason = hint.reason
+        self.crawler.stats.inc_value(f"render/hint/{reason}")
+        # Plain data only: this meta may be pickled by a disk or Redis queue. Everything the
+        # browser needs is added by the download handler at download time.
+        return scrapy.Request(
+            response.url,
+            callback=self.parse_rendered,
+            errback=self.render_failed,
+            dont_filter=True,  # the same URL as the page just parsed
+            meta={
+                "playwright": True,
+                "dont_retry": True,  # a failed render falls back to the static page's images
+                "policy_trail": [],
+                "static_images": [[ref.url, ref.alt] for ref in refs],
+                "static_trail": list(page_trail),
+                "static_license": license_url,
+            },
+        )
+
+    def parse_rendered(self, response):
+        if not isinstance(response, HtmlResponse):
+            self.crawler.stats.inc_value("crawl/skipped/render_not_html")
+            return self._static_fallback(response.request)
+        return self._parse_rendered_html(response)
+
+    def _parse_rendered_html(self, response):
+        meta = response.meta
+        static = [ImageRef(url, alt) for url, alt in meta["static_images"]]
+        refs = extract_images(response.selector, response.url)
+        found = {ref.url for ref in refs}
+        # Images the page asked the network for (CSS backgrounds, script-made Image objects)
+        # and anything the static HTML had that the script removed again.
+        refs += [ImageRef(url, None) for url in meta.get("render_image_urls", []) if url not in found]
+        found |= {ref.url for ref in refs}
+        refs += [ref for ref in static if ref.url not in found]
+        found_more = bool(found - {ref.url for ref in static})
+        self.render_learner.record(urlsplit(response.url).hostname or "", found_more=found_more)
+        if found_more:
+            self.crawler.stats.inc_value("render/found_more")
+        license_url = extract_license(response.selector, response.url) or meta.get("static_license")
+        trail = list(dict.fromkeys(meta.get("policy_trail", []) + meta.get("static_trail", [])))
+        yield from self._image_requests(
+            response.url,
+            refs,
+            license_url=license_url,
+            page_trail=trail,
+            reservation=meta.get("page_reservation"),
+            rendered=True,
+        )
+        for link in extract_links(response.selector, response.url):
+            request = self._page_request(link)
+            if request:
+                yield request
+
+    def render_failed(self, failure):
+        """A render that did not happen is a counted skip; the static page's images still count."""
+        if failure.check(RenderFailed):
+            reason = failure.value.reason
+        elif failure.check(IgnoreRequest):
+            reason = "blocked"  # a policy block, reported where it happened
+        else:
+            return failure
+        self.crawler.stats.inc_value(f"crawl/skipped/render_{reason}")
+        return list(self._static_fallback(failure.request))
+
+    def _static_fallback(self, request):
+        meta = request.meta
+        return self._image_requests(
+            request.url,
+            [ImageRef(url, alt) for url, alt in meta["static_images"]],
+            license_url=meta.get("static_license"),
+            page_trail=meta.get("static_trail", []),
+            reservation=None,
+            rendered=False,
+        )
+
+    def _image_requests(self, page_url: str, refs: list[ImageRef], *, license_url, page_trail, reservation, rendered: bool):
+        for ref in refs:
             if reservation:
                 # The page reserves its images (noimageai, tdm-reservation...): never request them.
-                report_block(self.crawler, url=ref.url, reason=reservation, page_url=response.url)
+                report_block(self.crawler, url=ref.url, reason=reservation, page_url=page_url)
                 continue
-            if ref.url in self._images_requested:
+            if self.claims.claim("images", ref.url) is Claim.SEEN:
                 # Already fetched for another page: record one more sighting, no download.
                 yield ImageItem(
                     image_url=ref.url,
-                    page_url=response.url,
+                    page_url=page_url,
                     alt_text=ref.alt,
                     license_url=license_url,
-                    rendered=False,
+                    rendered=rendered,
                     policy=" ".join(page_trail),
                 )
                 continue
-            self._images_requested.add(ref.url)
             yield scrapy.Request(
                 ref.url,
                 callback=self.parse_image,
@@ -87,18 +214,14 @@ class ImagesSpider(scrapy.Spider):
                     "allow_offsite": True,  # images often live on a CDN host
                     "policy_trail": [],
                     "image_context": {
-                        "page_url": response.url,
+                        "page_url": page_url,
                         "alt_text": ref.alt,
                         "license_url": license_url,
-                        "rendered": False,
+                        "rendered": rendered,
                     },
                     "page_policy_trail": page_trail,
                 },
             )
-        for link in extract_links(response.selector, response.url):
-            request = self._page_request(link)
-            if request:
-                yield request
 
     def parse_image(self, response):
         context = response.meta["image_context"]

@@ -1,0 +1,58 @@
+"""Which page and image URLs this crawl has already asked for: the spider's "requested once"
+sets, kept where every process of the crawl sees them.
+
+One process: sets in the spider's `state` dict, which Scrapy's SpiderState saves in JOBDIR on a
+pause and loads on resume. Many workers on one frontier: Redis sets next to scrapy-redis's
+queue, so a link found by two workers is requested by one, and an image seen on pages of two
+workers is downloaded once and only recorded as one more sighting by the other.
+"""
+
+import enum
+from collections.abc import Callable
+
+
+class Claim(enum.Enum):
+    NEW = "new"  # first time: this caller requests it
+    SEEN = "seen"  # someone already requested it
+    OVER_LIMIT = "over_limit"  # new, but the kind's limit is reached: not requested
+
+
+class LocalClaims:
+    def __init__(self, state: Callable[[], dict]):
+        # A callable: SpiderState replaces the spider's state dict when the spider opens.
+        self._state = state
+
+    def _set(self, kind: str) -> set[str]:
+        return self._state().setdefault(f"{kind}_requested", set())
+
+    def claim(self, kind: str, url: str, *, limit: int | None = None) -> Claim:
+        claimed = self._set(kind)
+        if url in claimed:
+            return Claim.SEEN
+        if limit is not None and len(claimed) >= limit:
+            return Claim.OVER_LIMIT
+        claimed.add(url)
+        return Claim.NEW
+
+
+# One round trip per claim: membership, limit and insert decided together, so two workers
+# racing for the same URL (or the last page under the limit) cannot both win.
+_CLAIM_SCRIPT = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
+local limit = tonumber(ARGV[2])
+if limit >= 0 and redis.call('SCARD', KEYS[1]) >= limit then return -1 end
+redis.call('SADD', KEYS[1], ARGV[1])
+return 1
+"""
+_RESULTS = {1: Claim.NEW, 0: Claim.SEEN, -1: Claim.OVER_LIMIT}
+
+
+class RedisClaims:
+    def __init__(self, server, *, prefix: str):
+        self.server = server
+        self.prefix = prefix
+        self._script = server.register_script(_CLAIM_SCRIPT)
+
+    def claim(self, kind: str, url: str, *, limit: int | None = None) -> Claim:
+        key = f"{self.prefix}:claimed:{kind}"
+        return _RESULTS[int(self._script(keys=[key], args=[url, -1 if limit is None else limit]))]

@@ -1,0 +1,205 @@
+"""Crawl jobs: one TOML file says what to crawl, where to put it and how politely, so the same
+crawl can be run by hand (`gallery crawl --job`), scheduled on Scrapyd, or run by many workers.
+
+```toml
+seeds = ["https://example.org/"]
+allowed_domains = ["cdn.example.org"]
+max_pages = 500
+render = "auto"                   # never | always | auto
+optout_lists = ["optout.txt"]     # relative paths are relative to the job file
+gallery = "s3://bucket/gallery"   # a directory or an object-store URI
+allow_loopback = false
+frontier = "redis://127.0.0.1:6379/0"   # optional: share the crawl between workers
+jobdir = "state/example"                # optional: pause and resume (one machine)
+
+[politeness]
+delay = 1.0                 # seconds between requests to one host
+concurrency_per_host = 2
+```
+"""
+
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from crawler.config import RENDER_MODES
+
+# tomllib's messages end in "(at line L, column C)"; 3.11 has no attribute for either.
+_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+
+class JobError(ValueError):
+    """A job file or job value that cannot be used; the message is one line, with the place."""
+
+    def __init__(self, message: str, *, key: str | None = None):
+        super().__init__(message)
+        self.key = key  # the job key at fault, so a file's line can be named
+
+
+@dataclass(frozen=True)
+class Politeness:
+    delay: float | None = None  # DOWNLOAD_DELAY; None keeps the project's default
+    concurrency_per_host: int | None = None  # CONCURRENT_REQUESTS_PER_DOMAIN
+
+
+@dataclass(frozen=True)
+class CrawlJob:
+    seeds: tuple[str, ...] = ()
+    allowed_domains: tuple[str, ...] = ()
+    max_pages: int | None = None
+    render: str = "auto"
+    optout_lists: tuple[str, ...] = ()
+    gallery: str = "./gallery"
+    allow_loopback: bool = False
+    politeness: Politeness = field(default_factory=Politeness)
+    frontier: str | None = None  # redis://HOST:PORT/DB
+    jobdir: str | None = None
+
+    def override(self, **given) -> "CrawlJob":
+        """This job with every value that was given (not None, not empty) replacing its own."""
+        politeness = {k: given.pop(k) for k in ("delay", "concurrency_per_host") if k in given}
+        changes = {k: v for k, v in given.items() if v is not None and v != () and v != []}
+        for name in ("seeds", "allowed_domains", "optout_lists"):
+            if name in changes:
+                changes[name] = tuple(changes[name])
+        politeness = {k: v for k, v in politeness.items() if v is not None}
+        if politeness:
+            changes["politeness"] = replace(self.politeness, **politeness)
+        return replace(self, **changes)
+
+    def validate(self, *, require_seeds: bool = True) -> "CrawlJob":
+        if require_seeds and not self.seeds:
+            raise JobError("no seeds: give SEED_URL... or a job file with seeds = [...]", key="seeds")
+        for seed in self.seeds:
+            if urlsplit(seed).scheme not in ("http", "https") or not urlsplit(seed).hostname:
+                raise JobError(f"seed {seed!r} is not an http(s) URL", key="seeds")
+        if self.render not in RENDER_MODES:
+            raise JobError(f"render must be one of {', '.join(RENDER_MODES)}, not {self.render!r}", key="render")
+        if self.max_pages is not None and self.max_pages < 1:
+            raise JobError(f"max_pages must be at least 1, not {self.max_pages}", key="max_pages")
+        if self.frontier is not None and urlsplit(self.frontier).scheme not in ("redis", "rediss", "unix"):
+            raise JobError(f"frontier must be a redis:// URL, not {self.frontier!r}", key="frontier")
+        if self.frontier is not None and self.jobdir is not None:
+            # The frontier lives in Redis then; a JOBDIR would only hold a stale second copy.
+            raise JobError("give either frontier (many workers) or jobdir (one machine), not both", key="jobdir")
+        delay, per_host = self.politeness.delay, self.politeness.concurrency_per_host
+        if delay is not None and delay < 0:
+            raise JobError(f"politeness.delay must not be negative, not {delay}", key="delay")
+        if per_host is not None and per_host < 1:
+            raise JobError(f"politeness.concurrency_per_host must be at least 1, not {per_host}", key="concurrency_per_host")
+        return self
+
+    def scrapy_settings(self) -> dict:
+        """The Scrapy settings this job sets, beyond those CrawlRequest carries itself."""
+        settings: dict = {"POLICY_OPTOUT_FILES": list(self.optout_lists)}
+        if self.politeness.delay is not None:
+            settings["DOWNLOAD_DELAY"] = self.politeness.delay
+        if self.politeness.concurrency_per_host is not None:
+            settings["CONCURRENT_REQUESTS_PER_DOMAIN"] = self.politeness.concurrency_per_host
+        if self.frontier:
+            settings["GALLERY_FRONTIER"] = self.frontier
+        if self.jobdir:
+            settings["JOBDIR"] = self.jobdir
+        return settings
+
+    def spider_args(self) -> dict[str, str]:
+        """The `images` spider's arguments, as strings (the form `scrapy crawl -a` and Scrapyd pass)."""
+        args = {"seeds": ",".join(self.seeds)}
+        if self.allowed_domains:
+            args["allowed_domains"] = ",".join(self.allowed_domains)
+        if self.max_pages is not None:
+            args["max_pages"] = str(self.max_pages)
+        return args
+
+    def all_settings(self) -> dict:
+        """Every setting of the job, for a runner that only takes settings (Scrapyd)."""
+        return {
+            "GALLERY_URI": self.gallery,
+            "POLICY_ALLOW_LOOPBACK": self.allow_loopback,
+            "GALLERY_RENDER": self.render,
+            **self.scrapy_settings(),
+        }
+
+
+_TYPES = {
+    "seeds": list,
+    "allowed_domains": list,
+    "max_pages": int,
+    "render": str,
+    "optout_lists": list,
+    "gallery": str,
+    "allow_loopback": bool,
+    "frontier": str,
+    "jobdir": str,
+    "politeness": dict,
+}
+_POLITENESS_TYPES = {"delay": (int, float), "concurrency_per_host": int}
+
+
+def load_job(path: Path) -> CrawlJob:
+    """Read and check a job file. Relative paths in it (opt-out lists, a gallery or jobdir
+    directory) are taken relative to the file, so a job means the same from any directory."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise JobError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise JobError(f"{path}: not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _POSITION.search(message)
+        where = f"{path}:{match.group(1)}" if match else str(path)
+        raise JobError(f"{where}: {_POSITION.sub('', message)}") from None
+
+    def fail(key: str, reason: str):
+        raise JobError(f"{path}:{_line_of(text, key)}: {reason}")
+
+    for key, value in data.items():
+        expected = _TYPES.get(key)
+        if expected is None:
+            fail(key, f"unknown key {key!r} (known: {', '.join(_TYPES)})")
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            fail(key, f"{key} must be {_type_name(expected)}, not {type(value).__name__}")
+        if expected is list and not all(isinstance(v, str) for v in value):
+            fail(key, f"{key} must be a list of strings")
+    for key, value in data.get("politeness", {}).items():
+        expected = _POLITENESS_TYPES.get(key)
+        if expected is None:
+            fail(key, f"unknown key politeness.{key} (known: {', '.join(_POLITENESS_TYPES)})")
+        if not isinstance(value, expected) or isinstance(value, bool):
+            fail(key, f"politeness.{key} must be a number, not {type(value).__name__}")
+
+    base = path.resolve().parent
+    values = {k: v for k, v in data.items() if k != "politeness"}
+    for key in ("seeds", "allowed_domains"):
+        if key in values:
+            values[key] = tuple(values[key])
+    if "optout_lists" in values:
+        values["optout_lists"] = tuple(str(base / p) for p in values["optout_lists"])
+    if "jobdir" in values:
+        values["jobdir"] = str(base / values["jobdir"])
+    if "gallery" in values and "://" not in values["gallery"]:
+        values["gallery"] = str(base / values["gallery"])
+    job = CrawlJob(**values, politeness=Politeness(**data.get("politeness", {})))
+    try:
+        return job.validate(require_seeds=False)  # seeds may still come from the command line
+    except JobError as exc:
+        raise JobError(f"{path}:{_line_of(text, exc.key or '')}: {exc}", key=exc.key) from None
+
+
+def _line_of(text: str, key: str) -> int:
+    """The line a key is set on (tomllib keeps no positions for parsed values); 1 if not found."""
+    pattern = re.compile(rf"^\s*(\w+\.)?{re.escape(key)}\s*=")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            return number
+    return 1
+
+
+def _type_name(expected) -> str:
+    return {list: "a list", int: "an integer", str: "a string", bool: "true or false", dict: "a table"}[expected]

@@ -1,0 +1,46 @@
+"""Site files (robots.txt, ai.txt, tdmrep.json) cached in the frontier's Redis, so a worker
+never fetches again what another worker fetched within the cache lifetime."""
+
+import json
+import time
+from base64 import b64decode, b64encode
+from collections.abc import Callable
+
+import redis
+
+from robots_policy.cache import DEFAULT_MAX_AGE, CachedFetch, PolicyFileCache
+
+
+class RedisPolicyFileCache(PolicyFileCache):
+    """Entries as JSON under "<prefix>:sitefile:<kind>:<origin>", expiring after `max_age`
+    (Redis drops them itself; the base class's age check still guards against a clock skew
+    between the worker that fetched and the one that reads)."""
+
+    def __init__(
+        self,
+        server: redis.Redis,
+        *,
+        prefix: str,
+        max_age: float = DEFAULT_MAX_AGE,
+        clock: Callable[[], float] = time.time,
+    ):
+        super().__init__(max_age=max_age, clock=clock)
+        self.server = server
+        self.prefix = prefix
+
+    def _key(self, origin: str, kind: str) -> str:
+        return f"{self.prefix}:sitefile:{kind}:{origin}"
+
+    def _load(self, origin: str, kind: str) -> CachedFetch | None:
+        raw = self.server.get(self._key(origin, kind))
+        if raw is None:
+            return None
+        entry = json.loads(raw)
+        return CachedFetch(status=entry["status"], body=b64decode(entry["body"]), fetched_at=entry["fetched_at"])
+
+    def _store(self, origin: str, kind: str, fetch: CachedFetch) -> None:
+        value = json.dumps({"status": fetch.status, "body": b64encode(fetch.body).decode(), "fetched_at": fetch.fetched_at})
+        self.server.set(self._key(origin, kind), value, px=max(1, int(self.max_age * 1000)))
+
+    def _drop(self, origin: str, kind: str) -> None:
+        self.server.delete(self._key(origin, kind))

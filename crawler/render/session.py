@@ -1,0 +1,192 @@
+"""One page render: the route that answers every request the page makes, the image URLs it
+asked for, and the bounded waiting and scrolling that let script-built content appear.
+
+Why a route of our own rather than scrapy-playwright's PLAYWRIGHT_ABORT_REQUEST hook alone:
+Playwright does not route redirect hops (a request the browser follows to a new location is
+never shown to a route handler), so a hook that only says "abort or continue" cannot check
+where a redirect leads. Here every request is fetched through `route.fetch` with redirects
+off, and each hop is checked by the guard before it is followed, as Scrapy's middlewares do
+for ours. Our route is registered after scrapy-playwright's and so runs first; it answers
+every request itself and never falls back.
+
+Images, fonts and media are aborted in the browser: images are recorded and fetched by the
+spider through the policy gate; fonts and media are of no use to us.
+"""
+
+import asyncio
+import time
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+from playwright.async_api import Error as PlaywrightError
+
+ABORTED_TYPES = frozenset({"image", "media", "font"})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5  # as Scrapy's REDIRECT_MAX_TIMES
+# A page is taken as settled once no request of its own has been in flight for QUIET seconds;
+# one wait lasts at most STEP seconds (a page that polls forever must not hold us).
+QUIET = 0.1
+STEP = 3.0
+# Viewport positions visited per sweep to the bottom; lazy loaders watch what intersects the
+# viewport, so jumping straight to the bottom would skip everything in between.
+MAX_SWEEP_POSITIONS = 40
+
+_HEIGHT = "() => document.documentElement ? document.documentElement.scrollHeight : 0"
+_SWEEP = """async (maxPositions) => {
+    const frame = () => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)));
+    const root = document.documentElement;
+    const step = Math.max(window.innerHeight, 200);
+    // Only down to where the page ended when this sweep began: what it grows meanwhile is the
+    // next sweep's, so an endless page costs at most `steps` sweeps.
+    const bottom = root.scrollHeight;
+    for (let n = 0; n < maxPositions && window.scrollY + window.innerHeight < bottom; n++) {
+        window.scrollBy(0, step);
+        await frame();
+    }
+}"""
+
+
+class PageSession:
+    def __init__(self, *, guard, page_url: str, stats, fetch_timeout_ms: float):
+        self.guard = guard
+        self.page_url = page_url
+        self.stats = stats
+        self.fetch_timeout_ms = fetch_timeout_ms
+        self.page = None
+        self.image_urls: dict[str, None] = {}  # an ordered set: first sighting first
+        self.redirected = False  # the page's own navigation was redirected (Scrapy had not been)
+        self.crashed = False
+        self.stage = "waiting"  # where the render is, for the log line of one that failed
+        self._navigated = False
+        self._inflight = 0
+        self._requests = 0
+        self._last_activity = time.monotonic()
+
+    async def attach(self, page) -> None:
+        """Called for the page of this render (new or reused), before it navigates."""
+        self.page = page
+        page.on("popup", self._close_popup)
+        page.on("pageerror", self._count_js_error)
+        page.on("crash", self._mark_crashed)
+        await page.route("**", self._route)
+
+    def detach(self) -> None:
+        """Stop listening to the page, so that a reused page answers to its next session only.
+        (Its route goes when scrapy-playwright unroutes the page before the next navigation.)"""
+        if self.page is None:
+            return
+        for event, listener in (("popup", self._close_popup), ("pageerror", self._count_js_error), ("crash", self._mark_crashed)):
+            self.page.remove_listener(event, listener)
+
+    async def settle(self) -> bool:
+        """Wait until the page has been quiet for QUIET seconds; False if STEP ran out first."""
+        deadline = time.monotonic() + STEP
+        while time.monotonic() < deadline:
+            if self._inflight == 0 and time.monotonic() - self._last_activity >= QUIET:
+                return True
+            await asyncio.sleep(QUIET / 3)
+        return False
+
+    async def scroll(self, steps: int, *, until: float) -> str | None:
+        """Sweep to the bottom up to `steps` times, settling after each, until nothing grows
+        or the monotonic clock passes `until` (what the page built so far is kept).
+
+        Returns why scrolling stopped while the page was still growing: "steps" (an endless
+        scroll) or "time" (a page slower than its budget); None when it stopped growing."""
+        for _ in range(steps):
+            if time.monotonic() >= until:
+                return "time"
+            before = (await self.page.evaluate(_HEIGHT), self._requests)
+            await self.page.evaluate(_SWEEP, MAX_SWEEP_POSITIONS)
+            await self.settle()
+            if (await self.page.evaluate(_HEIGHT), self._requests) == before:
+                return None
+        return "steps" if steps > 0 else None
+
+    async def _route(self, route, request) -> None:
+        self._inflight += 1
+        self._requests += 1
+        self._last_activity = time.monotonic()
+        try:
+            await self._answer(route, request)
+        except PlaywrightError:
+            # The page or browser closed under this request (budget spent, crash): nobody is
+            # waiting for an answer any more.
+            self.stats.inc_value("render/requests/interrupted")
+        finally:
+            self._inflight -= 1
+            self._last_activity = time.monotonic()
+
+    async def _answer(self, route, request) -> None:
+        kind = request.resource_type
+        if kind in ABORTED_TYPES:
+            if kind == "image" and request.url.startswith(("http://", "https://")):
+                self.image_urls.setdefault(urldefrag(request.url)[0])
+            self.stats.inc_value(f"render/requests/aborted/{kind}")
+            await route.abort("blockedbyclient")
+            return
+        main_navigation = request.is_navigation_request() and request.frame.parent_frame is None
+        if main_navigation:
+            if self._navigated:
+                # Script sending the page elsewhere: we keep the page we came to render. A 204
+                # leaves the current document in place; an aborted navigation would commit an
+                # error page over it.
+                self.stats.inc_value("render/navigation_blocked")
+                await route.fulfill(status=204)
+                return
+            self._navigated = True
+        await self._fetch(route, request, follow_redirects=not main_navigation)
+
+    async def _fetch(self, route, request, *, follow_redirects: bool) -> None:
+        url, method, body = request.url, request.method, request.post_data_buffer
+        for _ in range(MAX_REDIRECTS + 1):
+            decision = await self.guard.check(url, page_url=self.page_url)
+            if not decision.allowed:
+                self.stats.inc_value("render/requests/blocked")
+                await route.abort("blockedbyclient")
+                return
+            try:
+                response = await route.fetch(
+                    url=url, method=method, post_data=body, max_redirects=0, timeout=self.fetch_timeout_ms
+                )
+            except PlaywrightError:
+                if self.page is not None and self.page.is_closed():
+                    raise
+                self.stats.inc_value("render/requests/failed")
+                await route.abort("failed")
+                return
+            location = response.headers.get("location")
+            if response.status not in REDIRECT_STATUSES or not location:
+                self.stats.inc_value("render/requests/fetched")
+                await route.fulfill(response=response)
+                return
+            await response.dispose()
+            target = urljoin(url, location)
+            if not follow_redirects:
+                # The page itself: Scrapy fetched it a moment ago without a redirect, and a
+                # document fulfilled from elsewhere would resolve its links against the wrong URL.
+                self.redirected = True
+                await route.abort("blockedbyclient")
+                return
+            if urlsplit(target).scheme != urlsplit(url).scheme:
+                # route.fetch cannot change the scheme of a request.
+                self.stats.inc_value("render/requests/redirect_scheme")
+                await route.abort("blockedbyclient")
+                return
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method, body = "GET", None
+            url = target
+        self.stats.inc_value("render/requests/too_many_redirects")
+        await route.abort("blockedbyclient")
+
+    async def _close_popup(self, popup) -> None:
+        self.stats.inc_value("render/popups_closed")
+        try:
+            await popup.close()
+        except PlaywrightError:
+            pass  # closed with its context already
+
+    def _count_js_error(self, error) -> None:
+        self.stats.inc_value("render/js_errors")
+
+    def _mark_crashed(self, page) -> None:
+        self.crashed = True

@@ -1,0 +1,39 @@
+"""The policy state that Scrapy's middlewares and the browser's request guard share, one per crawl.
+
+Browser sub-requests never pass through Scrapy's middlewares, so the guard in crawler/render/
+reads what SitePolicyMiddleware has already learnt (opt-outs, each origin's parsed site files)
+from here instead of fetching or parsing anything a second time.
+"""
+
+import weakref
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from crawler.config import load_optouts
+from robots_policy.optout import OptOutList
+from robots_policy.site import SitePolicy
+
+
+@dataclass
+class SharedPolicy:
+    optouts: OptOutList
+    # origin ("scheme://host[:port]") -> its site files, once SitePolicyMiddleware has them.
+    sites: dict[str, SitePolicy] = field(default_factory=dict)
+
+
+# Keyed weakly by crawler, so a process that runs several crawls keeps no stale state.
+_BY_CRAWLER: "weakref.WeakKeyDictionary[object, SharedPolicy]" = weakref.WeakKeyDictionary()
+
+
+def shared_policy(crawler) -> SharedPolicy:
+    """This crawl's shared policy state, built (opt-out lists read) on first use."""
+    state = _BY_CRAWLER.get(crawler)
+    if state is None:
+        state = _BY_CRAWLER[crawler] = SharedPolicy(optouts=load_optouts(crawler.settings))
+    return state
+
+
+def origin_of(url: str) -> str:
+    """The key `sites` is filed under: scheme and lower-cased host[:port]."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.lower(), "", "", ""))

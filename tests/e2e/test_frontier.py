@@ -1,0 +1,117 @@
+"""Two `gallery crawl` workers on one Redis frontier (scrapy-redis): the work is split, nothing is
+fetched twice, the site files are fetched once for both, per-host politeness holds for both."""
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+import redis
+
+from gallery.site import StaticSite
+from indexer.store import Gallery
+from tests.conftest import REPO, run_gallery
+from tests.job_files import write_job
+from tests.many_site import build_many_site, expected_counts
+from tests.servers import free_port, redis_server
+
+PAGES = 40
+
+
+@pytest.fixture(scope="module")
+def frontier_server(tmp_path_factory):
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def frontier(frontier_server):
+    redis.Redis.from_url(frontier_server).flushdb()  # each test is a crawl of its own
+    return frontier_server
+
+
+class TimedRequests(list):
+    """StaticSite's request log, with when each request arrived."""
+
+    def __init__(self):
+        super().__init__()
+        self.times: list[float] = []
+
+    def append(self, path):
+        self.times.append(time.monotonic())
+        super().append(path)
+
+
+def _workers(job: str, count: int) -> list[subprocess.CompletedProcess]:
+    command = [sys.executable, "-m", "gallery", "crawl", "--job", job, "--json"]
+    processes = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(count)]
+    results = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=180)
+        assert process.returncode == 0, stderr[-3000:]
+        errors = [line for line in stderr.splitlines() if "] ERROR: " in line or "CRITICAL" in line]
+        assert not errors, stderr[-6000:]
+        results.append(subprocess.CompletedProcess(command, process.returncode, stdout, stderr))
+    return results
+
+
+def test_two_workers_split_the_crawl_and_fetch_each_url_once(frontier, tmp_path):
+    with StaticSite(build_many_site(tmp_path / "site", pages=PAGES)) as site:
+        job = write_job(
+            tmp_path / "job.toml",
+            seeds=[site.url + "/"],
+            allow_loopback=True,
+            gallery="gallery",
+            frontier=frontier,
+            render="never",
+            politeness={"delay": 0},
+        )
+        summaries = [json.loads(r.stdout) for r in _workers(job, 2)]
+    counts = Counter(site.requests)
+    assert {path: n for path, n in counts.items() if n > 1} == {}
+    # Site files too: the second worker read them from the shared cache.
+    assert {"/robots.txt", "/ai.txt", "/.well-known/tdmrep.json"} <= set(counts)
+    assert len(counts) == 2 * PAGES + 2 + 3
+    # Both did part of the work.
+    assert all(s["pages"] > 0 for s in summaries), summaries
+    assert sum(s["pages"] for s in summaries) == PAGES + 1
+    store = Gallery(str(tmp_path / "gallery"), create=False)
+    images, sightings = store.images.to_arrow().to_pylist(), store.sightings.to_arrow().to_pylist()
+    assert {"images": len(images), "sightings": len(sightings)} == expected_counts(PAGES)
+    assert len({r["image_id"] for r in images}) == len(images)
+    assert len({s["sighting_id"] for s in sightings}) == len(sightings)
+    assert {s["image_id"] for s in sightings} == {r["image_id"] for r in images}
+
+
+def test_per_host_delay_holds_across_workers(frontier, tmp_path):
+    delay, pages = 0.25, 8
+    with StaticSite(build_many_site(tmp_path / "site", pages=pages)) as site:
+        site.requests = TimedRequests()
+        job = write_job(
+            tmp_path / "job.toml",
+            seeds=[site.url + "/"],
+            allow_loopback=True,
+            gallery="gallery",
+            frontier=frontier,
+            render="never",
+            politeness={"delay": delay, "concurrency_per_host": 4},
+        )
+        _workers(job, 2)
+    times = sorted(site.requests.times)
+    assert len(times) == 2 * pages + 2 + 3
+    # Every window of 4 gaps spans at least 4 delays (less a little for the server's own timing).
+    spans = [times[i + 4] - times[i] for i in range(len(times) - 4)]
+    assert min(spans) >= 4 * delay * 0.9, spans
+
+
+def test_frontier_down_at_start_is_one_line(tmp_path):
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    result = run_gallery(
+        "crawl", "http://127.0.0.1:9/", "--allow-loopback", "--gallery", str(tmp_path / "g"), "--frontier", url, check=False
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: crawl failed: cannot reach the frontier at {url}")

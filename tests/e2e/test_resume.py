@@ -1,0 +1,117 @@
+"""Resuming a crawl from its JOBDIR: after a graceful pause, and after a SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from gallery.site import StaticSite
+from indexer.store import Gallery
+from tests.conftest import REPO, run_gallery
+from tests.job_files import write_job
+from tests.many_site import build_many_site, expected_counts
+
+PAGES = 100  # enough that a batch (64 rows) is written well before the crawl ends
+
+
+@pytest.fixture
+def many_site(tmp_path):
+    with StaticSite(build_many_site(tmp_path / "site", pages=PAGES)) as site:
+        yield site
+
+
+def _start(job: str) -> subprocess.Popen:
+    # Its own process group: a kill takes the analyzer processes with it, as a crash would.
+    return subprocess.Popen(
+        [sys.executable, "-m", "gallery", "crawl", "--job", job, "--json"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_until(condition, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _image_rows(gallery) -> int:
+    try:
+        return Gallery(str(gallery), create=False).counts()["images"]
+    except FileNotFoundError:
+        return 0
+
+
+def _assert_complete_and_exactly_once(gallery, site_url: str) -> None:
+    store = Gallery(str(gallery), create=False)
+    images = store.images.to_arrow().to_pylist()
+    sightings = store.sightings.to_arrow().to_pylist()
+    assert {"images": len(images), "sightings": len(sightings)} == expected_counts(PAGES)
+    assert len({r["image_id"] for r in images}) == len(images)
+    assert len({s["sighting_id"] for s in sightings}) == len(sightings)
+    # No half-written rows: every sighting points at a stored image, every image was seen somewhere.
+    assert {s["image_id"] for s in sightings} == {r["image_id"] for r in images}
+    assert all(r["thumbnail"] and r["phash"] and r["pdq"] for r in images)
+    expected_urls = {f"{site_url}/img/own-{n}.jpg" for n in range(PAGES)} | {f"{site_url}/img/shared.jpg"}
+    assert {s["image_url"] for s in sightings} == expected_urls
+
+
+def _job(tmp_path, site) -> str:
+    return write_job(
+        tmp_path / "job.toml",
+        seeds=[site.url + "/"],
+        allow_loopback=True,
+        gallery="gallery",
+        jobdir="state",
+        render="never",
+        politeness={"delay": 0.03, "concurrency_per_host": 1},
+    )
+
+
+def test_sigkill_midway_then_restart_stores_everything_exactly_once(many_site, tmp_path):
+    job = _job(tmp_path, many_site)
+    first = _start(job)
+    try:
+        # Midway: the first batch is in the gallery and the crawl is still going.
+        _wait_until(lambda: _image_rows(tmp_path / "gallery") > 0 or first.poll() is not None, timeout=60)
+        assert first.poll() is None, "the crawl ended before it could be killed:\n" + first.stderr.read()[-3000:]
+        os.killpg(first.pid, signal.SIGKILL)
+    finally:
+        first.wait(timeout=30)
+    fetched_before = len(many_site.requests)
+    assert 0 < _image_rows(tmp_path / "gallery") < PAGES + 1
+
+    result = run_gallery("crawl", "--job", job, "--json")
+    assert "did not stop cleanly" in result.stderr
+    assert json.loads(result.stdout)["finish_reason"] == "finished"
+    assert len(many_site.requests) > fetched_before
+    _assert_complete_and_exactly_once(tmp_path / "gallery", many_site.url)
+    assert list((tmp_path / "state").glob("interrupted-*/requests.queue"))
+
+
+def test_pause_then_resume_fetches_each_url_once(many_site, tmp_path):
+    job = _job(tmp_path, many_site)
+    first = _start(job)
+    _wait_until(lambda: len(many_site.requests) > PAGES // 2 or first.poll() is not None, timeout=60)
+    assert first.poll() is None, "the crawl ended before it could be paused"
+    first.send_signal(signal.SIGINT)  # Scrapy's graceful stop: the queue and the spider state are saved
+    _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 0, stderr[-3000:]
+    paused_at = len(many_site.requests)
+    assert paused_at < 2 * PAGES
+
+    result = run_gallery("crawl", "--job", job, "--json")
+    assert "did not stop cleanly" not in result.stderr
+    _assert_complete_and_exactly_once(tmp_path / "gallery", many_site.url)
+    counts = Counter(path for path in many_site.requests if not path.endswith((".txt", ".json")))
+    assert {path: n for path, n in counts.items() if n > 1} == {}
+    assert len(counts) == 2 * PAGES + 2  # the index, every page, every image
