@@ -17,7 +17,6 @@ from urllib.parse import urlsplit, urlunsplit
 import scrapy
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import HtmlResponse
-from scrapy.utils.defer import maybe_deferred_to_future
 
 from crawler import USER_AGENT_TOKEN
 from crawler.config import PolicyConfig
@@ -140,7 +139,7 @@ class SitePolicyMiddleware:
             },
         )
         try:
-            response = await maybe_deferred_to_future(self.crawler.engine.download(request))
+            response = await self.crawler.engine.download_async(request)
         except Exception as exc:  # every download failure is "unreachable" to RFC 9309
             logger.info("%s unreachable for %s: %s", kind, origin, exc)
             self.crawler.stats.inc_value(f"policy/{kind}/unreachable")

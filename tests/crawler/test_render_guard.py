@@ -46,7 +46,7 @@ CASES = [
     ("http://127.0.0.1:8000/private/data.json", False, "robots"),
     ("http://127.0.0.1:8000/optout/x.js", False, "optout_url_prefix"),
     ("http://127.0.0.1:9999/x.js", False, ORIGIN_UNKNOWN),  # its site files were never read
-    ("http://169.254.169.254/latest/meta-data/", False, "address_link_local"),
+    ("http://169.254.169.254/latest/meta-data/", False, "address_link_local"),  # refused
     ("http://10.0.0.1/x.js", False, "address_private"),
     ("ftp://127.0.0.1:8000/x", False, "bad_scheme"),
 ]

@@ -72,7 +72,8 @@ def test_crawl_delay_applies_to_the_host_slot(tiny_site, tmp_path):
 def test_image_redirect_to_link_local_is_blocked(tiny_site, tmp_path):
     # Images may live on other hosts, so only the network guard stands between a redirect and
     # the cloud metadata address: it refuses before any connection is made.
-    with StaticSite(tiny_site, canned={"/photo.jpg": _redirect("http://169.254.169.254/latest/meta-data/")}) as site:
+    refused_target = "http://169.254.169.254/latest/meta-data/"  # refused, never connected to
+    with StaticSite(tiny_site, canned={"/photo.jpg": _redirect(refused_target)}) as site:
         summary = crawl(site.url, tmp_path / "g")
     assert summary["blocked"] == {"address_link_local": 1}
     assert summary["images_stored"] == 0
