@@ -66,7 +66,8 @@ def test_two_workers_split_the_crawl_and_fetch_each_url_once(frontier, tmp_path)
             gallery="gallery",
             frontier=frontier,
             render="never",
-            politeness={"delay": 0},
+            # Long enough that the second worker is up before the first could finish alone.
+            politeness={"delay": 0.1},
         )
         summaries = [json.loads(r.stdout) for r in _workers(job, 2)]
     counts = Counter(site.requests)
