@@ -12,12 +12,14 @@ from robots_policy.optout import OptOutList
 class PolicyConfig:
     allow_loopback: bool  # POLICY_ALLOW_LOOPBACK: open 127.0.0.0/8 and ::1 (demo and tests only)
     optout_files: tuple[str, ...]  # POLICY_OPTOUT_FILES: steward opt-out lists, on top of the gallery's own
+    site_file_timeout: float  # POLICY_SITE_FILE_TIMEOUT: seconds for robots.txt, ai.txt, tdmrep.json
 
     @classmethod
     def from_settings(cls, settings) -> "PolicyConfig":
         return cls(
             allow_loopback=settings.getbool("POLICY_ALLOW_LOOPBACK"),
             optout_files=tuple(settings.getlist("POLICY_OPTOUT_FILES")),
+            site_file_timeout=settings.getfloat("POLICY_SITE_FILE_TIMEOUT"),
         )
 
 

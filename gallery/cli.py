@@ -113,6 +113,7 @@ def crawl(
     render_budget: Annotated[float | None, typer.Option(min=1, help="Seconds one rendered page may take.")] = None,
     frontier: Annotated[str | None, typer.Option(help="redis://HOST:PORT/DB: share one frontier between workers.")] = None,
     jobdir: Annotated[Path | None, typer.Option(help="Keep the crawl's state here to pause and resume it.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", "-s", help="NAME=VALUE: any Scrapy setting, as `scrapy -s`.")] = [],
     as_json: JsonOption = False,
 ) -> None:
     """Crawl SEEDS and everything they link to on the same hosts into the gallery."""
@@ -141,6 +142,11 @@ def crawl(
     settings = spec.scrapy_settings()
     if render_budget is not None:
         settings["GALLERY_RENDER_BUDGET"] = render_budget
+    for item in set_:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            _fail(f"--set wants NAME=VALUE, got {item!r}")
+        settings[name.strip()] = value
     request = CrawlRequest(
         seeds=list(spec.seeds),
         gallery_uri=spec.gallery,

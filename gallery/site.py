@@ -3,7 +3,9 @@
 It records every request path, so a test can assert what the crawler never asked for.
 """
 
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +20,7 @@ class Canned:
     body: bytes = b""
     content_type: str = "text/plain"
     headers: tuple[tuple[str, str], ...] = ()
+    delay: float = 0.0  # seconds to wait before answering (a slow server)
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -30,6 +33,8 @@ class _Handler(SimpleHTTPRequestHandler):
         canned = self.site.canned.get(self.path.split("?", 1)[0])
         if canned is None:
             return super().do_GET()
+        if canned.delay:
+            time.sleep(canned.delay)
         if canned.status == 0:
             self.close_connection = True
             self.connection.close()
@@ -46,14 +51,22 @@ class _Handler(SimpleHTTPRequestHandler):
         pass  # the request list is the log
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client that gave up (a crawler's timeout) is expected here, not worth a traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class StaticSite:
     def __init__(self, root: Path, *, canned: dict[str, Canned] | None = None, port: int = 0):
         self.root = Path(root)
         self.canned = dict(canned or {})
         self.requests: list[str] = []
         handler = partial(_Handler, directory=str(self.root), site=self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

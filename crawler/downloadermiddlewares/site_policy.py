@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 SITE_FILE_PRIORITY = 100  # ahead of everything waiting on them
 SITE_FILE_MAX_REDIRECTS = 5  # RFC 9309 §2.3.1.2
-SITE_FILE_TIMEOUT = 15
 MAX_CRAWL_DELAY = 30.0  # seconds; larger values are a trap for a crawl, not politeness
 
 
@@ -135,7 +134,7 @@ class SitePolicyMiddleware:
                 "redirect_ttl": SITE_FILE_MAX_REDIRECTS,
                 # Read a few times what we parse, so a huge file is cut, not refused.
                 "download_maxsize": 4 * max_bytes,
-                "download_timeout": SITE_FILE_TIMEOUT,
+                "download_timeout": self.config.site_file_timeout,
             },
         )
         try:

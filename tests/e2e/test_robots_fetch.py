@@ -61,6 +61,17 @@ def test_robots_redirects(tiny_site, tmp_path, canned, stored, blocked):
     assert site.requests.count("/loop-a") <= 3  # at most 5 redirects followed
 
 
+def test_slow_site_files_are_bounded(tiny_site, tmp_path):
+    # robots.txt slower than the site-file timeout: unreachable, so the host is disallowed;
+    # a slow tdmrep.json only costs its timeout and reserves nothing.
+    with StaticSite(tiny_site, canned={"/robots.txt": Canned(200, b"", delay=3)}) as site:
+        summary = crawl(site.url, tmp_path / "a", "--set", "POLICY_SITE_FILE_TIMEOUT=1")
+    assert summary["blocked"] == {"robots_unreachable": 1}
+    with StaticSite(tiny_site, canned={"/.well-known/tdmrep.json": Canned(200, b"[]", delay=3)}) as site:
+        summary = crawl(site.url, tmp_path / "b", "--set", "POLICY_SITE_FILE_TIMEOUT=1")
+    assert (summary["images_stored"], summary["blocked"]) == (1, {})
+
+
 def test_crawl_delay_applies_to_the_host_slot(tiny_site, tmp_path):
     with StaticSite(tiny_site, canned={"/robots.txt": Canned(200, b"User-agent: *\nCrawl-delay: 0.5\n")}) as site:
         summary = crawl(site.url, tmp_path / "gallery")
