@@ -294,7 +294,10 @@ def optout_add(
     from indexer.store import Gallery
 
     added = Gallery(gallery).add_optout_entries(_optout_entries(entries or [], file))
-    _print_json({"added": added}) if as_json else out.print(f"added {len(added)} entr{'y' if len(added) == 1 else 'ies'}")
+    if as_json:
+        _print_json({"added": added})
+    else:
+        out.print(f"added {len(added)} entr{'y' if len(added) == 1 else 'ies'}")
 
 
 @optout_app.command("remove")
@@ -305,7 +308,10 @@ def optout_remove(
 ) -> None:
     """Remove opt-out entries from the gallery."""
     removed = _open_gallery(gallery).remove_optout_entries(_optout_entries(entries, None))
-    _print_json({"removed": removed}) if as_json else out.print(f"removed {removed}")
+    if as_json:
+        _print_json({"removed": removed})
+    else:
+        out.print(f"removed {removed}")
 
 
 @optout_app.command("list")
