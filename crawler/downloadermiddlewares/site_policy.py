@@ -12,7 +12,6 @@ Replaces Scrapy's RobotsTxtMiddleware, which treats an unreachable robots.txt as
 import asyncio
 import logging
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import scrapy
 from scrapy.exceptions import IgnoreRequest
@@ -70,7 +69,7 @@ class SitePolicyMiddleware:
     def process_response(self, request, response, spider=None):
         if request.meta.get("site_file"):
             return response
-        site = self._sites[_origin(request.url)][1].result()
+        site = self._sites[origin_of(request.url)][1].result()
         decisions = site.after_response(
             response.url, headers=_headers(response), meta=_meta_tags(response), token=USER_AGENT_TOKEN
         )
@@ -95,7 +94,7 @@ class SitePolicyMiddleware:
         raise IgnoreRequest(f"blocked ({decision.reason}): {request.url}")
 
     async def _site_policy(self, request) -> SitePolicy:
-        origin = _origin(request.url)
+        origin = origin_of(request.url)
         built_at, task = self._sites.get(origin, (0.0, None))
         if task is None or time.monotonic() - built_at > self.cache.max_age:
             task = asyncio.ensure_future(self._fetch_site_policy(origin, request))
@@ -113,7 +112,7 @@ class SitePolicyMiddleware:
         delay = site.robots.crawl_delay(USER_AGENT_TOKEN)
         if delay:
             self._apply_crawl_delay(request, float(delay))
-        self.shared.sites[origin_of(origin)] = site
+        self.shared.sites[origin] = site
         return site
 
     async def _fetch(self, origin: str, kind: str) -> CachedFetch:
@@ -159,11 +158,6 @@ class SitePolicyMiddleware:
         if key in downloader.slots:
             downloader.slots[key].delay = max(downloader.slots[key].delay, delay)
         self.crawler.stats.set_value(f"policy/crawl_delay/{key}", delay)
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.lower(), "", "", ""))
 
 
 def _headers(response) -> dict[str, list[str]]:
