@@ -10,7 +10,6 @@ import argparse
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -18,10 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gallery.demo import make_picture  # noqa: E402
 from indexer.analyze import Rejected, analyze_image  # noqa: E402
 from indexer.faces import FaceDetector  # noqa: E402
-from indexer.ingest import GalleryWriter, Sighting  # noqa: E402
+from indexer.ingest import GalleryWriter  # noqa: E402
 from indexer.store import Gallery  # noqa: E402
 from indexer.workers import AnalyzerPool  # noqa: E402
-from tests.fixture_site import jpeg_bytes  # noqa: E402
+from tests.fixture_site import jpeg_bytes, sighting  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -55,7 +54,7 @@ def main() -> None:
 
             def run():
                 for index, image in enumerate(analyzed):
-                    writer.add(image, _sighting(index))
+                    writer.add(image, sighting(f"http://bench.test/{index}.jpg", "http://bench.test/"))
                     if writer.batch_ready():
                         writer.write(writer.take_batch())
                 writer.write(writer.take_batch())
@@ -71,19 +70,6 @@ def main() -> None:
     for name, elapsed, baseline in rows:
         print(f"{name:<32}{len(images) / elapsed:>10.1f}{baseline / elapsed:>12.2f}x")
 
-
-def _sighting(index: int) -> Sighting:
-    return Sighting(
-        image_url=f"http://bench.test/{index}.jpg",
-        page_url="http://bench.test/",
-        domain="bench.test",
-        alt_text=None,
-        license_url=None,
-        fetched_at=datetime.now(timezone.utc),
-        http_status=200,
-        rendered=False,
-        policy="bench",
-    )
 
 
 if __name__ == "__main__":

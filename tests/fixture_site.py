@@ -3,19 +3,37 @@
 import io
 import struct
 import zlib
+from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import matplotlib.cbook
 import skimage.data
 from PIL import Image
 
 from gallery.demo import make_picture
+from indexer.ingest import Sighting
 
 
 def jpeg_bytes(img: Image.Image, quality: int = 90) -> bytes:
     buffer = io.BytesIO()
     img.convert("RGB").save(buffer, "JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def sighting(image_url: str, page_url: str = "http://a.test/") -> Sighting:
+    """A sighting as the pipeline would make it, for tests and benchmarks that write directly."""
+    return Sighting(
+        image_url=image_url,
+        page_url=page_url,
+        domain=urlsplit(page_url).hostname,
+        alt_text=None,
+        license_url=None,
+        fetched_at=datetime.now(timezone.utc),
+        http_status=200,
+        rendered=False,
+        policy="test",
+    )
 
 
 def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:

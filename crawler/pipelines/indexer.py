@@ -5,7 +5,8 @@ import logging
 import uuid
 from collections import defaultdict
 
-from crawler.config import IndexerConfig, load_optouts
+from crawler.config import IndexerConfig
+from crawler.shared_policy import shared_policy
 from crawler.frontier import shared_frontier
 from crawler.signals import report_block
 from crawler.items import ImageItem
@@ -34,7 +35,7 @@ class IndexerPipeline:
 
     def open_spider(self, spider=None):
         self.stats.set_value("gallery/run_id", self.run_id)
-        self.optouts = load_optouts(self.crawler.settings)
+        self.optouts = shared_policy(self.crawler).optouts  # read once per crawl, with the middleware
         self.gallery = Gallery(self.config.gallery_uri)
         self.writer = GalleryWriter(self.gallery, batch_size=self.config.batch_size)
         self.pool = AnalyzerPool(workers=self.config.workers, limits=self.config.limits)

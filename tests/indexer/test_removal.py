@@ -14,7 +14,7 @@ from gallery.demo import make_picture
 from indexer import removal
 from indexer.analyze import analyze_image
 from indexer.faces import FaceDetector
-from indexer.ingest import GalleryWriter, Sighting
+from indexer.ingest import GalleryWriter
 from indexer.removal import (
     PurgeLock,
     RequestError,
@@ -29,7 +29,7 @@ from indexer.removal import (
 )
 from indexer.search import search_hash
 from indexer.store import Gallery
-from tests.fixture_site import jpeg_bytes
+from tests.fixture_site import jpeg_bytes, sighting
 
 # (seed, image URL, page URL): seed 1 is published twice, on two sites.
 LAYOUT = [
@@ -48,26 +48,12 @@ def pictures():
     return {seed: analyze_image(jpeg_bytes(make_picture(seed)), detector=detector) for seed in (1, 2, 3, 4, 5)}
 
 
-def _sighting(image_url: str, page_url: str) -> Sighting:
-    return Sighting(
-        image_url=image_url,
-        page_url=page_url,
-        domain=page_url.split("/")[2],
-        alt_text=None,
-        license_url=None,
-        fetched_at=datetime.now(timezone.utc),
-        http_status=200,
-        rendered=False,
-        policy="test",
-    )
-
-
 @pytest.fixture
 def gallery(tmp_path, pictures) -> Gallery:
     store = Gallery(str(tmp_path / "g"))
     writer = GalleryWriter(store)
     for seed, image_url, page_url in LAYOUT:
-        writer.add(pictures[seed], _sighting(image_url, page_url))
+        writer.add(pictures[seed], sighting(image_url, page_url))
     writer.write(writer.take_batch())
     return store
 
@@ -349,8 +335,8 @@ def test_batch_reports_bad_lines_and_runs_good_ones(gallery, tmp_path):
 def test_writer_opened_before_a_removal_drops_what_it_tombstoned(gallery, pictures):
     writer = GalleryWriter(Gallery(gallery.uri))  # a crawl already running
     _remove(gallery, ("domain", "example.org"))
-    writer.add(pictures[3], _sighting("http://example.org/photos/three.jpg", "http://example.org/photos/"))
-    writer.add(pictures[5], _sighting("http://new.test/five.jpg", "http://new.test/"))
+    writer.add(pictures[3], sighting("http://example.org/photos/three.jpg", "http://example.org/photos/"))
+    writer.add(pictures[5], sighting("http://new.test/five.jpg", "http://new.test/"))
     result = writer.write(writer.take_batch())
     assert result.blocked == 1
     assert "http://example.org/photos/three.jpg" not in _urls(gallery)
@@ -362,8 +348,8 @@ def test_writer_checks_tombstones_before_storing(gallery, pictures, tmp_path):
     writer = GalleryWriter(Gallery(gallery.uri))
     near = analyze_image(jpeg_bytes(make_picture(2).resize((400, 300)), quality=50), detector=FaceDetector())
     assert near.image_id != pictures[2].image_id
-    assert writer.tombstoned(near, _sighting("http://x.test/2.jpg", "http://x.test/")) in ("sha256", "pdq")
-    assert writer.tombstoned(pictures[3], _sighting("http://x.test/3.jpg", "http://x.test/")) is None
+    assert writer.tombstoned(near, sighting("http://x.test/2.jpg", "http://x.test/")) in ("sha256", "pdq")
+    assert writer.tombstoned(pictures[3], sighting("http://x.test/3.jpg", "http://x.test/")) is None
 
 
 def test_ingest_waits_for_a_purge(tmp_path):
@@ -395,7 +381,7 @@ def test_append_landing_after_the_delete_is_caught_before_purge(gallery, picture
             crawl = Gallery(store.uri)  # another process's handle
             writer = GalleryWriter(crawl)
             writer.tombstones = TombstoneIndex()  # it read them before the removal wrote any
-            writer.add(in_flight.pop(), _sighting("http://example.org/late.jpg", "http://example.org/late"))
+            writer.add(in_flight.pop(), sighting("http://example.org/late.jpg", "http://example.org/late"))
             batch = writer.take_batch()
             crawl.add_images(batch.images)
             crawl.add_sightings(batch.sightings)
@@ -408,7 +394,7 @@ def test_append_landing_after_the_delete_is_caught_before_purge(gallery, picture
 
 def test_lookup_indexes_keep_no_removed_id(gallery, pictures):
     writer = GalleryWriter(gallery)
-    writer.add(pictures[5], _sighting("http://solo.test/5.jpg", "http://solo.test/"))
+    writer.add(pictures[5], sighting("http://solo.test/5.jpg", "http://solo.test/"))
     writer.write(writer.take_batch())  # its own fragment: the removal drops it whole, no rewrite
     gallery.index_lookup_columns()
     report = _remove(gallery, ("domain", "solo.test"))

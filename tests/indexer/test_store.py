@@ -1,14 +1,12 @@
-from datetime import datetime, timezone
-
 import pytest
 
 from gallery.demo import make_picture
 from indexer.analyze import analyze_image
 from indexer.faces import FaceDetector
-from indexer.ingest import GalleryWriter, Sighting
+from indexer.ingest import GalleryWriter
 from indexer.search import search_hash
 from indexer.store import Gallery
-from tests.fixture_site import jpeg_bytes
+from tests.fixture_site import jpeg_bytes, sighting
 
 
 @pytest.fixture(scope="module")
@@ -17,44 +15,30 @@ def analyzed():
     return [analyze_image(jpeg_bytes(make_picture(seed)), detector=detector) for seed in (1, 2)]
 
 
-def _sighting(url: str, page: str = "http://a.test/") -> Sighting:
-    return Sighting(
-        image_url=url,
-        page_url=page,
-        domain="a.test",
-        alt_text=None,
-        license_url=None,
-        fetched_at=datetime.now(timezone.utc),
-        http_status=200,
-        rendered=False,
-        policy="test",
-    )
-
-
 def _ingest(uri: str, analyzed, sightings) -> GalleryWriter:
     writer = GalleryWriter(Gallery(uri))
-    for image, sighting in zip(analyzed, sightings):
-        writer.add(image, sighting)
+    for image, seen_at in zip(analyzed, sightings):
+        writer.add(image, seen_at)
     writer.write(writer.take_batch())
     return writer
 
 
 def test_writes_are_idempotent(tmp_path, analyzed):
     uri = str(tmp_path / "g")
-    sightings = [_sighting("http://a.test/1.jpg"), _sighting("http://a.test/2.jpg")]
+    sightings = [sighting("http://a.test/1.jpg"), sighting("http://a.test/2.jpg")]
     _ingest(uri, analyzed, sightings)
     _ingest(uri, analyzed, sightings)
     assert Gallery(uri).counts() == {"images": 2, "sightings": 2}
     # A new place for a known image adds a sighting, not an image.
-    _ingest(uri, analyzed[:1], [_sighting("http://a.test/1.jpg", page="http://a.test/other")])
+    _ingest(uri, analyzed[:1], [sighting("http://a.test/1.jpg", "http://a.test/other")])
     assert Gallery(uri).counts() == {"images": 2, "sightings": 3}
 
 
 def test_last_seen_refreshed_on_resighting(tmp_path, analyzed):
     uri = str(tmp_path / "g")
-    _ingest(uri, analyzed[:1], [_sighting("http://a.test/1.jpg")])
+    _ingest(uri, analyzed[:1], [sighting("http://a.test/1.jpg")])
     first = Gallery(uri).get_images([analyzed[0].image_id])[0]
-    _ingest(uri, analyzed[:1], [_sighting("http://a.test/1.jpg")])
+    _ingest(uri, analyzed[:1], [sighting("http://a.test/1.jpg")])
     again = Gallery(uri).get_images([analyzed[0].image_id])[0]
     assert again["first_seen"] == first["first_seen"]
     assert again["last_seen"] > first["last_seen"]
@@ -72,7 +56,7 @@ def test_contract_columns(tmp_path, analyzed):
 
 def test_search_by_each_hash_kind(tmp_path, analyzed):
     uri = str(tmp_path / "g")
-    _ingest(uri, analyzed, [_sighting("http://a.test/1.jpg"), _sighting("http://a.test/2.jpg")])
+    _ingest(uri, analyzed, [sighting("http://a.test/1.jpg"), sighting("http://a.test/2.jpg")])
     gallery = Gallery(uri)
     target = analyzed[0]
     for kind, value in (("sha256", bytes.fromhex(target.image_id)), ("pdq", target.hashes.pdq), ("phash", target.hashes.phash)):
@@ -89,7 +73,7 @@ def test_memory_index_matches_lancedb_scan(tmp_path, analyzed):
     gallery = Gallery(uri, fresh_reads=True)
     index = GalleryHashIndex(gallery)
     assert index.search("pdq", analyzed[0].hashes.pdq, max_distance=31) == []  # empty gallery
-    _ingest(uri, analyzed, [_sighting("http://a.test/1.jpg"), _sighting("http://a.test/2.jpg")])
+    _ingest(uri, analyzed, [sighting("http://a.test/1.jpg"), sighting("http://a.test/2.jpg")])
     for kind in ("pdq", "phash"):
         for image in analyzed:
             value = getattr(image.hashes, kind)
