@@ -8,8 +8,8 @@ crash, error) is closed. The context is replaced after GALLERY_RENDER_CONTEXT_PA
 and closed, with its idle pages, once its last render is done, so what a browser context
 accumulates over a long crawl is dropped regularly; at the end of the crawl every page is
 closed. A failed render raises RenderFailed with a reason, which the spider counts as a skip;
-nothing here logs an error. A browser that crashes is relaunched by scrapy-playwright on the
-next page.
+nothing here logs an error. A browser that dies is relaunched by scrapy-playwright, which also
+retries the renders it was doing on fresh pages (each counts as `browser_crashed` if that fails).
 
 Everything put into request.meta for scrapy-playwright is built here, at download time, and
 taken out again before the response leaves: Page objects and callbacks never reach a queue
@@ -31,7 +31,7 @@ from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 from crawler.config import RenderConfig
 from crawler.render import RenderFailed
 from crawler.render.guard import BrowserRequestGuard
-from crawler.render.session import PageSession
+from crawler.render.session import PageSession, let_go
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
         try:
             await route.abort("blockedbyclient")
         except PlaywrightError:
-            pass  # its page is gone already
+            await let_go(route)  # its page is gone already
 
     async def _refuse_websocket(self, websocket) -> None:
         self.stats.inc_value("render/requests/websocket_refused")
@@ -253,6 +253,8 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
     def _reason(session: PageSession, exc: PlaywrightError) -> str:
         if session.redirected:
             return "redirected"
+        if session.browser_lost:
+            return "browser_crashed"
         if session.crashed or "crash" in exc.message.lower():
             return "crashed"
         if "closed" in exc.message.lower():

@@ -15,6 +15,7 @@ spider through the policy gate; fonts and media are of no use to us.
 
 import asyncio
 import time
+from contextlib import suppress
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from playwright.async_api import Error as PlaywrightError
@@ -45,6 +46,14 @@ _SWEEP = """async (maxPositions) => {
 }"""
 
 
+async def let_go(route) -> None:
+    """Give up a request whose page or browser is gone. Playwright waits for every routed
+    request to be answered, and a wait that can never end is reported as a task destroyed while
+    pending; falling back ends it (the context's handler then refuses the request)."""
+    with suppress(PlaywrightError):
+        await route.fallback()
+
+
 class PageSession:
     def __init__(self, *, guard, page_url: str, stats, fetch_timeout_ms: float):
         self.guard = guard
@@ -62,12 +71,20 @@ class PageSession:
         self._last_activity = time.monotonic()
 
     async def attach(self, page) -> None:
-        """Called for the page of this render (new or reused), before it navigates."""
+        """Called for the page of this render (new or reused), before it navigates. Called again
+        with a new page when scrapy-playwright retries a render whose browser died."""
         self.page = page
+        self._navigated = self.crashed = False
         page.on("popup", self._close_popup)
         page.on("pageerror", self._count_js_error)
         page.on("crash", self._mark_crashed)
         await page.route("**", self._route)
+
+    @property
+    def browser_lost(self) -> bool:
+        """The browser under this page died (crashed, killed); scrapy-playwright starts another."""
+        browser = self.page.context.browser if self.page is not None else None
+        return browser is not None and not browser.is_connected()
 
     def detach(self) -> None:
         """Stop listening to the page, so that a reused page answers to its next session only.
@@ -112,6 +129,7 @@ class PageSession:
             # The page or browser closed under this request (budget spent, crash): nobody is
             # waiting for an answer any more.
             self.stats.inc_value("render/requests/interrupted")
+            await let_go(route)
         finally:
             self._inflight -= 1
             self._last_activity = time.monotonic()
