@@ -1,4 +1,5 @@
-"""The policy state that Scrapy's middlewares and the browser's request guard share, one per crawl.
+"""The policy state that Scrapy's middlewares and the browser's request guard share, one per crawl,
+read once when the crawl starts.
 
 Browser sub-requests never pass through Scrapy's middlewares, so the guard in crawler/render/
 reads what SitePolicyMiddleware has already learnt (opt-outs, each origin's parsed site files)
@@ -9,7 +10,9 @@ import weakref
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from crawler.config import load_optouts
+from crawler.config import IndexerConfig, load_optouts
+from indexer.removal import TombstoneIndex, load_tombstones
+from indexer.store import Gallery
 from robots_policy.optout import OptOutList
 from robots_policy.site import SitePolicy
 
@@ -17,6 +20,8 @@ from robots_policy.site import SitePolicy
 @dataclass
 class SharedPolicy:
     optouts: OptOutList
+    # What removals took out of the gallery (URLs, prefixes, domains): never requested again.
+    tombstones: TombstoneIndex = field(default_factory=TombstoneIndex)
     # origin ("scheme://host[:port]") -> its site files, once SitePolicyMiddleware has them.
     sites: dict[str, SitePolicy] = field(default_factory=dict)
 
@@ -29,7 +34,8 @@ def shared_policy(crawler) -> SharedPolicy:
     """This crawl's shared policy state, built (opt-out lists read) on first use."""
     state = _BY_CRAWLER.get(crawler)
     if state is None:
-        state = _BY_CRAWLER[crawler] = SharedPolicy(optouts=load_optouts(crawler.settings))
+        gallery = Gallery(IndexerConfig.from_settings(crawler.settings).gallery_uri)
+        state = _BY_CRAWLER[crawler] = SharedPolicy(optouts=load_optouts(crawler.settings), tombstones=load_tombstones(gallery))
     return state
 
 

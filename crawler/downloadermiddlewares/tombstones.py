@@ -1,36 +1,28 @@
 """Never request what a removal tombstoned: URL, URL prefix or domain, checked before sending.
 
-Tombstones are read from the gallery once, when the spider opens; a removal made while a crawl
-runs is still enforced by the indexer, which rereads them before each write.
+Tombstones are read from the gallery once per crawl (crawler/shared_policy.py), and the browser's
+request guard checks them too; a removal made while a crawl runs is still enforced by the
+indexer, which rereads them before each write.
 """
 
-from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
 
-from crawler.config import IndexerConfig
-from indexer.removal import TombstoneIndex, load_tombstones
-from indexer.store import Gallery
+from crawler.shared_policy import shared_policy
+from crawler.signals import TOMBSTONE, report_block
 
 
 class TombstoneMiddleware:
-    def __init__(self, crawler, config: IndexerConfig):
+    def __init__(self, crawler):
         self.crawler = crawler
-        self.config = config
-        self.tombstones = TombstoneIndex()
-        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        self.tombstones = shared_policy(crawler).tombstones
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(crawler, IndexerConfig.from_settings(crawler.settings))
-
-    def spider_opened(self, spider=None):
-        self.tombstones = load_tombstones(Gallery(self.config.gallery_uri))
+        return cls(crawler)
 
     def process_request(self, request, spider=None):
         # Site files (robots.txt, ai.txt, TDMRep) are fetched to learn the rules, never stored.
         if request.meta.get("site_file") or not self.tombstones.blocks_url(request.url):
             return None
-        # Counted, never logged with its URL: the exclusion log would write the removed URL
-        # back into the gallery it was purged from.
-        self.crawler.stats.inc_value("policy/blocked/tombstone")
+        report_block(self.crawler, url=request.url, reason=TOMBSTONE)
         raise IgnoreRequest("blocked (tombstone)")

@@ -6,7 +6,7 @@ import logging
 from scrapy import signals
 
 from crawler.config import IndexerConfig
-from crawler.signals import policy_blocked
+from crawler.signals import TOMBSTONE, policy_blocked
 from indexer.store import Gallery, utcnow
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ class ExclusionLog:
 
     def blocked(self, url: str, reason: str, page_url: str | None = None) -> None:
         self.crawler.stats.inc_value(f"policy/blocked/{reason}")
+        if reason == TOMBSTONE:
+            return  # counted only: logging it would write the removed URL back into the gallery
         logger.info("blocked (%s): %s", reason, url)
         self.rows.append({"url": url, "page_url": page_url, "reason": reason, "at": utcnow()})
 

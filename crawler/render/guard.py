@@ -1,6 +1,7 @@
 """Decide each request the browser makes with the rules Scrapy's middlewares apply to ours:
-resolved addresses (network_guard.py), steward opt-outs and each origin's robots.txt, its
-Content-Usage rules and ai.txt (site_policy.py). Every block goes through report_block.
+removal tombstones (tombstones.py), resolved addresses (network_guard.py), steward opt-outs
+and each origin's robots.txt, its Content-Usage rules and ai.txt (site_policy.py). Every block
+goes through report_block.
 
 One difference, on the safe side: the browser cannot wait for a site's files to be fetched, so
 a request to an origin whose files SitePolicyMiddleware has not read yet (a third-party CDN,
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 from crawler import USER_AGENT_TOKEN
 from crawler.config import PolicyConfig
 from crawler.shared_policy import SharedPolicy, origin_of, shared_policy
-from crawler.signals import report_block
+from crawler.signals import TOMBSTONE, report_block
 from robots_policy import Decision, check_addresses
 
 ORIGIN_UNKNOWN = "origin_unknown"
@@ -43,6 +44,8 @@ class BrowserRequestGuard:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return Decision.block("bad_scheme")
+        if self.policy.tombstones.blocks_url(url):
+            return Decision.block(TOMBSTONE)
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM

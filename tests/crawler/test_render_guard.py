@@ -8,6 +8,7 @@ import pytest
 from crawler.render.guard import ORIGIN_UNKNOWN, BrowserRequestGuard
 from crawler.render.handler import ContextRotation
 from crawler.shared_policy import SharedPolicy
+from indexer.removal import TombstoneIndex
 from robots_policy.cache import CachedFetch
 from robots_policy.optout import OptOutList
 from robots_policy.site import SitePolicy
@@ -35,7 +36,8 @@ def _site(robots: str) -> SitePolicy:
 
 @pytest.fixture
 def guard():
-    policy = SharedPolicy(optouts=OptOutList.parse("http://127.0.0.1:8000/optout/"))
+    tombstones = TombstoneIndex(prefixes=("http://127.0.0.1:8000/removed/",))
+    policy = SharedPolicy(optouts=OptOutList.parse("http://127.0.0.1:8000/optout/"), tombstones=tombstones)
     policy.sites["http://127.0.0.1:8000"] = _site("User-agent: *\nDisallow: /private/\n")
     return BrowserRequestGuard(_Crawler(), policy=policy, allow_loopback=True)
 
@@ -45,6 +47,7 @@ CASES = [
     ("http://127.0.0.1:8000/js/app.js", True, None),
     ("http://127.0.0.1:8000/private/data.json", False, "robots"),
     ("http://127.0.0.1:8000/optout/x.js", False, "optout_url_prefix"),
+    ("http://127.0.0.1:8000/removed/gallery.js", False, "tombstone"),
     ("http://127.0.0.1:9999/x.js", False, ORIGIN_UNKNOWN),  # its site files were never read
     ("http://169.254.169.254/latest/meta-data/", False, "address_link_local"),  # refused
     ("http://10.0.0.1/x.js", False, "address_private"),
@@ -58,7 +61,7 @@ def test_guard_decides_like_the_middlewares(guard, url, allowed, reason):
     assert decision.allowed is allowed
     if not allowed:
         assert decision.reason == reason
-        # Every block is reported, with the page it came from.
+        # Every block is reported, with the page it came from (the exclusion log leaves out tombstones).
         assert guard.crawler.signals.sent == [{"url": url, "reason": reason, "page_url": "http://127.0.0.1:8000/page.html"}]
     else:
         assert guard.crawler.signals.sent == []

@@ -6,6 +6,7 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.test import get_crawler
 
 from crawler.downloadermiddlewares.tombstones import TombstoneMiddleware
+from crawler.extensions.exclusion_log import ExclusionLog
 from indexer.removal import build_request, process_requests
 from indexer.store import Gallery
 
@@ -15,8 +16,8 @@ def test_blocks_tombstoned_urls_and_counts_them(tmp_path):
     process_requests(gallery, [build_request([("domain", "gone.test"), ("url_prefix", "http://shop.test/private/")])])
     crawler = get_crawler(settings_dict={"GALLERY_URI": gallery.uri})
     crawler.stats.open_spider()
+    exclusions = ExclusionLog.from_crawler(crawler)
     middleware = TombstoneMiddleware.from_crawler(crawler)
-    middleware.spider_opened()
     for url in ("http://gone.test/a.jpg", "https://cdn.gone.test/b.png", "http://shop.test/private/1.html"):
         with pytest.raises(IgnoreRequest):
             middleware.process_request(scrapy.Request(url))
@@ -24,3 +25,5 @@ def test_blocks_tombstoned_urls_and_counts_them(tmp_path):
     # Site files are rules, not content: fetched even under a tombstone.
     assert middleware.process_request(scrapy.Request("http://gone.test/robots.txt", meta={"site_file": "robots.txt"})) is None
     assert crawler.stats.get_value("policy/blocked/tombstone") == 3
+    # Counted, never logged: the exclusion log would write the removed URLs back.
+    assert exclusions.rows == []
