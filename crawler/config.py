@@ -1,5 +1,6 @@
 """Our settings, each read in exactly one place."""
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,12 +55,22 @@ class IndexerConfig:
 RENDER_MODES = ("never", "always", "auto")
 
 
+# Debian's builds of Chromium. The headless shell (package chromium-headless-shell) has no
+# browser UI layer behind its pages: about a quarter less CPU per rendered page here.
+HEADLESS_SHELL = "/usr/lib/chromium/chromium-headless-shell"
+CHROMIUM = "/usr/lib/chromium/chromium"
+
+
+def default_browser() -> str:
+    return HEADLESS_SHELL if os.access(HEADLESS_SHELL, os.X_OK) else CHROMIUM
+
+
 @dataclass(frozen=True)
 class RenderConfig:
     """How script-built pages are rendered (Playwright through scrapy-playwright)."""
 
     mode: str  # GALLERY_RENDER: never | always | auto (render only pages whose HTML suggests script-built images)
-    browser: str  # GALLERY_RENDER_BROWSER: the Chromium binary (Debian's package; nothing downloads a browser)
+    browser: str  # GALLERY_RENDER_BROWSER: the Chromium binary (Debian's packages; nothing downloads a browser)
     max_pages: int  # GALLERY_RENDER_MAX_PAGES: pages rendered at once (throughput stopped improving past ~4)
     scroll_steps: int  # GALLERY_RENDER_SCROLL_STEPS: sweeps to the bottom of the page, for infinite scroll
     budget: float  # GALLERY_RENDER_BUDGET: seconds one page may take, from navigation to the last snapshot
@@ -73,7 +84,7 @@ class RenderConfig:
             raise ValueError(f"GALLERY_RENDER must be one of {', '.join(RENDER_MODES)}, not {mode!r}")
         return cls(
             mode=mode,
-            browser=settings.get("GALLERY_RENDER_BROWSER"),
+            browser=settings.get("GALLERY_RENDER_BROWSER") or default_browser(),
             max_pages=max(1, settings.getint("GALLERY_RENDER_MAX_PAGES")),
             scroll_steps=max(0, settings.getint("GALLERY_RENDER_SCROLL_STEPS")),
             budget=max(1.0, settings.getfloat("GALLERY_RENDER_BUDGET")),
