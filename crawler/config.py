@@ -105,7 +105,9 @@ class FrontierConfig:
 class PageCacheConfig:
     """Where fetched HTML pages are kept, so the next crawl of a site asks each "changed since?"."""
 
-    directory: str | None  # GALLERY_PAGE_CACHE: a directory, "off", or "auto": <gallery>/page-cache for a local gallery, off for an object store
+    # GALLERY_PAGE_CACHE: a directory, "off", or "auto": <gallery>/page-cache for a local gallery,
+    # off for an object store. None here: no cache.
+    directory: str | None
 
     @classmethod
     def from_settings(cls, settings) -> "PageCacheConfig":
@@ -116,5 +118,5 @@ class PageCacheConfig:
             default = default_page_cache(settings.get("GALLERY_URI"))
             return cls(str(default) if default else None)
         if "://" in value:
-            raise ValueError(f"GALLERY_PAGE_CACHE must be a local directory, \"auto\" or \"off\", not {value!r}")
+            raise ValueError(f"GALLERY_PAGE_CACHE must be a local directory, 'auto' or 'off', not {value!r}")
         return cls(str(Path(value).resolve()))

@@ -88,7 +88,7 @@ class CrawlJob:
             # The frontier lives in Redis then; a JOBDIR would only hold a stale second copy.
             raise JobError("give either frontier (many workers) or jobdir (one machine), not both", key="jobdir")
         if self.page_cache is not None and "://" in self.page_cache:
-            raise JobError(f"page_cache must be a local directory, \"auto\" or \"off\", not {self.page_cache!r}", key="page_cache")
+            raise JobError(f"page_cache must be a local directory, 'auto' or 'off', not {self.page_cache!r}", key="page_cache")
         delay, per_host = self.politeness.delay, self.politeness.concurrency_per_host
         if delay is not None and delay < 0:
             raise JobError(f"politeness.delay must not be negative, not {delay}", key="delay")

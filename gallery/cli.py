@@ -115,7 +115,7 @@ def crawl(
     jobdir: Annotated[Path | None, typer.Option(help="Keep the crawl's state here to pause and resume it.")] = None,
     page_cache: Annotated[
         str | None,
-        typer.Option(help="Keep fetched pages here so a re-crawl asks each if it changed; 'off', or 'auto': inside a local gallery."),
+        typer.Option(help="Keep fetched pages here, so a re-crawl asks if each changed: DIR, 'off' or 'auto' (in a local gallery)."),
     ] = None,
     set_: Annotated[list[str], typer.Option("--set", "-s", help="NAME=VALUE: any Scrapy setting, as `scrapy -s`.")] = [],
     as_json: JsonOption = False,

@@ -200,8 +200,6 @@ class Gallery:
         for name, schema in TABLES.items():
             if name not in existing:
                 self.db.create_table(name, schema=schema, exist_ok=True)
-            else:
-                _add_missing_columns(self.db.open_table(name), schema)
         self.images = self.db.open_table("images")
         self.sightings = self.db.open_table("sightings")
         self.crawl_runs = self.db.open_table("crawl_runs")
@@ -209,6 +207,8 @@ class Gallery:
         self.optouts = self.db.open_table("optouts")
         self.tombstones = self.db.open_table("tombstones")
         self.removal_log = self.db.open_table("removal_log")
+        for name, schema in TABLES.items():
+            _add_missing_columns(getattr(self, name), schema)  # a gallery made by an older version
 
     # -- writes ---------------------------------------------------------------------
 
@@ -413,7 +413,7 @@ def _add_missing_columns(table, schema: pa.Schema) -> None:
     if not missing:
         return
     try:
-        table.add_columns(missing)
+        _retry_conflicts(table, lambda: table.add_columns(missing))
     except ValueError:  # another process added them first
         table.checkout_latest()
         if any(f.name not in table.schema.names for f in missing):

@@ -85,6 +85,7 @@ class OptOutList:
         for entry in self.entries:
             if entry.kind == "sha256" and entry.value == sha256:
                 return Decision.block("optout_sha256")
-            if entry.kind == "pdq" and pdq_value is not None and (int(entry.value, 16) ^ pdq_value).bit_count() <= PDQ_MATCH_DISTANCE:
-                return Decision.block("optout_pdq")
+            if entry.kind == "pdq" and pdq_value is not None:
+                if (int(entry.value, 16) ^ pdq_value).bit_count() <= PDQ_MATCH_DISTANCE:
+                    return Decision.block("optout_pdq")
         return Decision.allow("optout:none")

@@ -127,7 +127,8 @@ def test_a_gallery_made_before_the_validator_columns_still_works(tmp_path, analy
     uri = str(tmp_path / "g")
     old_schema = pa.schema([f for f in SIGHTINGS_SCHEMA if f.name not in ("etag", "last_modified")])
     db = lancedb.connect(uri)
-    old_row = {k: v for k, v in _sighting_row(analyzed[0].image_id, sighting("http://a.test/1.jpg")).items() if k in old_schema.names}
+    row = _sighting_row(analyzed[0].image_id, sighting("http://a.test/1.jpg"))
+    old_row = {k: v for k, v in row.items() if k in old_schema.names}
     db.create_table("sightings", schema=old_schema).add(pa.Table.from_pylist([old_row], schema=old_schema))
     gallery = Gallery(uri)
     assert {"etag", "last_modified"} <= set(gallery.sightings.schema.names)
