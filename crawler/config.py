@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.decode import DecodeLimits
-from indexer.store import Gallery
+from indexer.store import Gallery, default_page_cache
 from robots_policy.optout import OptOutList
 
 
@@ -110,3 +110,24 @@ class FrontierConfig:
             site_file_ttl=min(24 * 3600.0, max(1.0, settings.getfloat("GALLERY_FRONTIER_SITE_FILE_TTL"))),
             host_delay=max(0.0, settings.getfloat("DOWNLOAD_DELAY")),
         )
+
+
+@dataclass(frozen=True)
+class PageCacheConfig:
+    """Where fetched HTML pages are kept, so the next crawl of a site asks each "changed since?"."""
+
+    # GALLERY_PAGE_CACHE: a directory, "off", or "auto": <gallery>/page-cache for a local gallery,
+    # off for an object store. None here: no cache.
+    directory: str | None
+
+    @classmethod
+    def from_settings(cls, settings) -> "PageCacheConfig":
+        value = settings.get("GALLERY_PAGE_CACHE") or "auto"
+        if value == "off":
+            return cls(None)
+        if value == "auto":
+            default = default_page_cache(settings.get("GALLERY_URI"))
+            return cls(str(default) if default else None)
+        if "://" in value:
+            raise ValueError(f"GALLERY_PAGE_CACHE must be a local directory, 'auto' or 'off', not {value!r}")
+        return cls(str(Path(value).resolve()))

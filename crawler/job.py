@@ -11,6 +11,8 @@ gallery = "s3://bucket/gallery"   # a directory or an object-store URI
 allow_loopback = false
 frontier = "redis://127.0.0.1:6379/0"   # optional: share the crawl between workers
 jobdir = "state/example"                # optional: pause and resume (one machine)
+page_cache = "cache/pages"              # optional: kept pages for conditional re-crawls; "off", or
+                                        # "auto" (default: inside a local gallery, off for s3://)
 
 [politeness]
 delay = 1.0                 # seconds between requests to one host
@@ -56,6 +58,7 @@ class CrawlJob:
     politeness: Politeness = field(default_factory=Politeness)
     frontier: str | None = None  # redis://HOST:PORT/DB
     jobdir: str | None = None
+    page_cache: str | None = None  # a directory, "auto" or "off"; None: the project's default ("auto")
 
     def override(self, **given) -> "CrawlJob":
         """This job with every value that was given (not None, not empty) replacing its own."""
@@ -84,6 +87,8 @@ class CrawlJob:
         if self.frontier is not None and self.jobdir is not None:
             # The frontier lives in Redis then; a JOBDIR would only hold a stale second copy.
             raise JobError("give either frontier (many workers) or jobdir (one machine), not both", key="jobdir")
+        if self.page_cache is not None and "://" in self.page_cache:
+            raise JobError(f"page_cache must be a local directory, 'auto' or 'off', not {self.page_cache!r}", key="page_cache")
         delay, per_host = self.politeness.delay, self.politeness.concurrency_per_host
         if delay is not None and delay < 0:
             raise JobError(f"politeness.delay must not be negative, not {delay}", key="delay")
@@ -102,6 +107,8 @@ class CrawlJob:
             settings["GALLERY_FRONTIER"] = self.frontier
         if self.jobdir:
             settings["JOBDIR"] = self.jobdir
+        if self.page_cache:
+            settings["GALLERY_PAGE_CACHE"] = self.page_cache
         return settings
 
     def spider_args(self) -> dict[str, str]:
@@ -133,6 +140,7 @@ _TYPES = {
     "allow_loopback": bool,
     "frontier": str,
     "jobdir": str,
+    "page_cache": str,
     "politeness": dict,
 }
 _POLITENESS_TYPES = {"delay": (int, float), "concurrency_per_host": int}
@@ -183,6 +191,8 @@ def load_job(path: Path) -> CrawlJob:
         values["optout_lists"] = tuple(str(base / p) for p in values["optout_lists"])
     if "jobdir" in values:
         values["jobdir"] = str(base / values["jobdir"])
+    if values.get("page_cache") not in (None, "auto", "off") and "://" not in values["page_cache"]:
+        values["page_cache"] = str(base / values["page_cache"])
     if "gallery" in values and "://" not in values["gallery"]:
         values["gallery"] = str(base / values["gallery"])
     job = CrawlJob(**values, politeness=Politeness(**data.get("politeness", {})))

@@ -74,6 +74,8 @@ def summarize(stats: dict) -> dict:
         "duplicates_exact": stats.get("indexer/duplicate/exact", 0),
         "duplicates_near": stats.get("indexer/duplicate/near", 0),
         "sightings_written": stats.get("indexer/rows/sightings", 0),
+        # Answered 304 to a conditional request: a kept page read again, a stored image seen again.
+        "not_modified": by_prefix("http/not_modified/"),
         "blocked": by_prefix("policy/blocked/"),
         "crawl_delays": by_prefix("policy/crawl_delay/"),
         "skipped": by_prefix("indexer/skipped/"),

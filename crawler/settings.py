@@ -20,6 +20,12 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.downloadermiddlewares.site_policy.SitePolicyMiddleware": 100,
     # After the site policy: a request it blocks takes no slot; its Crawl-delay is known by then.
     "crawler.downloadermiddlewares.host_rate.SharedHostRateMiddleware": 110,
+    # Conditional requests, last before the download: only what the policy allowed gets here.
+    # Scrapy's own cache is replaced by ours (switched on by PageCacheAddon).
+    "scrapy.downloadermiddlewares.httpcache.HttpCacheMiddleware": None,
+    "crawler.downloadermiddlewares.page_cache.PageCacheMiddleware": 900,
+    # After the page cache: it counts the 304 a page got before the cache turns it into the kept page.
+    "crawler.downloadermiddlewares.conditional.ConditionalImageMiddleware": 950,
 }
 ITEM_PIPELINES = {"crawler.pipelines.indexer.IndexerPipeline": 300}
 EXTENSIONS = {
@@ -62,7 +68,12 @@ GALLERY_RENDER_SCROLL_STEPS = 5
 GALLERY_RENDER_BUDGET = 15.0
 GALLERY_RENDER_CONTEXT_PAGES = 50
 GALLERY_RENDER_PROBE_PAGES = 3
+GALLERY_PAGE_CACHE = "auto"
 
 # Rendering (scrapy-playwright's download handlers, for requests with meta["playwright"]) is
 # switched on by this add-on unless GALLERY_RENDER is "never"; see crawler/render/.
-ADDONS = {"crawler.render.addon.RenderAddon": 0, "crawler.frontier.FrontierAddon": 0}
+ADDONS = {
+    "crawler.render.addon.RenderAddon": 0,
+    "crawler.frontier.FrontierAddon": 0,
+    "crawler.downloadermiddlewares.page_cache.PageCacheAddon": 0,
+}

@@ -51,9 +51,9 @@ def _print_crawl_summary(summary: dict) -> None:
     table = Table(title="crawl summary", show_header=False)
     for key in ("pages", "images_stored", "duplicates_exact", "duplicates_near", "sightings_written"):
         table.add_row(key.replace("_", " "), str(summary[key]))
-    for group in ("blocked", "skipped"):
+    for group in ("not_modified", "blocked", "skipped"):
         for reason, count in summary[group].items():
-            table.add_row(f"{group}: {reason}", str(count))
+            table.add_row(f"{group.replace('_', ' ')}: {reason}", str(count))
     if summary["render"]["pages"] or summary["render"]["skipped"]:
         table.add_row("pages rendered", str(summary["render"]["pages"]))
         for reason, count in summary["render"]["skipped"].items():
@@ -113,6 +113,10 @@ def crawl(
     render_budget: Annotated[float | None, typer.Option(min=1, help="Seconds one rendered page may take.")] = None,
     frontier: Annotated[str | None, typer.Option(help="redis://HOST:PORT/DB: share one frontier between workers.")] = None,
     jobdir: Annotated[Path | None, typer.Option(help="Keep the crawl's state here to pause and resume it.")] = None,
+    page_cache: Annotated[
+        str | None,
+        typer.Option(help="Keep fetched pages here, so a re-crawl asks if each changed: DIR, 'off' or 'auto' (in a local gallery)."),
+    ] = None,
     set_: Annotated[list[str], typer.Option("--set", "-s", help="NAME=VALUE: any Scrapy setting, as `scrapy -s`.")] = [],
     as_json: JsonOption = False,
 ) -> None:
@@ -134,6 +138,7 @@ def crawl(
             render=render.value if render else None,
             frontier=frontier,
             jobdir=str(jobdir) if jobdir else None,
+            page_cache=page_cache,
         ).validate()
     except JobError as exc:
         _fail(str(exc))

@@ -29,6 +29,8 @@ class Sighting:
     http_status: int
     rendered: bool
     policy: str
+    etag: str | None = None  # the image response's validators, for a conditional re-crawl
+    last_modified: str | None = None
 
 
 @dataclass
@@ -68,6 +70,18 @@ class GalleryWriter:
         if self.tombstones.blocks_url(sighting.image_url) or self.tombstones.blocks_url(sighting.page_url):
             return "url"
         return self.tombstones.blocks_image(image_id=image.image_id, phash=image.hashes.phash, pdq=image.hashes.pdq)
+
+    def tombstoned_resighting(self, image_id: str, sighting: Sighting) -> str | None:
+        """The same, for a stored image seen again without its bytes (the server answered "not
+        modified"). Its hashes need no check: a removal deletes every stored image its tombstones
+        match, and `write` drops sightings of images a removal purged meanwhile."""
+        if self.tombstones.blocks_url(sighting.image_url) or self.tombstones.blocks_url(sighting.page_url):
+            return "url"
+        return "sha256" if image_id in self.tombstones.sha256 else None
+
+    def is_stored(self, image_id: str) -> bool:
+        """Whether the gallery holds this image (or it is queued), as of the last write."""
+        return image_id in self._known_ids
 
     def add(self, image: AnalyzedImage, sighting: Sighting) -> bool:
         """Queue an image and where it was seen; False if its exact bytes are already known."""
@@ -186,4 +200,6 @@ def _sighting_row(image_id: str, s: Sighting) -> dict:
         "http_status": s.http_status,
         "rendered": s.rendered,
         "policy": s.policy,
+        "etag": s.etag,
+        "last_modified": s.last_modified,
     }

@@ -12,7 +12,9 @@ import fcntl
 import hashlib
 import io
 import json
+import shutil
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -30,7 +32,7 @@ from indexer.analyze import query_hashes
 from indexer.decode import ImageRejected, decode_bounded
 from indexer.hashes import ImageHashes, parse_hash, perceptual_hashes
 from indexer.search import DEFAULT_MAX_DISTANCE
-from indexer.store import Gallery, _in_list, utcnow
+from indexer.store import Gallery, _in_list, default_page_cache, utcnow
 from robots_policy.domains import registrable_domain
 
 BASES = ("copyright", "erasure", "opt-out", "other")
@@ -716,6 +718,7 @@ def process_requests(
             for item in done:
                 _catch_up(gallery, item)
         purge(gallery, lock=lock)
+        clear_page_cache(gallery.uri)
         purged_at, purge_seconds = utcnow(), clock.lap()
         for item in done:
             result = verify_purged(
@@ -860,6 +863,20 @@ def purge(gallery: Gallery, *, lock: PurgeLock) -> None:
         # while no append can be in flight, i.e. under an enforced lock.
         dataset.cleanup_old_versions(older_than=timedelta(0), delete_unverified=lock.enforced)
         table.checkout_latest()
+
+
+def clear_page_cache(uri: str) -> None:
+    """Delete the pages crawls kept inside a local gallery (crawler/downloadermiddlewares/
+    page_cache.py): they may hold what was just removed. Only a cache, so all of it goes; a
+    cache kept elsewhere (`--page-cache DIR`) is the operator's to clear."""
+    path = default_page_cache(uri)
+    if path is None or not path.exists():
+        return
+    # Renamed first: a crawl writing into the cache meanwhile starts a new one, instead of
+    # making the delete fail halfway.
+    doomed = path.with_name(f"{path.name}.removed-{uuid.uuid4().hex}")
+    path.rename(doomed)
+    shutil.rmtree(doomed)
 
 
 # Scalar index types as describe_indices() names them -> as create_scalar_index() takes them.

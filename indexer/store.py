@@ -53,6 +53,9 @@ SIGHTINGS_SCHEMA = pa.schema(
         pa.field("http_status", pa.int32()),
         pa.field("rendered", pa.bool_()),
         pa.field("policy", pa.string()),
+        # The HTTP validators the image URL last answered with, so a re-crawl can ask "changed since?".
+        pa.field("etag", pa.string()),
+        pa.field("last_modified", pa.string()),
     ]
 )
 
@@ -138,6 +141,24 @@ class Match:
     distance: int
 
 
+@dataclass(frozen=True)
+class KnownImage:
+    """What an image URL answered when last fetched: the image, and the validators to ask with."""
+
+    image_id: str
+    etag: str | None
+    last_modified: str | None
+
+
+PAGE_CACHE_DIR = "page-cache"
+
+
+def default_page_cache(uri: str) -> Path | None:
+    """Where crawls keep the pages they fetched unless told otherwise: inside a local gallery
+    directory (LanceDB only reads its `*.lance` table directories); none for an object store."""
+    return None if "://" in uri else Path(uri).resolve() / PAGE_CACHE_DIR
+
+
 def storage_options(uri: str, env: dict[str, str] | None = None) -> dict[str, str] | None:
     """Object-store settings from the usual AWS variables, for an s3:// gallery. Credentials
     are read from the environment by LanceDB itself; what it does not pick up is passed here:
@@ -186,6 +207,8 @@ class Gallery:
         self.optouts = self.db.open_table("optouts")
         self.tombstones = self.db.open_table("tombstones")
         self.removal_log = self.db.open_table("removal_log")
+        for name, schema in TABLES.items():
+            _add_missing_columns(getattr(self, name), schema)  # a gallery made by an older version
 
     # -- writes ---------------------------------------------------------------------
 
@@ -195,10 +218,17 @@ class Gallery:
             _retry_conflicts(self.images, lambda: self.images.merge_insert("image_id").when_not_matched_insert_all().execute(table))
 
     def add_sightings(self, rows: list[dict]) -> None:
+        """Insert new sightings; one seen again replaces its row (fetched_at, validators...)."""
         if rows:
-            table = pa.Table.from_pylist(rows, schema=SIGHTINGS_SCHEMA)
+            # One row per key: merge_insert refuses two source rows for one existing row.
+            latest = {row["sighting_id"]: row for row in rows}
+            table = pa.Table.from_pylist(list(latest.values()), schema=SIGHTINGS_SCHEMA)
             _retry_conflicts(
-                self.sightings, lambda: self.sightings.merge_insert("sighting_id").when_not_matched_insert_all().execute(table)
+                self.sightings,
+                lambda: self.sightings.merge_insert("sighting_id")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(table),
             )
 
     def touch_images(self, image_ids: list[str], seen_at: datetime) -> None:
@@ -292,6 +322,26 @@ class Gallery:
             found.update({r["image_url"]: r["image_id"] for r in rows.limit(None).to_list()})
         return found
 
+    def known_images(self, domains: list[str] | None = None) -> dict[str, KnownImage]:
+        """Image URL -> what it answered when last fetched, for URLs that answered with an ETag
+        or Last-Modified; only those seen on pages of `domains` (registrable) when given.
+
+        Reads four columns of the matching sightings, not the whole table."""
+        where = "(etag IS NOT NULL OR last_modified IS NOT NULL)"
+        if domains:
+            where += " AND " + _in_list("domain", domains)
+        columns = ["image_url", "image_id", "etag", "last_modified"]
+        rows = self.sightings.to_lance().to_table(columns=columns + ["fetched_at"], filter=where).sort_by("fetched_at")
+        # Sorted oldest first, so the latest fetch of a URL is the one kept.
+        return {
+            url: KnownImage(image_id, etag, last_modified)
+            for url, image_id, etag, last_modified in zip(*(rows[c].to_pylist() for c in columns))
+        }
+
+    def stored_pdq(self, image_id: str) -> bytes | None:
+        rows = self.images.search().where(_in_list("image_id", [image_id])).select(["pdq"]).limit(1).to_list()
+        return bytes(rows[0]["pdq"]) if rows else None
+
     def counts(self) -> dict[str, int]:
         return {"images": self.images.count_rows(), "sightings": self.sightings.count_rows()}
 
@@ -354,6 +404,20 @@ def _retry_conflicts(table, operation):
                 raise
             time.sleep(0.05 * 2**attempt * (1 + random.random()))  # back off, out of step with the other writer
             table.checkout_latest()  # the retry must see what the winner committed
+
+
+def _add_missing_columns(table, schema: pa.Schema) -> None:
+    """Bring a table made by an older version up to the schema: new columns are added all null
+    (Lance records them in the manifest; no data file is rewritten)."""
+    missing = [f for f in schema if f.name not in table.schema.names]
+    if not missing:
+        return
+    try:
+        _retry_conflicts(table, lambda: table.add_columns(missing))
+    except ValueError:  # another process added them first
+        table.checkout_latest()
+        if any(f.name not in table.schema.names for f in missing):
+            raise
 
 
 def _in_list(column: str, values: list[str]) -> str:

@@ -74,11 +74,18 @@ class OptOutList:
                 return Decision.block("optout_url_prefix")
         return Decision.allow("optout:none")
 
-    def check_image(self, *, sha256: str, pdq: bytes) -> Decision:
-        pdq_value = int.from_bytes(pdq, "big")
+    @property
+    def has_pdq(self) -> bool:
+        """Whether `check_image` needs the image's PDQ hash (a caller may have to look it up)."""
+        return any(entry.kind == "pdq" for entry in self.entries)
+
+    def check_image(self, *, sha256: str, pdq: bytes | None) -> Decision:
+        """`pdq` None: not known, so only sha256 entries can match (pass it whenever `has_pdq`)."""
+        pdq_value = None if pdq is None else int.from_bytes(pdq, "big")
         for entry in self.entries:
             if entry.kind == "sha256" and entry.value == sha256:
                 return Decision.block("optout_sha256")
-            if entry.kind == "pdq" and (int(entry.value, 16) ^ pdq_value).bit_count() <= PDQ_MATCH_DISTANCE:
-                return Decision.block("optout_pdq")
+            if entry.kind == "pdq" and pdq_value is not None:
+                if (int(entry.value, 16) ^ pdq_value).bit_count() <= PDQ_MATCH_DISTANCE:
+                    return Decision.block("optout_pdq")
         return Decision.allow("optout:none")

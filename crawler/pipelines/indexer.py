@@ -55,7 +55,9 @@ class IndexerPipeline:
     async def process_item(self, item, spider=None):
         if not isinstance(item, ImageItem):
             return item
-        if item.body is None:
+        if item.http_status == 304:
+            await self._not_modified(item)
+        elif item.body is None:
             self._add_repeat_sighting(item)
         else:
             await self._index(item)
@@ -90,8 +92,40 @@ class IndexerPipeline:
         is_new = self.writer.add(result, sighting)
         item.status = "stored" if is_new else "duplicate"
         self.stats.inc_value("indexer/stored" if is_new else "indexer/duplicate/exact")
-        self._image_ids[item.image_url] = result.image_id
-        for parked in self._parked.pop(item.image_url, []):
+        self._settle(item.image_url, result.image_id)
+
+    async def _not_modified(self, item: ImageItem) -> None:
+        """The server confirmed a stored image unchanged (304): one more sighting of it, with no
+        download and no analysis, but the checks a download of its bytes would get now."""
+        image_id = item.image_id
+        if not self.writer.is_stored(image_id):
+            # Removed since the crawl began: there is nothing to point at.
+            item.status, item.error_message = "skipped", "image_removed"
+            self.stats.inc_value("indexer/skipped/image_removed")
+            return
+        # Its PDQ hash is read back only when an opt-out entry needs it.
+        pdq = await asyncio.to_thread(self.gallery.stored_pdq, image_id) if self.optouts.has_pdq else None
+        optout = self.optouts.check_image(sha256=image_id, pdq=pdq)
+        if not optout.allowed:
+            item.status, item.error_message = "skipped", optout.reason
+            report_block(self.crawler, url=item.image_url, reason=optout.reason, page_url=item.page_url)
+            return
+        # "not_modified": the checks made on the bytes themselves (XMP) were made at the earlier fetch.
+        item.policy = " ".join(filter(None, (item.policy, "not_modified", "optout-hash:none")))
+        sighting = self._sighting(item)
+        if self.writer.tombstoned_resighting(image_id, sighting):
+            item.status, item.error_message = "skipped", "tombstone"
+            self.stats.inc_value("policy/blocked/tombstone")
+            return
+        self.writer.add_sighting(image_id, sighting)
+        item.status = "not_modified"
+        self.stats.inc_value("indexer/not_modified")
+        self._settle(item.image_url, image_id)
+
+    def _settle(self, image_url: str, image_id: str) -> None:
+        """This URL's image is known now: record the sightings that waited for it."""
+        self._image_ids[image_url] = image_id
+        for parked in self._parked.pop(image_url, []):
             self._add_repeat_sighting(parked)
 
     async def _settle_parked(self) -> None:
@@ -142,6 +176,8 @@ class IndexerPipeline:
             http_status=item.http_status,
             rendered=item.rendered,
             policy=item.policy,
+            etag=item.etag,
+            last_modified=item.last_modified,
         )
 
     async def _flush(self) -> None:

@@ -228,10 +228,31 @@ class ImagesSpider(scrapy.Spider):
         original_url = response.request.meta.get("redirect_urls", [response.url])[0]
         # Provenance: what the image passed, then what its page passed (each check once).
         trail = response.meta.get("policy_trail", []) + response.meta.get("page_policy_trail", [])
+        etag, last_modified = _header(response, b"ETag"), _header(response, b"Last-Modified")
+        if response.status == 304:
+            # Asked with the validators of a stored image (ConditionalImageMiddleware): it is unchanged.
+            known = response.meta["known_image"]
+            yield ImageItem(
+                image_url=original_url,
+                policy=" ".join(dict.fromkeys(trail)),
+                http_status=response.status,
+                image_id=known["image_id"],
+                etag=etag or known["etag"],
+                last_modified=last_modified or known["last_modified"],
+                **context,
+            )
+            return
         yield ImageItem(
             image_url=original_url,
             policy=" ".join(dict.fromkeys(trail)),
             http_status=response.status,
             body=response.body,
+            etag=etag,
+            last_modified=last_modified,
             **context,
         )
+
+
+def _header(response, name: bytes) -> str | None:
+    value = response.headers.get(name)
+    return value.decode("latin-1") if value else None

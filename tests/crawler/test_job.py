@@ -15,6 +15,7 @@ optout_lists = ["lists/optout.txt"]
 gallery = "out/gallery"
 allow_loopback = false
 jobdir = "state"
+page_cache = "cache/pages"
 
 [politeness]
 delay = 1.5
@@ -38,16 +39,20 @@ def test_good_job_and_paths_relative_to_the_file(tmp_path):
         "DOWNLOAD_DELAY": 1.5,
         "CONCURRENT_REQUESTS_PER_DOMAIN": 2,
         "JOBDIR": str(tmp_path / "state"),
+        "GALLERY_PAGE_CACHE": str(tmp_path / "cache/pages"),
     }
     assert job.spider_args() == {"seeds": "https://example.org/", "allowed_domains": "cdn.example.org", "max_pages": "50"}
 
 
 def test_object_store_gallery_is_left_as_is(tmp_path):
     path = tmp_path / "job.toml"
-    path.write_text('seeds = ["https://example.org/"]\ngallery = "s3://bucket/g"\nfrontier = "redis://127.0.0.1:6379/0"\n')
+    path.write_text(
+        'seeds = ["https://example.org/"]\ngallery = "s3://bucket/g"\nfrontier = "redis://127.0.0.1:6379/0"\npage_cache = "off"\n'
+    )
     job = load_job(path)
     assert job.gallery == "s3://bucket/g"
     assert job.scrapy_settings()["GALLERY_FRONTIER"] == "redis://127.0.0.1:6379/0"
+    assert job.scrapy_settings()["GALLERY_PAGE_CACHE"] == "off"
 
 
 @pytest.mark.parametrize(
@@ -65,6 +70,7 @@ def test_object_store_gallery_is_left_as_is(tmp_path):
         ('seeds = ["https://a/"]\n[politeness]\nburst = 3\n', 3, "unknown key politeness.burst"),
         ('seeds = ["https://a/"]\nfrontier = "http://x"\n', 2, "frontier must be a redis:// URL"),
         ('seeds = ["https://a/"]\nfrontier = "redis://x/0"\njobdir = "s"\n', 3, "not both"),
+        ('seeds = ["https://a/"]\npage_cache = "s3://b/pages"\n', 2, "page_cache must be a local directory"),
     ],
 )
 def test_malformed_job_names_line_and_reason(tmp_path, text, line, reason):

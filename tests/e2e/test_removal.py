@@ -5,6 +5,7 @@ tombstone and delete, a re-crawl after removal, and what is left on disk.
 reactor is involved), and as a real process where the process itself is the point (the kill).
 """
 
+import gzip
 import hashlib
 import json
 import shutil
@@ -156,6 +157,18 @@ def test_recrawl_brings_nothing_removed_back(fixture_site, gallery):
     assert {s["image_url"] for s in sightings(gallery)} == after_removal
     assert src_sha not in Gallery(str(gallery), create=False).image_ids()
     assert traces(gallery, dupe_url) == []
+
+
+def test_removal_clears_the_page_cache(fixture_site, gallery):
+    """Kept pages may name or show what was removed: a removal deletes them with the rows."""
+    page = f"{fixture_site.url}/forms.html"
+    cache = gallery / "page-cache"
+    assert any(page.encode() in gzip.decompress(p.read_bytes()) for p in cache.rglob("meta"))
+    dry = remove_json(gallery, "--url", page, "--dry-run")
+    assert dry["dry_run"] and cache.is_dir()
+    remove_json(gallery, "--url", page)
+    assert [p.name for p in gallery.iterdir() if p.name.startswith("page-cache")] == []
+    assert traces(gallery, page) == []
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,16 @@
+from dataclasses import replace
+from datetime import timedelta
+
+import lancedb
+import pyarrow as pa
 import pytest
 
 from gallery.demo import make_picture
 from indexer.analyze import analyze_image
 from indexer.faces import FaceDetector
-from indexer.ingest import GalleryWriter
+from indexer.ingest import GalleryWriter, _sighting_row
 from indexer.search import search_hash
-from indexer.store import Gallery
+from indexer.store import SIGHTINGS_SCHEMA, Gallery, KnownImage
 from tests.fixture_site import jpeg_bytes, sighting
 
 
@@ -87,3 +92,48 @@ def test_refuses_a_python_package_as_gallery(tmp_path):
     (tmp_path / "__init__.py").write_text("")
     with pytest.raises(ValueError, match="Python package"):
         Gallery(str(tmp_path))
+
+
+def test_a_sighting_seen_again_replaces_its_row(tmp_path, analyzed):
+    uri = str(tmp_path / "g")
+    first = sighting("http://a.test/1.jpg")
+    _ingest(uri, analyzed[:1], [replace(first, etag='"v1"')])
+    later = replace(first, fetched_at=first.fetched_at + timedelta(days=1), http_status=304, etag='"v1"')
+    writer = GalleryWriter(Gallery(uri))
+    # The same sighting twice in one batch (two <img> of one page) is one row, not an error.
+    writer.add_sighting(analyzed[0].image_id, later)
+    writer.add_sighting(analyzed[0].image_id, later)
+    writer.write(writer.take_batch())
+    rows = Gallery(uri).sightings.to_arrow().to_pylist()
+    assert len(rows) == 1
+    assert (rows[0]["fetched_at"], rows[0]["http_status"], rows[0]["etag"]) == (later.fetched_at, 304, '"v1"')
+
+
+def test_known_images_keep_each_urls_latest_validators(tmp_path, analyzed):
+    uri = str(tmp_path / "g")
+    old, new = sighting("http://a.test/1.jpg"), sighting("http://a.test/1.jpg")
+    old = replace(old, fetched_at=new.fetched_at - timedelta(days=7), etag='"old"')
+    # The URL's bytes changed since: a second image, and the latest answer's validators win.
+    _ingest(uri, analyzed, [old, replace(new, last_modified="Mon, 01 Jan 2024 00:00:00 GMT")])
+    _ingest(uri, analyzed[:1], [sighting("http://a.test/none.jpg")])  # answered without validators
+    _ingest(uri, analyzed[:1], [replace(sighting("http://b.test/2.jpg", "http://b.test/"), etag='"b"')])
+    known = Gallery(uri).known_images()
+    assert known["http://a.test/1.jpg"] == KnownImage(analyzed[1].image_id, None, "Mon, 01 Jan 2024 00:00:00 GMT")
+    assert "http://a.test/none.jpg" not in known
+    assert set(Gallery(uri).known_images(["b.test"])) == {"http://b.test/2.jpg"}
+
+
+def test_a_gallery_made_before_the_validator_columns_still_works(tmp_path, analyzed):
+    uri = str(tmp_path / "g")
+    old_schema = pa.schema([f for f in SIGHTINGS_SCHEMA if f.name not in ("etag", "last_modified")])
+    db = lancedb.connect(uri)
+    row = _sighting_row(analyzed[0].image_id, sighting("http://a.test/1.jpg"))
+    old_row = {k: v for k, v in row.items() if k in old_schema.names}
+    db.create_table("sightings", schema=old_schema).add(pa.Table.from_pylist([old_row], schema=old_schema))
+    gallery = Gallery(uri)
+    assert {"etag", "last_modified"} <= set(gallery.sightings.schema.names)
+    assert gallery.sightings.to_arrow().to_pylist()[0]["etag"] is None
+    assert gallery.known_images() == {}
+    _ingest(uri, analyzed[1:], [replace(sighting("http://a.test/2.jpg"), etag='"e"')])
+    assert Gallery(uri).counts() == {"images": 1, "sightings": 2}
+    assert Gallery(uri).known_images()["http://a.test/2.jpg"].etag == '"e"'

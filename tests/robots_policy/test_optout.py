@@ -32,6 +32,10 @@ def test_check_image():
     near[0] ^= 0b1111  # 4 bits away
     assert optouts.check_image(sha256="00" * 32, pdq=bytes(near)).reason == "optout_pdq"
     assert optouts.check_image(sha256="00" * 32, pdq=bytes(32)).allowed
+    # PDQ unknown (a stored image whose hash was not read back): only sha256 entries can match.
+    assert optouts.has_pdq and not OptOutList.parse("sha256:" + "ab" * 32).has_pdq
+    assert optouts.check_image(sha256="ab" * 32, pdq=None).reason == "optout_sha256"
+    assert optouts.check_image(sha256="00" * 32, pdq=None).allowed
 
 
 @pytest.mark.parametrize(
