@@ -112,13 +112,14 @@ class _Server(ThreadingHTTPServer):
 
 
 class StaticSite:
-    def __init__(self, root: Path, *, canned: dict[str, Canned] | None = None, port: int = 0):
+    def __init__(self, root: Path, *, canned: dict[str, Canned] | None = None, port: int = 0, host: str = "127.0.0.1"):
         self.root = Path(root)
         self.canned = dict(canned or {})
         self.requests: list[str] = []
         self.answers: list[Answer] = []
         handler = partial(_Handler, directory=str(self.root), site=self)
-        self._server = _Server(("127.0.0.1", port), handler)
+        # Any address of 127.0.0.0/8 is this machine: sites on several "hosts" for multi-host tests.
+        self._server = _Server((host, port), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
