@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import redis
 
+from crawler.claims import call_directly
 from robots_policy.cache import DEFAULT_MAX_AGE, CachedFetch, PolicyFileCache
 
 
@@ -23,16 +24,18 @@ class RedisPolicyFileCache(PolicyFileCache):
         prefix: str,
         max_age: float = DEFAULT_MAX_AGE,
         clock: Callable[[], float] = time.time,
+        call: Callable = call_directly,
     ):
         super().__init__(max_age=max_age, clock=clock)
         self.server = server
         self.prefix = prefix
+        self._call = call  # SharedFrontier.call: a lost Redis is a cache miss (and stops the crawl)
 
     def _key(self, origin: str, kind: str) -> str:
         return f"{self.prefix}:sitefile:{kind}:{origin}"
 
     def _load(self, origin: str, kind: str) -> CachedFetch | None:
-        raw = self.server.get(self._key(origin, kind))
+        raw = self._call(self.server.get, self._key(origin, kind))
         if raw is None:
             return None
         entry = json.loads(raw)
@@ -40,7 +43,7 @@ class RedisPolicyFileCache(PolicyFileCache):
 
     def _store(self, origin: str, kind: str, fetch: CachedFetch) -> None:
         value = json.dumps({"status": fetch.status, "body": b64encode(fetch.body).decode(), "fetched_at": fetch.fetched_at})
-        self.server.set(self._key(origin, kind), value, px=max(1, int(self.max_age * 1000)))
+        self._call(self.server.set, self._key(origin, kind), value, px=max(1, int(self.max_age * 1000)))
 
     def _drop(self, origin: str, kind: str) -> None:
-        self.server.delete(self._key(origin, kind))
+        self._call(self.server.delete, self._key(origin, kind))

@@ -196,6 +196,9 @@ class Gallery:
 
     def add_sightings(self, rows: list[dict]) -> None:
         if rows:
+            # merge_insert skips keys already stored but inserts a key twice if the batch has it
+            # twice (a sighting recorded again after a crash was recovered).
+            rows = list({row["sighting_id"]: row for row in rows}.values())
             table = pa.Table.from_pylist(rows, schema=SIGHTINGS_SCHEMA)
             _retry_conflicts(
                 self.sightings, lambda: self.sightings.merge_insert("sighting_id").when_not_matched_insert_all().execute(table)

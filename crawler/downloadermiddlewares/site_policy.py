@@ -50,7 +50,9 @@ class SitePolicyMiddleware:
         frontier = shared_frontier(crawler)
         if frontier is not None:
             # Many workers: one fetch of each site file serves them all.
-            cache = RedisPolicyFileCache(frontier.server, prefix=frontier.prefix, max_age=frontier.config.site_file_ttl)
+            cache = RedisPolicyFileCache(
+                frontier.server, prefix=frontier.prefix, max_age=frontier.config.site_file_ttl, call=frontier.call
+            )
         else:
             cache = MemoryPolicyFileCache(max_entries=30_000)
         return cls(crawler, PolicyConfig.from_settings(crawler.settings), cache)

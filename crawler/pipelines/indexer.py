@@ -1,9 +1,17 @@
-"""Hand each fetched image to the indexer: analysis in a process pool, rows in batches."""
+"""Hand each fetched image to the indexer: analysis in a process pool, rows in batches.
+
+With a shared frontier, each commit also acknowledges the requests whose rows it holds (and
+hands on the sightings still waiting for their image), so a worker killed before a commit
+leaves those requests to be taken back by the others.
+"""
 
 import asyncio
 import logging
 import uuid
 from collections import defaultdict
+
+from scrapy import signals
+from scrapy.utils.defer import deferred_from_coro
 
 from crawler.config import IndexerConfig
 from crawler.shared_policy import shared_policy
@@ -28,10 +36,21 @@ class IndexerPipeline:
         self._image_ids: dict[str, str] = {}  # image URL -> image_id, for repeat sightings
         self._parked: dict[str, list[ImageItem]] = defaultdict(list)  # waiting for their URL's image
         self._write_lock = asyncio.Lock()
+        self.frontier = shared_frontier(crawler)
+        if self.frontier is not None:
+            crawler.signals.connect(self._spider_idle, signal=signals.spider_idle)
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler, IndexerConfig.from_settings(crawler.settings))
+
+    def _spider_idle(self) -> None:
+        # All this worker's requests are done: commit now, so they are acknowledged and the
+        # other workers (and this one) may end.
+        if self.frontier.leases:
+            deferred_from_coro(self._flush()).addErrback(
+                lambda failure: logger.error("commit at idle failed: %s", failure.getErrorMessage())
+            )
 
     def open_spider(self, spider=None):
         self.stats.set_value("gallery/run_id", self.run_id)
@@ -97,25 +116,35 @@ class IndexerPipeline:
     async def _settle_parked(self) -> None:
         """Sightings of images downloaded by an earlier run of this job (a resumed JOBDIR) or
         by another worker on the frontier: their image_id is in the gallery by now."""
-        frontier = shared_frontier(self.crawler)
-        if not self._parked and frontier is None:
+        if self.frontier is not None:
+            # Every worker's waiting sightings are in Redis by now (this one's went with its
+            # commits); others may settle what is left, so it is not counted as unavailable here.
+            counts = await asyncio.to_thread(self.frontier.settle_parked, self._image_ids_of, self._write_settled)
+            if counts is not None:
+                self.stats.inc_value("indexer/sightings/settled_at_close", counts[0])
+                self.stats.set_value("frontier/parked_left", counts[1])
+            return
+        if not self._parked:
             return
         parked = [_parked_dict(item) for items in self._parked.values() for item in items]
         self._parked.clear()
-        if frontier is None:
-            ids = await asyncio.to_thread(self._image_ids_of, sorted({p["image_url"] for p in parked}))
-            settled, left = [(ids[p["image_url"]], p) for p in parked if p["image_url"] in ids], 0
-            for p in parked:
-                if p["image_url"] not in ids:
-                    self._parked[p["image_url"]].append(ImageItem(**p))
-        else:
-            # Others may settle what this worker leaves, so it is not counted as unavailable here.
-            settled, left = await asyncio.to_thread(frontier.settle_parked, parked, self._image_ids_of)
-            self.stats.set_value("frontier/parked_left", left)
+        ids = await asyncio.to_thread(self._image_ids_of, sorted({p["image_url"] for p in parked}))
+        settled = [(ids[p["image_url"]], p) for p in parked if p["image_url"] in ids]
+        for p in parked:
+            if p["image_url"] not in ids:
+                self._parked[p["image_url"]].append(ImageItem(**p))
+        self._add_settled(settled)
+        self.stats.inc_value("indexer/sightings/settled_at_close", len(settled))
+
+    def _add_settled(self, settled: list[tuple[str, dict]]) -> None:
         for image_id, p in settled:
             self._image_ids[p["image_url"]] = image_id
             self._add_repeat_sighting(ImageItem(**p))
-        self.stats.inc_value("indexer/sightings/settled_at_close", len(settled))
+
+    def _write_settled(self, settled: list[tuple[str, dict]]) -> None:
+        """On a worker thread, at close (nothing else writes then): the settled sightings, committed."""
+        self._add_settled(settled)
+        self._write(self.writer.take_batch())
 
     def _image_ids_of(self, urls: list[str]) -> dict[str, str]:
         self.gallery.refresh()
@@ -146,10 +175,22 @@ class IndexerPipeline:
 
     async def _flush(self) -> None:
         batch = self.writer.take_batch()
-        if not len(batch):
+        leases, parked = [], []
+        if self.frontier is not None:
+            # Taken together with the batch: every row of a settled request is in it.
+            leases = self.frontier.settled_leases(self.crawler.engine)
+            parked = [_parked_dict(item) for items in self._parked.values() for item in items]
+            self._parked.clear()
+        if not len(batch) and not leases and not parked:
             return
         async with self._write_lock:  # one append at a time, in order
-            result = await asyncio.to_thread(self.writer.write, batch)
+            if len(batch):
+                await asyncio.to_thread(self._write, batch)
+            if leases or parked:
+                await asyncio.to_thread(self.frontier.ack, leases, parked)
+
+    def _write(self, batch) -> None:
+        result = self.writer.write(batch)
         self.stats.inc_value("indexer/duplicate/near", result.near_duplicates)
         self.stats.inc_value("indexer/rows/images", result.images)
         self.stats.inc_value("indexer/rows/sightings", result.sightings)
