@@ -2,6 +2,7 @@
 site-file cache, and the leases that keep a killed worker's requests from being lost."""
 
 import json
+import time
 from dataclasses import replace
 
 import pytest
@@ -47,6 +48,24 @@ def test_unreachable_outcome_round_trips(clean):
     fetch = CachedFetch(status=None, body=b"", fetched_at=cache.clock())
     cache.put("https://b.example:8443", "tdmrep.json", fetch)
     assert cache.get("https://b.example:8443", "tdmrep.json") == fetch
+
+
+def test_one_worker_fetches_a_site_file_the_others_wait(clean):
+    first, second = RedisPolicyFileCache(clean, prefix="t"), RedisPolicyFileCache(clean, prefix="t")
+    assert first.reserve("http://a.example", "robots.txt", seconds=30)
+    assert not second.reserve("http://a.example", "robots.txt", seconds=30)  # first is fetching it
+    assert second.reserve("http://a.example", "ai.txt", seconds=30)  # another file: its own reservation
+    fetch = CachedFetch(status=404, body=b"", fetched_at=first.clock())
+    first.put("http://a.example", "robots.txt", fetch)
+    assert second.get("http://a.example", "robots.txt") == fetch
+    assert not clean.exists("t:sitefile:robots.txt:http://a.example:fetching")  # released with the answer
+
+
+def test_a_site_file_reservation_lapses(clean):
+    cache = RedisPolicyFileCache(clean, prefix="t")
+    assert cache.reserve("http://a.example", "robots.txt", seconds=0.05)
+    time.sleep(0.2)  # the fetching worker died without an answer
+    assert cache.reserve("http://a.example", "robots.txt", seconds=30)
 
 
 @pytest.mark.parametrize("kind", ["redis", "local"])
