@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from scrapy import signals
+from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider
 from scrapy.utils.defer import deferred_from_coro
 from scrapy_redis.scheduler import Scheduler
@@ -133,7 +133,7 @@ class SharedFrontier:
         self._leave = self.server.register_script(_LEAVE_SCRIPT)
         self._lease_ids = itertools.count(1)
         # Requests popped and not yet acknowledged, by lease; the pipeline acknowledges them.
-        self.leases: dict[str, object] = {}
+        self.leases: dict[str, Request] = {}
         self.lost: str | None = None  # the operator's line, once Redis is gone
         self._on_lost = on_lost
 

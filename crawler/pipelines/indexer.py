@@ -12,6 +12,7 @@ from collections import defaultdict
 
 from scrapy import signals
 from scrapy.utils.defer import deferred_from_coro
+from twisted.internet import task
 
 from crawler.config import IndexerConfig
 from crawler.shared_policy import shared_policy
@@ -26,6 +27,11 @@ from robots_policy.domains import registrable_domain
 
 logger = logging.getLogger(__name__)
 
+# With a frontier, a partial batch is committed (and its requests acknowledged) at least this
+# often, and whenever the worker is idle: on a site with few images, a killed worker's
+# requests would otherwise wait (and be fetched again) for as long as a batch takes to fill.
+COMMIT_INTERVAL = 30.0
+
 
 class IndexerPipeline:
     def __init__(self, crawler, config: IndexerConfig):
@@ -38,18 +44,18 @@ class IndexerPipeline:
         self._write_lock = asyncio.Lock()
         self.frontier = shared_frontier(crawler)
         if self.frontier is not None:
-            crawler.signals.connect(self._spider_idle, signal=signals.spider_idle)
+            crawler.signals.connect(self._commit_settled, signal=signals.spider_idle)
+            self._committer = task.LoopingCall(self._commit_settled)
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler, IndexerConfig.from_settings(crawler.settings))
 
-    def _spider_idle(self) -> None:
-        # All this worker's requests are done: commit now, so they are acknowledged and the
-        # other workers (and this one) may end.
-        if self.frontier.leases:
+    def _commit_settled(self) -> None:
+        # At idle this also lets the other workers (and this one) end: they wait while it holds requests.
+        if self.frontier.leases and not self._write_lock.locked():
             deferred_from_coro(self._flush()).addErrback(
-                lambda failure: logger.error("commit at idle failed: %s", failure.getErrorMessage())
+                lambda failure: logger.error("commit failed: %s", failure.getErrorMessage())
             )
 
     def open_spider(self, spider=None):
@@ -58,8 +64,12 @@ class IndexerPipeline:
         self.gallery = Gallery(self.config.gallery_uri)
         self.writer = GalleryWriter(self.gallery, batch_size=self.config.batch_size)
         self.pool = AnalyzerPool(workers=self.config.workers, limits=self.config.limits)
+        if self.frontier is not None:
+            self._committer.start(COMMIT_INTERVAL, now=False)
 
     async def close_spider(self, spider=None):
+        if self.frontier is not None and self._committer.running:
+            self._committer.stop()
         await self._flush()
         self.pool.close()
         await self._settle_parked()
