@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider
 from scrapy.utils.defer import deferred_from_coro
@@ -69,8 +71,15 @@ def redacted(url: str) -> str:
 def connect(url: str) -> redis.Redis:
     """A client for the frontier, checked with a PING so a dead server fails now, in one line."""
     try:
-        # Short timeouts: a worker must notice a lost server, not hang on it for minutes.
-        server = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30, decode_responses=False)
+        # Short timeouts and few retries: a blip of a second is ridden out, but a worker must
+        # notice a lost (or hung) server within a minute, not hang on it for many.
+        server = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=5,
+            socket_timeout=10,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3),
+            decode_responses=False,
+        )
         server.ping()
     except REDIS_DOWN as exc:
         raise FrontierUnavailable(f"cannot reach the frontier at {redacted(url)}: {exc}") from None
