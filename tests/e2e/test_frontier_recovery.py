@@ -14,7 +14,7 @@ import redis
 
 from gallery.site import StaticSite
 from indexer.store import Gallery
-from tests.conftest import REPO
+from tests.conftest import REPO, crawl
 from tests.job_files import write_job
 from tests.many_site import build_many_site, expected_counts
 from tests.servers import persistent_redis_server, redis_server
@@ -106,6 +106,18 @@ def _assert_frontier_drained(server: redis.Redis) -> None:
 
 def _errors(log: Path) -> list[str]:
     return [line for line in log.read_text().splitlines() if "] ERROR: " in line or "CRITICAL" in line or "Traceback" in line]
+
+
+def test_blocked_failed_and_skipped_requests_are_acknowledged(fixture_site, tmp_path):
+    """Robots-blocked pages, 404s, undecodable images: each outcome releases its request, so
+    the worker ends and leaves nothing held."""
+    with redis_server(tmp_path) as url:
+        summary = crawl(fixture_site.url, tmp_path / "gallery", "--frontier", url, "--render", "never", *SHORT_TTLS)
+        server = redis.Redis.from_url(url)
+        _assert_frontier_drained(server)
+        assert server.zcard("gallery:images:workers") == 0  # left cleanly
+    assert summary["finish_reason"] == "finished"
+    assert summary["blocked"].get("robots", 0) > 0 and summary["skipped"], summary
 
 
 def test_a_killed_worker_loses_nothing(many_site, tmp_path):
