@@ -47,12 +47,20 @@ return 1
 _RESULTS = {1: Claim.NEW, 0: Claim.SEEN, -1: Claim.OVER_LIMIT}
 
 
+def call_directly(fn: Callable, *args, fallback=None, **kwargs):
+    """A Redis call with nothing around it; SharedFrontier.call is the guarded one."""
+    return fn(*args, **kwargs)
+
+
 class RedisClaims:
-    def __init__(self, server, *, prefix: str):
+    def __init__(self, server, *, prefix: str, call: Callable = call_directly):
         self.server = server
         self.prefix = prefix
+        # SharedFrontier.call: once Redis is lost a claim answers SEEN (nothing new is requested;
+        # the page asking is taken back on resume and asks again).
+        self._call = call
         self._script = server.register_script(_CLAIM_SCRIPT)
 
     def claim(self, kind: str, url: str, *, limit: int | None = None) -> Claim:
         key = f"{self.prefix}:claimed:{kind}"
-        return _RESULTS[int(self._script(keys=[key], args=[url, -1 if limit is None else limit]))]
+        return _RESULTS[int(self._call(self._script, keys=[key], args=[url, -1 if limit is None else limit], fallback=0))]

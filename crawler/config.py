@@ -99,6 +99,7 @@ class FrontierConfig:
 
     url: str | None  # GALLERY_FRONTIER: redis://HOST:PORT/DB holding the queue, the seen sets and the site-file cache
     busy_ttl: float  # GALLERY_FRONTIER_BUSY_TTL: seconds a worker counts as busy after taking a request (a killed one stops counting then)
+    lease_ttl: float  # GALLERY_FRONTIER_LEASE_TTL: seconds without a heartbeat before a worker's unfinished requests are taken back by the others
     site_file_ttl: float  # GALLERY_FRONTIER_SITE_FILE_TTL: seconds a shared robots.txt/ai.txt/tdmrep.json entry lives (RFC 9309: at most 24 h)
     host_delay: float  # DOWNLOAD_DELAY, enforced per host across all workers together
 
@@ -107,6 +108,7 @@ class FrontierConfig:
         return cls(
             url=settings.get("GALLERY_FRONTIER") or None,
             busy_ttl=max(1.0, settings.getfloat("GALLERY_FRONTIER_BUSY_TTL")),
+            lease_ttl=max(1.0, settings.getfloat("GALLERY_FRONTIER_LEASE_TTL")),
             site_file_ttl=min(24 * 3600.0, max(1.0, settings.getfloat("GALLERY_FRONTIER_SITE_FILE_TTL"))),
             host_delay=max(0.0, settings.getfloat("DOWNLOAD_DELAY")),
         )

@@ -59,6 +59,9 @@ def run_crawl(request: CrawlRequest) -> dict:
     process.start()
     if failures:
         raise CrawlFailed(failures[0].getErrorMessage())
+    if crawler.stats.get_value("frontier/lost"):
+        # Stopped cleanly with the frontier kept; running the same crawl again resumes it.
+        raise CrawlFailed(crawler.stats.get_value("frontier/lost"))
     return crawler.stats.get_stats()
 
 

@@ -220,7 +220,8 @@ class Gallery:
     def add_sightings(self, rows: list[dict]) -> None:
         """Insert new sightings; one seen again replaces its row (fetched_at, validators...)."""
         if rows:
-            # One row per key: merge_insert refuses two source rows for one existing row.
+            # One row per key, the last: merge_insert would insert a key twice if the batch had it
+            # twice (a sighting recorded again after a crash), and refuses two rows for one stored.
             latest = {row["sighting_id"]: row for row in rows}
             table = pa.Table.from_pylist(list(latest.values()), schema=SIGHTINGS_SCHEMA)
             _retry_conflicts(

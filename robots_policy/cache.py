@@ -49,6 +49,12 @@ class PolicyFileCache(ABC):
     def put(self, origin: str, kind: str, fetch: CachedFetch) -> None:
         self._store(origin, kind, fetch)
 
+    def reserve(self, origin: str, kind: str, *, seconds: float) -> bool:
+        """Whether the caller, having missed, should fetch the file itself now. A store shared
+        by several processes answers False while another one is fetching it (for at most
+        `seconds`), so a site is not asked twice; the caller waits for that `put` instead."""
+        return True
+
     @abstractmethod
     def _load(self, origin: str, kind: str) -> CachedFetch | None: ...
 

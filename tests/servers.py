@@ -52,6 +52,38 @@ def redis_server(workdir: Path):
         yield f"redis://127.0.0.1:{port}/0"
 
 
+class PersistentRedis:
+    """Debian's redis-server keeping its data in an append-only file, so a test can stop it
+    (SIGTERM: it syncs the file and exits) and start it again on the same port and directory."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "yes"]
+        with open(self.workdir / "redis.log", "ab") as out:
+            self.process = subprocess.Popen(command + ["--dir", str(self.workdir)], stdout=out, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, process=self.process)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@contextmanager
+def persistent_redis_server(workdir: Path):
+    server = PersistentRedis(workdir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @contextmanager
 def s3_server(workdir: Path):
     """moto's S3-compatible server; yields the environment that points the AWS clients at it."""

@@ -44,7 +44,9 @@ class SharedHostRateMiddleware:
         delay = max(self.frontier.config.host_delay, downloader.per_slot_settings.get(slot, {}).get("delay", 0.0))
         if delay <= 0:
             return None  # no politeness delay asked for: no round trip either
-        wait = float(await asyncio.to_thread(self._reserve, keys=[f"{self.frontier.prefix}:host:{slot}"], args=[delay]))
+        key = f"{self.frontier.prefix}:host:{slot}"
+        # A lost Redis: no wait (the crawl is stopping; what is in flight finishes).
+        wait = float(await asyncio.to_thread(self.frontier.call, self._reserve, keys=[key], args=[delay], fallback=0))
         if wait > 0:
             self.crawler.stats.inc_value("frontier/host_waits")
             await asyncio.sleep(wait)

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 SITE_FILE_PRIORITY = 100  # ahead of everything waiting on them
 SITE_FILE_MAX_REDIRECTS = 5  # RFC 9309 §2.3.1.2
 MAX_CRAWL_DELAY = 30.0  # seconds; larger values are a trap for a crawl, not politeness
+SITE_FILE_WAIT = 0.2  # seconds between looks at the cache while another worker fetches a site file
 
 
 class SitePolicyMiddleware:
@@ -50,7 +51,9 @@ class SitePolicyMiddleware:
         frontier = shared_frontier(crawler)
         if frontier is not None:
             # Many workers: one fetch of each site file serves them all.
-            cache = RedisPolicyFileCache(frontier.server, prefix=frontier.prefix, max_age=frontier.config.site_file_ttl)
+            cache = RedisPolicyFileCache(
+                frontier.server, prefix=frontier.prefix, max_age=frontier.config.site_file_ttl, call=frontier.call
+            )
         else:
             cache = MemoryPolicyFileCache(max_entries=30_000)
         return cls(crawler, PolicyConfig.from_settings(crawler.settings), cache)
@@ -119,6 +122,15 @@ class SitePolicyMiddleware:
         cached = self.cache.get(origin, kind)
         if cached is not None:
             return cached
+        # Another worker on the frontier may be fetching it this instant: wait for its answer
+        # (the reservation lapses if that worker never gives one) rather than ask the site twice.
+        reservation = self.config.site_file_timeout * (SITE_FILE_MAX_REDIRECTS + 1) + 5
+        while not self.cache.reserve(origin, kind, seconds=reservation):
+            await asyncio.sleep(SITE_FILE_WAIT)
+            cached = self.cache.get(origin, kind)
+            if cached is not None:
+                self.crawler.stats.inc_value(f"policy/{kind}/waited_for_other_worker")
+                return cached
         path, max_bytes = SITE_FILES[kind]
         request = scrapy.Request(
             origin + path,

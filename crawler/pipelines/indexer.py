@@ -1,9 +1,18 @@
-"""Hand each fetched image to the indexer: analysis in a process pool, rows in batches."""
+"""Hand each fetched image to the indexer: analysis in a process pool, rows in batches.
+
+With a shared frontier, each commit also acknowledges the requests whose rows it holds (and
+hands on the sightings still waiting for their image), so a worker killed before a commit
+leaves those requests to be taken back by the others.
+"""
 
 import asyncio
 import logging
 import uuid
 from collections import defaultdict
+
+from scrapy import signals
+from scrapy.utils.defer import deferred_from_coro
+from twisted.internet import task
 
 from crawler.config import IndexerConfig
 from crawler.shared_policy import shared_policy
@@ -18,6 +27,11 @@ from robots_policy.domains import registrable_domain
 
 logger = logging.getLogger(__name__)
 
+# With a frontier, a partial batch is committed (and its requests acknowledged) at least this
+# often, and whenever the worker is idle: on a site with few images, a killed worker's
+# requests would otherwise wait (and be fetched again) for as long as a batch takes to fill.
+COMMIT_INTERVAL = 30.0
+
 
 class IndexerPipeline:
     def __init__(self, crawler, config: IndexerConfig):
@@ -28,10 +42,21 @@ class IndexerPipeline:
         self._image_ids: dict[str, str] = {}  # image URL -> image_id, for repeat sightings
         self._parked: dict[str, list[ImageItem]] = defaultdict(list)  # waiting for their URL's image
         self._write_lock = asyncio.Lock()
+        self.frontier = shared_frontier(crawler)
+        if self.frontier is not None:
+            crawler.signals.connect(self._commit_settled, signal=signals.spider_idle)
+            self._committer = task.LoopingCall(self._commit_settled)
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler, IndexerConfig.from_settings(crawler.settings))
+
+    def _commit_settled(self) -> None:
+        # At idle this also lets the other workers (and this one) end: they wait while it holds requests.
+        if self.frontier.leases and not self._write_lock.locked():
+            deferred_from_coro(self._flush()).addErrback(
+                lambda failure: logger.error("commit failed: %s", failure.getErrorMessage())
+            )
 
     def open_spider(self, spider=None):
         self.stats.set_value("gallery/run_id", self.run_id)
@@ -39,8 +64,12 @@ class IndexerPipeline:
         self.gallery = Gallery(self.config.gallery_uri)
         self.writer = GalleryWriter(self.gallery, batch_size=self.config.batch_size)
         self.pool = AnalyzerPool(workers=self.config.workers, limits=self.config.limits)
+        if self.frontier is not None:
+            self._committer.start(COMMIT_INTERVAL, now=False)
 
     async def close_spider(self, spider=None):
+        if self.frontier is not None and self._committer.running:
+            self._committer.stop()
         await self._flush()
         self.pool.close()
         await self._settle_parked()
@@ -131,25 +160,35 @@ class IndexerPipeline:
     async def _settle_parked(self) -> None:
         """Sightings of images downloaded by an earlier run of this job (a resumed JOBDIR) or
         by another worker on the frontier: their image_id is in the gallery by now."""
-        frontier = shared_frontier(self.crawler)
-        if not self._parked and frontier is None:
+        if self.frontier is not None:
+            # Every worker's waiting sightings are in Redis by now (this one's went with its
+            # commits); others may settle what is left, so it is not counted as unavailable here.
+            counts = await asyncio.to_thread(self.frontier.settle_parked, self._image_ids_of, self._write_settled)
+            if counts is not None:
+                self.stats.inc_value("indexer/sightings/settled_at_close", counts[0])
+                self.stats.set_value("frontier/parked_left", counts[1])
+            return
+        if not self._parked:
             return
         parked = [_parked_dict(item) for items in self._parked.values() for item in items]
         self._parked.clear()
-        if frontier is None:
-            ids = await asyncio.to_thread(self._image_ids_of, sorted({p["image_url"] for p in parked}))
-            settled, left = [(ids[p["image_url"]], p) for p in parked if p["image_url"] in ids], 0
-            for p in parked:
-                if p["image_url"] not in ids:
-                    self._parked[p["image_url"]].append(ImageItem(**p))
-        else:
-            # Others may settle what this worker leaves, so it is not counted as unavailable here.
-            settled, left = await asyncio.to_thread(frontier.settle_parked, parked, self._image_ids_of)
-            self.stats.set_value("frontier/parked_left", left)
+        ids = await asyncio.to_thread(self._image_ids_of, sorted({p["image_url"] for p in parked}))
+        settled = [(ids[p["image_url"]], p) for p in parked if p["image_url"] in ids]
+        for p in parked:
+            if p["image_url"] not in ids:
+                self._parked[p["image_url"]].append(ImageItem(**p))
+        self._add_settled(settled)
+        self.stats.inc_value("indexer/sightings/settled_at_close", len(settled))
+
+    def _add_settled(self, settled: list[tuple[str, dict]]) -> None:
         for image_id, p in settled:
             self._image_ids[p["image_url"]] = image_id
             self._add_repeat_sighting(ImageItem(**p))
-        self.stats.inc_value("indexer/sightings/settled_at_close", len(settled))
+
+    def _write_settled(self, settled: list[tuple[str, dict]]) -> None:
+        """On a worker thread, at close (nothing else writes then): the settled sightings, committed."""
+        self._add_settled(settled)
+        self._write(self.writer.take_batch())
 
     def _image_ids_of(self, urls: list[str]) -> dict[str, str]:
         self.gallery.refresh()
@@ -182,10 +221,22 @@ class IndexerPipeline:
 
     async def _flush(self) -> None:
         batch = self.writer.take_batch()
-        if not len(batch):
+        leases, parked = [], []
+        if self.frontier is not None:
+            # Taken together with the batch: every row of a settled request is in it.
+            leases = self.frontier.settled_leases(self.crawler.engine)
+            parked = [_parked_dict(item) for items in self._parked.values() for item in items]
+            self._parked.clear()
+        if not len(batch) and not leases and not parked:
             return
         async with self._write_lock:  # one append at a time, in order
-            result = await asyncio.to_thread(self.writer.write, batch)
+            if len(batch):
+                await asyncio.to_thread(self._write, batch)
+            if leases or parked:
+                await asyncio.to_thread(self.frontier.ack, leases, parked)
+
+    def _write(self, batch) -> None:
+        result = self.writer.write(batch)
         self.stats.inc_value("indexer/duplicate/near", result.near_duplicates)
         self.stats.inc_value("indexer/rows/images", result.images)
         self.stats.inc_value("indexer/rows/sightings", result.sightings)

@@ -8,7 +8,7 @@ from scrapy.http import HtmlResponse
 
 from crawler.claims import Claim, LocalClaims
 from crawler.config import RenderConfig
-from crawler.frontier import shared_frontier
+from crawler.frontier import RECOVERED, shared_frontier
 from crawler.extract import ImageRef, extract_images, extract_license, extract_links
 from crawler.items import ImageItem
 from crawler.render import RenderFailed
@@ -54,7 +54,8 @@ class ImagesSpider(scrapy.Spider):
 
     async def start(self):
         for seed in self.seeds:
-            request = self._page_request(seed)
+            # A worker may have died between claiming a seed and queueing it: the seen-set decides.
+            request = self._page_request(seed, recheck=True)
             if request:
                 yield request
 
@@ -62,11 +63,13 @@ class ImagesSpider(scrapy.Spider):
         host = urlsplit(url).hostname or ""
         return any(host == d or host.endswith("." + d) for d in self.allowed_domains)
 
-    def _page_request(self, url: str) -> scrapy.Request | None:
+    def _page_request(self, url: str, *, recheck: bool = False) -> scrapy.Request | None:
+        """A request for a page not claimed before; with `recheck`, also for one claimed before
+        but perhaps never queued (the dupefilter's seen-set drops it if it was)."""
         if not self._in_scope(url):
             return None
         claim = self.claims.claim("pages", url, limit=self.max_pages)
-        if claim is Claim.SEEN:
+        if claim is Claim.SEEN and not recheck:
             return None
         if claim is Claim.OVER_LIMIT:
             self.crawler.stats.inc_value("crawl/pages_over_limit")
@@ -78,6 +81,7 @@ class ImagesSpider(scrapy.Spider):
             self.crawler.stats.inc_value("crawl/skipped/not_html")
             return
         self.crawler.stats.inc_value("crawl/pages")
+        recheck = response.meta.get(RECOVERED, False)
         page_trail = response.meta.get("policy_trail", [])
         reservation = response.meta.get("page_reservation")
         license_url = extract_license(response.selector, response.url)
@@ -89,10 +93,16 @@ class ImagesSpider(scrapy.Spider):
             yield render
         else:
             yield from self._image_requests(
-                response.url, refs, license_url=license_url, page_trail=page_trail, reservation=reservation, rendered=False
+                response.url,
+                refs,
+                license_url=license_url,
+                page_trail=page_trail,
+                reservation=reservation,
+                rendered=False,
+                recheck=recheck,
             )
         for link in extract_links(response.selector, response.url):
-            request = self._page_request(link)
+            request = self._page_request(link, recheck=recheck)
             if request:
                 yield request
 
@@ -161,9 +171,10 @@ class ImagesSpider(scrapy.Spider):
             page_trail=trail,
             reservation=meta.get("page_reservation"),
             rendered=True,
+            recheck=meta.get(RECOVERED, False),
         )
         for link in extract_links(response.selector, response.url):
-            request = self._page_request(link)
+            request = self._page_request(link, recheck=meta.get(RECOVERED, False))
             if request:
                 yield request
 
@@ -187,9 +198,15 @@ class ImagesSpider(scrapy.Spider):
             page_trail=meta.get("static_trail", []),
             reservation=None,
             rendered=False,
+            recheck=meta.get(RECOVERED, False),
         )
 
-    def _image_requests(self, page_url: str, refs: list[ImageRef], *, license_url, page_trail, reservation, rendered: bool):
+    def _image_requests(
+        self, page_url: str, refs: list[ImageRef], *, license_url, page_trail, reservation, rendered: bool, recheck: bool = False
+    ):
+        """Requests for images not claimed before, a sighting for the others; with `recheck`
+        (a page taken back from a dead worker) claimed ones are requested too, in case they
+        were never queued: the seen-set drops those that were."""
         for ref in refs:
             if reservation:
                 # The page reserves its images (noimageai, tdm-reservation...): never request them.
@@ -205,7 +222,8 @@ class ImagesSpider(scrapy.Spider):
                     rendered=rendered,
                     policy=" ".join(page_trail),
                 )
-                continue
+                if not recheck:
+                    continue
             yield scrapy.Request(
                 ref.url,
                 callback=self.parse_image,

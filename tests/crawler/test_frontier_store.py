@@ -1,9 +1,16 @@
-"""The Redis-backed pieces of a shared frontier, against a real redis-server on 127.0.0.1."""
+"""The Redis-backed pieces of a shared frontier, against a real redis-server on 127.0.0.1: claims, the
+site-file cache, and the leases that keep a killed worker's requests from being lost."""
+
+import json
+import time
+from dataclasses import replace
 
 import pytest
 import redis
 
 from crawler.claims import Claim, LocalClaims, RedisClaims
+from crawler.config import FrontierConfig
+from crawler.frontier import SharedFrontier, WorkLeft
 from crawler.policy_cache import RedisPolicyFileCache
 from robots_policy.cache import CachedFetch
 from tests.servers import redis_server
@@ -43,6 +50,24 @@ def test_unreachable_outcome_round_trips(clean):
     assert cache.get("https://b.example:8443", "tdmrep.json") == fetch
 
 
+def test_one_worker_fetches_a_site_file_the_others_wait(clean):
+    first, second = RedisPolicyFileCache(clean, prefix="t"), RedisPolicyFileCache(clean, prefix="t")
+    assert first.reserve("http://a.example", "robots.txt", seconds=30)
+    assert not second.reserve("http://a.example", "robots.txt", seconds=30)  # first is fetching it
+    assert second.reserve("http://a.example", "ai.txt", seconds=30)  # another file: its own reservation
+    fetch = CachedFetch(status=404, body=b"", fetched_at=first.clock())
+    first.put("http://a.example", "robots.txt", fetch)
+    assert second.get("http://a.example", "robots.txt") == fetch
+    assert not clean.exists("t:sitefile:robots.txt:http://a.example:fetching")  # released with the answer
+
+
+def test_a_site_file_reservation_lapses(clean):
+    cache = RedisPolicyFileCache(clean, prefix="t")
+    assert cache.reserve("http://a.example", "robots.txt", seconds=0.05)
+    time.sleep(0.2)  # the fetching worker died without an answer
+    assert cache.reserve("http://a.example", "robots.txt", seconds=30)
+
+
 @pytest.mark.parametrize("kind", ["redis", "local"])
 def test_claims_once_and_limit(clean, kind):
     state: dict = {}
@@ -59,3 +84,105 @@ def test_two_clients_claim_each_url_once(clean, server):
     first, second = RedisClaims(server, prefix="t"), RedisClaims(redis.Redis(connection_pool=server.connection_pool), prefix="t")
     won = [c.claim("images", f"http://a/{n}") is Claim.NEW for n in range(50) for c in (first, second)]
     assert sum(won) == 50
+
+
+# -- leases: pop into an in-flight hash, acknowledge, take back from dead workers ------------
+
+
+def _frontier(url: str, **changes) -> SharedFrontier:
+    config = FrontierConfig(url=url, busy_ttl=30.0, lease_ttl=30.0, site_file_ttl=60.0, host_delay=0.0)
+    return SharedFrontier(replace(config, **changes), spider_name="t")
+
+
+@pytest.fixture
+def url(clean):
+    kwargs = clean.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/0"
+
+
+def _die(server, frontier: SharedFrontier) -> None:
+    """What a SIGKILL leaves: its heartbeat no longer renewed, here already run out."""
+    server.zadd(frontier.workers_key, {frontier.worker: 0})
+
+
+def test_pop_leases_and_ack_releases(clean, url):
+    worker = _frontier(url)
+    worker.beat()
+    assert worker.push(b"page", score=0, fingerprint="fp-page", seen_key="t:seen")
+    assert not worker.push(b"page again", score=0, fingerprint="fp-page", seen_key="t:seen")  # seen: not queued
+    assert worker.push(b"image", score=-10, fingerprint=None, seen_key="t:seen")
+    first, second = worker.pop(), worker.pop()
+    assert (first[1:], second[1:]) == ((b"image", False), (b"page", False))  # higher priority first
+    assert worker.pop() is None
+    assert clean.hgetall(worker.in_flight_key) == {first[0].encode(): b"-10 image", second[0].encode(): b"0 page"}
+    assert clean.zscore(worker.busy_key, worker.worker)  # the pop marked it busy, same round trip
+    worker.ack([first[0]], [{"image_url": "http://a/x.jpg"}])
+    assert list(clean.hkeys(worker.in_flight_key)) == [second[0].encode()]
+    assert clean.lrange(worker.parked_key, 0, -1) == [b'{"image_url": "http://a/x.jpg"}']
+
+
+def test_a_dead_workers_requests_are_taken_back_once_with_their_priority(clean, url):
+    dead, survivor, other = _frontier(url), _frontier(url), _frontier(url)
+    for worker in (dead, survivor, other):
+        worker.beat()
+    dead.push(b"page", score=0, fingerprint=None, seen_key="t:seen")
+    dead.push(b"image", score=-10, fingerprint=None, seen_key="t:seen")
+    dead.pop(), dead.pop()
+    survivor.push(b"fresh", score=-20, fingerprint=None, seen_key="t:seen")
+
+    # Alive: its requests keep the others waiting, and stay where they are.
+    assert survivor.sweep(idle=True) == WorkLeft(queued=1, busy=1, in_flight=2, recovered=0)
+    _die(clean, dead)
+    assert survivor.sweep(idle=True) == WorkLeft(queued=3, busy=1, in_flight=0, recovered=2)
+    assert other.sweep(idle=True).recovered == 0  # taken back once only
+    assert not clean.exists(dead.in_flight_key)
+    assert clean.zscore(dead.workers_key, dead.worker) is None
+    # Taken-back requests come first, flagged, in their own priority order.
+    assert [survivor.pop()[1:] for _ in range(3)] == [(b"image", True), (b"page", True), (b"fresh", False)]
+
+
+def test_leaving_with_requests_held_leaves_them_to_be_taken_back(clean, url):
+    holder, done, survivor = _frontier(url), _frontier(url), _frontier(url)
+    for worker in (holder, done):
+        worker.beat()
+        worker.push(b"r-" + worker.worker.encode(), score=0, fingerprint=None, seen_key="t:seen")
+        lease = worker.pop()[0]
+    done.ack([lease], [])
+    holder.leave(), done.leave()
+    assert clean.zrange(holder.workers_key, 0, -1) == [holder.worker.encode()]
+    assert survivor.sweep(idle=True).in_flight == 1  # its heartbeat has not run out yet
+    _die(clean, holder)
+    assert survivor.sweep(idle=True).recovered == 1
+
+
+def test_settling_parked_sightings_keeps_what_others_push_meanwhile(clean, url):
+    worker, other = _frontier(url), _frontier(url)
+    worker.ack([], [{"image_url": "http://a/known.jpg", "page_url": "p1"}, {"image_url": "http://a/later.jpg", "page_url": "p2"}])
+    written = []
+
+    def write(settled):
+        written.extend(settled)
+        other.ack([], [{"image_url": "http://a/known.jpg", "page_url": "p3"}])  # another worker's commit, mid-settle
+
+    assert worker.settle_parked(lambda urls: {"http://a/known.jpg": "id-1"} if urls else {}, write) == (1, 1)
+    assert written == [("id-1", {"image_url": "http://a/known.jpg", "page_url": "p1"})]
+    left = [json.loads(raw)["page_url"] for raw in clean.lrange(worker.parked_key, 0, -1)]
+    assert sorted(left) == ["p2", "p3"]
+
+
+def test_a_lost_server_stops_once_and_answers_fallbacks(tmp_path):
+    with redis_server(tmp_path) as url:
+        lines = []
+        config = FrontierConfig(url=url, busy_ttl=30.0, lease_ttl=30.0, site_file_ttl=60.0, host_delay=0.0)
+        worker = SharedFrontier(config, spider_name="t", on_lost=lines.append)
+        worker.push(b"page", score=0, fingerprint=None, seen_key="t:seen")
+    # The server is gone now.
+    assert worker.pop() is None
+    assert worker.claims.claim("pages", "http://a/") is Claim.SEEN  # nothing new is requested
+    assert not worker.push(b"page", score=0, fingerprint=None, seen_key="t:seen")
+    assert worker.sweep(idle=True) is None
+    worker.ack(["1"], [])
+    assert len(lines) == 1
+    assert lines[0].startswith(f"frontier lost: cannot reach {url} (")
+    assert lines[0].endswith("; stopping, the frontier is kept for a later resume")
+    assert "\n" not in lines[0]
