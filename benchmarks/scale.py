@@ -118,12 +118,16 @@ def run_workers(name: str, count: int, *, seeds: list[str], frontier: str, galle
         "--allow-loopback", "--render", "never", "--delay", str(DELAY), "--set", "INDEXER_WORKERS=1", "--json",
     ]  # fmt: skip
     start, times = time.perf_counter(), os.times()
-    workers = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(count)]
+    # Logs to files: a pipe nobody reads while waiting for another worker would fill and stall it.
+    logs = [gallery.with_name(f"{gallery.name}-worker-{n}.log") for n in range(count)]
+    workers = [
+        subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=log.open("w"), text=True) for log in logs
+    ]
     pages = 0
-    for worker in workers:
-        stdout, stderr = worker.communicate()
+    for worker, log in zip(workers, logs):
+        stdout, _ = worker.communicate()
         if worker.returncode != 0:
-            raise SystemExit(f"{name}: a worker exited {worker.returncode}:\n{stderr[-2000:]}")
+            raise SystemExit(f"{name}: a worker exited {worker.returncode}:\n{log.read_text()[-2000:]}")
         pages += json.loads(stdout)["pages"]
     wall = time.perf_counter() - start
     # Reaped workers' CPU, with that of the analysis processes each of them reaped.
