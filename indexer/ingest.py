@@ -11,7 +11,8 @@ from datetime import datetime
 
 from indexer.analyze import AnalyzedImage
 from indexer.hashes import hamming
-from indexer.removal import PurgeLock, load_tombstones
+from indexer.purge_lock import PurgeLock
+from indexer.removal import load_tombstones
 from indexer.store import Gallery, utcnow
 
 # PDQ's confident-match threshold (of 256 bits), as used by hash-sharing programmes.

@@ -13,6 +13,7 @@ from lancedb.index import BTree
 import pyarrow as pa
 
 from indexer.hashes import HASH_BITS
+from indexer.purge_lock import PurgeLock
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -213,8 +214,9 @@ class Gallery:
     def index_lookup_columns(self) -> None:
         """Build (or bring up to date) the scalar indexes behind lookups by image_id, which
         every search result and removal does; without them each lookup scans the table."""
-        for table in (self.images, self.sightings):
-            _retry_conflicts(table, lambda: self._index_image_id(table))
+        with PurgeLock(self.uri).shared():  # a purge must not delete the files this writes
+            for table in (self.images, self.sightings):
+                _retry_conflicts(table, lambda: self._index_image_id(table))
 
     @staticmethod
     def _index_image_id(table) -> None:
