@@ -28,7 +28,7 @@ from indexer.decode import ImageRejected, decode_bounded
 from indexer.hashes import ImageHashes, parse_hash, perceptual_hashes
 from indexer.purge_lock import PurgeLock
 from indexer.search import DEFAULT_MAX_DISTANCE
-from indexer.store import Gallery, _in_list, storage_options, utcnow
+from indexer.store import STORE_ERRORS, Gallery, StoreError, _in_list, describe_store_error, storage_options, utcnow
 from robots_policy.domains import registrable_domain
 
 BASES = ("copyright", "erasure", "opt-out", "other")
@@ -629,7 +629,17 @@ def process_requests(
 
     A request that would remove every row is refused (reported, nothing written) unless
     `yes_all`. Each request is matched after the ones before it, so counts never overlap.
+    A store that fails a request stops the run with StoreError; rerunning finishes the work.
     """
+    try:
+        return _process(gallery, requests, dry_run=dry_run, yes_all=yes_all)
+    except PurgeFailed:
+        raise
+    except STORE_ERRORS as exc:
+        raise StoreError(f"the removal stopped (rerun it to finish): {describe_store_error(exc)}") from exc
+
+
+def _process(gallery: Gallery, requests: list[RemovalRequest], *, dry_run: bool, yes_all: bool) -> list[RemovalReport]:
     gallery.refresh()
     logged = {row["request_id"]: row for row in gallery.removal_log_rows()}
     done: list[_Pending] = []

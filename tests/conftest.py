@@ -13,10 +13,16 @@ from tests.servers import s3_server
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_gallery(*args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess:
-    """Run the real `gallery` command line in a fresh process (a Twisted reactor starts once per process)."""
+def run_gallery(*args: str, check: bool = True, timeout: float = 240, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real `gallery` command line in a fresh process (a Twisted reactor starts once per
+    process); `env`: variables to set for it on top of this process's."""
     result = subprocess.run(
-        [sys.executable, "-m", "gallery", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+        [sys.executable, "-m", "gallery", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **env} if env else None,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"gallery {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")

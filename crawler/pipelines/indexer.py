@@ -5,14 +5,16 @@ import logging
 import uuid
 from collections import defaultdict
 
+from scrapy.utils.defer import deferred_from_coro
+
 from crawler.config import IndexerConfig
 from crawler.shared_policy import shared_policy
 from crawler.frontier import shared_frontier
 from crawler.signals import report_block
 from crawler.items import ImageItem
 from indexer.analyze import Rejected
-from indexer.ingest import GalleryWriter, Sighting
-from indexer.store import Gallery, utcnow
+from indexer.ingest import Batch, BatchWriteFailed, GalleryWriter, Sighting, WriteResult
+from indexer.store import STORE_ERRORS, Gallery, describe_store_error, utcnow
 from indexer.workers import AnalyzerPool
 from robots_policy.domains import registrable_domain
 
@@ -28,6 +30,8 @@ class IndexerPipeline:
         self._image_ids: dict[str, str] = {}  # image URL -> image_id, for repeat sightings
         self._parked: dict[str, list[ImageItem]] = defaultdict(list)  # waiting for their URL's image
         self._write_lock = asyncio.Lock()
+        self.write_failed: str | None = None  # why the store refused a write; nothing more is tried
+        self._closing = False
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -41,19 +45,31 @@ class IndexerPipeline:
         self.pool = AnalyzerPool(workers=self.config.workers, limits=self.config.limits)
 
     async def close_spider(self, spider=None):
+        self._closing = True
         await self._flush()
         self.pool.close()
-        await self._settle_parked()
-        await self._flush()
+        if not self.write_failed:
+            await self._settle_parked()
+            await self._flush()
         for url, items in self._parked.items():
             # Their image was never stored (blocked, failed or skipped): nothing to point at.
-            self.stats.inc_value("indexer/skipped/image_unavailable", len(items))
-        # Lookups by image_id (search results, removals) stay fast as the gallery grows.
-        await asyncio.to_thread(self.gallery.index_lookup_columns)
-        self.gallery.record_crawl(self.run_id, self.stats.get_stats())
+            reason = "gallery_write_failed" if self.write_failed else "image_unavailable"
+            self.stats.inc_value(f"indexer/skipped/{reason}", len(items))
+        if self.write_failed:
+            return  # the lookup index and the run record are writes too
+        try:
+            # Lookups by image_id (search results, removals) stay fast as the gallery grows.
+            await asyncio.to_thread(self.gallery.index_lookup_columns)
+            self.gallery.record_crawl(self.run_id, self.stats.get_stats())
+        except STORE_ERRORS as exc:
+            self._stop_writing(f"writing to the gallery at {self.gallery.uri} failed: {describe_store_error(exc)}")
 
     async def process_item(self, item, spider=None):
         if not isinstance(item, ImageItem):
+            return item
+        if self.write_failed:  # the crawl is stopping: nothing more can be stored
+            item.status, item.error_message, item.body = "skipped", "gallery_write_failed", None
+            self.stats.inc_value("indexer/skipped/gallery_write_failed")
             return item
         if item.body is None:
             self._add_repeat_sighting(item)
@@ -149,12 +165,35 @@ class IndexerPipeline:
         if not len(batch):
             return
         async with self._write_lock:  # one append at a time, in order
-            result = await asyncio.to_thread(self.writer.write, batch)
+            result = await self._write(batch)
         self.stats.inc_value("indexer/duplicate/near", result.near_duplicates)
         self.stats.inc_value("indexer/rows/images", result.images)
         self.stats.inc_value("indexer/rows/sightings", result.sightings)
         if result.blocked:
             self.stats.inc_value("policy/blocked/tombstone", result.blocked)
+        if self.write_failed:
+            self.stats.inc_value("indexer/skipped/gallery_write_failed", len(batch.sightings) - result.sightings)
+            # An image counts as stored when queued; once a write failed, only what was committed does.
+            self.stats.set_value("indexer/stored", self.stats.get_value("indexer/rows/images", 0))
+
+    async def _write(self, batch: Batch) -> WriteResult:
+        if self.write_failed:
+            return WriteResult(0, 0, 0)
+        try:
+            return await asyncio.to_thread(self.writer.write, batch)
+        except BatchWriteFailed as exc:
+            self._stop_writing(str(exc))
+            return exc.written
+
+    def _stop_writing(self, reason: str) -> None:
+        """The store failed a write: say why once, and stop the crawl rather than retry forever."""
+        if self.write_failed:
+            return
+        self.write_failed = reason
+        self.stats.set_value("gallery/write_failed", reason)
+        logger.error("stopping the crawl: %s", reason)
+        if not self._closing:
+            self._stopping = deferred_from_coro(self.crawler.engine.close_spider_async(reason="gallery_write_failed"))
 
 
 def _parked_dict(item: ImageItem) -> dict:

@@ -134,23 +134,16 @@ def test_domain_removal_on_s3(fixture_site, gallery):
 
 # Another process appending sightings of one stored image, batch by batch, as a crawl does.
 APPENDER = """
-import os, sys, time
-from indexer.analyze import AnalyzedImage
-from indexer.hashes import ImageHashes
+import sys, time
 from indexer.ingest import GalleryWriter
 from indexer.store import Gallery
-from tests.fixture_site import sighting
+from tests.fixture_site import random_image, sighting
 
 uri, batches, per_batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 writer = GalleryWriter(Gallery(uri))
 for b in range(batches):
     for i in range(per_batch):
-        data = os.urandom(16)
-        image = AnalyzedImage(
-            image_id=data.hex(), hashes=ImageHashes(phash=os.urandom(8), pdq=os.urandom(32), pdq_quality=100),
-            width=1, height=1, format="JPEG", bytes=16, face_count=0, thumbnail=b"", policy="test",
-        )
-        writer.add(image, sighting(f"http://kept.test/{b}/{i}.jpg", "http://kept.test/"))
+        writer.add(random_image(), sighting(f"http://kept.test/{b}/{i}.jpg", "http://kept.test/"))
     writer.write(writer.take_batch())
     print(time.time(), flush=True)  # when this batch was committed
 """
