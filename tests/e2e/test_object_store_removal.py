@@ -132,7 +132,7 @@ def test_domain_removal_on_s3(fixture_site, gallery):
     assert bucket_traces(gallery, fixture_site.url, only=("images.lance", "sightings.lance")) == []
 
 
-# Another process appending sightings of one stored image, batch by batch, as a crawl does.
+# Another process appending new images and their sightings, batch by batch, as a crawl does.
 APPENDER = """
 import sys, time
 from indexer.ingest import GalleryWriter
@@ -146,6 +146,7 @@ for b in range(batches):
         writer.add(random_image(), sighting(f"http://kept.test/{b}/{i}.jpg", "http://kept.test/"))
     writer.write(writer.take_batch())
     print(time.time(), flush=True)  # when this batch was committed
+    time.sleep(0.2)  # a crawl's pace: the appends go on for the whole removal
 """
 
 

@@ -78,3 +78,20 @@ def test_lock_of_a_dead_holder_expires(s3, monkeypatch):
 def test_other_object_stores_are_not_locked():
     assert PurgeLock("s3://bucket/gallery").enforced
     assert not PurgeLock("gs://bucket/gallery").enforced
+
+
+def test_a_held_lock_is_renewed_so_it_never_expires(s3, monkeypatch):
+    monkeypatch.setattr(purge_lock, "LEASE_SECONDS", 2)
+    monkeypatch.setattr(purge_lock, "RENEW_SECONDS", 0.3)
+    uri, events = f"s3://galleries/{uuid.uuid4().hex}", []
+
+    def ingest():
+        with PurgeLock(uri).shared():
+            events.append("append")
+
+    with PurgeLock(uri).exclusive():
+        worker = _in_thread(ingest)
+        time.sleep(4.5)  # more than twice the lease: only renewal keeps the append waiting
+        events.append("purge done")
+    worker.join(10)
+    assert events == ["purge done", "append"]
