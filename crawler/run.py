@@ -6,6 +6,7 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.utils.project import get_project_settings
 
 from crawler.spiders.images import ImagesSpider
+from indexer.store import Gallery, StoreError
 
 
 @dataclass
@@ -46,6 +47,10 @@ def run_crawl(request: CrawlRequest) -> dict:
             connect(settings.get("GALLERY_FRONTIER")).close()
         except FrontierUnavailable as exc:
             raise CrawlFailed(str(exc)) from None
+    try:  # before Scrapy starts, so a missing bucket or refused credentials are one line
+        Gallery(settings.get("GALLERY_URI"))
+    except (StoreError, ValueError) as exc:
+        raise CrawlFailed(str(exc)) from None
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(ImagesSpider)
     failures = []
@@ -89,4 +94,5 @@ def summarize(stats: dict) -> dict:
             "counts": by_prefix("render/"),
         },
         "finish_reason": stats.get("finish_reason"),
+        "error": stats.get("gallery/write_failed"),  # the store refused a write: the crawl stopped there
     }

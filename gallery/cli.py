@@ -39,11 +39,11 @@ def _print_json(document) -> None:
 
 
 def _open_gallery(uri: str):
-    from indexer.store import Gallery
+    from indexer.store import Gallery, StoreError
 
     try:
         return Gallery(uri, create=False)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, StoreError) as exc:
         _fail(str(exc))
 
 
@@ -72,6 +72,8 @@ def _crawl(request, as_json: bool) -> None:
         _print_json(summary)
     else:
         _print_crawl_summary(summary)
+    if summary["error"]:
+        _fail(f"crawl stopped: {summary['error']}")
 
 
 @app.command()
@@ -353,6 +355,7 @@ def remove(
 ) -> None:
     """Delete what a request matches, purge it from disk, tombstone it so no crawl brings it back, log it."""
     from indexer.removal import PurgeFailed, RequestError, build_request, parse_requests_file, process_requests
+    from indexer.store import StoreError
 
     selectors = [("url", v) for v in url] + [("url_prefix", v) for v in url_prefix] + [("domain", v) for v in domain]
     selectors += [("image", str(v)) for v in image] + [("hash", v) for v in hash_]
@@ -375,6 +378,8 @@ def remove(
         reports = process_requests(store, batch, dry_run=dry_run, yes_all=yes_all)
     except PurgeFailed as exc:
         _fail(f"purge not verified: {exc}")
+    except StoreError as exc:
+        _fail(str(exc))
     if requests is None and reports[0].refused:
         _fail(f"request refused, nothing removed: {reports[0].refused}")
     if as_json:

@@ -11,8 +11,9 @@ from datetime import datetime
 
 from indexer.analyze import AnalyzedImage
 from indexer.hashes import hamming
-from indexer.removal import PurgeLock, load_tombstones
-from indexer.store import Gallery, utcnow
+from indexer.purge_lock import PurgeLock
+from indexer.removal import load_tombstones
+from indexer.store import STORE_ERRORS, Gallery, StoreError, describe_store_error, utcnow
 
 # PDQ's confident-match threshold (of 256 bits), as used by hash-sharing programmes.
 NEAR_DUPLICATE_PDQ_DISTANCE = 31
@@ -49,6 +50,15 @@ class WriteResult:
     sightings: int
     near_duplicates: int
     blocked: int = 0  # sightings dropped at write time: a removal tombstoned them meanwhile
+
+
+class BatchWriteFailed(StoreError):
+    """The store refused or failed part of a batch. Each table's append is one commit, so a
+    table has the batch's rows or none of them; `written` counts what was committed."""
+
+    def __init__(self, message: str, *, written: WriteResult):
+        super().__init__(message)
+        self.written = written
 
 
 class GalleryWriter:
@@ -108,19 +118,27 @@ class GalleryWriter:
         """Mark near-duplicates, then append. Images go first: a sighting never points at nothing.
 
         Holds the purge lock shared: a purge's cleanup must not delete an append's files mid-write.
+        Raises BatchWriteFailed, saying what was committed, when the store fails a request.
         """
-        with self.lock.shared():
-            # A removal may have run since this writer opened: read past its purge, honour its tombstones.
-            self.gallery.refresh()
-            after_removal = self.gallery.tombstones.version != self._tombstones_version
-            if after_removal:
-                self._load_tombstones()
-            blocked = self._drop_tombstoned(batch, after_removal=after_removal) if self.tombstones else 0
-            near = self._mark_near_duplicates(batch.images)
-            self.gallery.add_images(batch.images)
-            self.gallery.add_sightings(batch.sightings)
-            self.gallery.touch_images(sorted(set(batch.resighted)), utcnow())
-        return WriteResult(len(batch.images), len(batch.sightings), near, blocked)
+        written = WriteResult(0, 0, 0)
+        try:
+            with self.lock.shared():
+                # A removal may have run since this writer opened: read past its purge, honour its tombstones.
+                self.gallery.refresh()
+                after_removal = self.gallery.tombstones.version != self._tombstones_version
+                if after_removal:
+                    self._load_tombstones()
+                blocked = self._drop_tombstoned(batch, after_removal=after_removal) if self.tombstones else 0
+                near = self._mark_near_duplicates(batch.images)
+                self.gallery.add_images(batch.images)
+                written = WriteResult(len(batch.images), 0, near, blocked)
+                self.gallery.add_sightings(batch.sightings)
+                written = WriteResult(len(batch.images), len(batch.sightings), near, blocked)
+                self.gallery.touch_images(sorted(set(batch.resighted)), utcnow())
+        except STORE_ERRORS as exc:
+            message = f"writing to the gallery at {self.gallery.uri} failed: {describe_store_error(exc)}"
+            raise BatchWriteFailed(message, written=written) from exc
+        return written
 
     def _drop_tombstoned(self, batch: Batch, *, after_removal: bool) -> int:
         """Drop queued rows that tombstones now cover; returns the sightings dropped. The caller

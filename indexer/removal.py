@@ -1,6 +1,5 @@
 """Removal and takedown requests: selectors, matching, tombstones, delete, physical purge,
-verification and the audit log; plus the tombstone checks the crawler and the indexer run and
-the purge lock ingest respects.
+verification and the audit log; plus the tombstone checks the crawler and the indexer run.
 
 Order of work for a request, chosen so a crash at any point leaves something a rerun finishes:
 match -> tombstones -> delete images -> delete sightings -> purge -> verify -> log.
@@ -8,14 +7,12 @@ match -> tombstones -> delete images -> delete sightings -> purge -> verify -> l
 
 import calendar
 import csv
-import fcntl
 import hashlib
 import io
 import json
 import shutil
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,8 +28,9 @@ from PIL import ImageOps
 from indexer.analyze import query_hashes
 from indexer.decode import ImageRejected, decode_bounded
 from indexer.hashes import ImageHashes, parse_hash, perceptual_hashes
+from indexer.purge_lock import PurgeLock
 from indexer.search import DEFAULT_MAX_DISTANCE
-from indexer.store import Gallery, _in_list, default_page_cache, utcnow
+from indexer.store import STORE_ERRORS, Gallery, StoreError, _in_list, default_page_cache, describe_store_error, storage_options, utcnow
 from robots_policy.domains import registrable_domain
 
 BASES = ("copyright", "erasure", "opt-out", "other")
@@ -54,7 +52,6 @@ DMCA_NOTICE_FIELDS = (
 # Each delete commits a Lance version whose predicate is parsed in full: bounded lists stay fast.
 DELETE_CHUNK = 4096
 SAMPLE_SIZE = 5
-LOCK_NAME = ".purge.lock"
 _HOST_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@?#]*@)?(?P<host>\[[^\]]*\]|[^:/?#]*)"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -429,51 +426,6 @@ def load_tombstones(gallery: Gallery) -> TombstoneIndex:
     return TombstoneIndex.from_rows(gallery.tombstone_rows())
 
 
-# -- the purge lock -------------------------------------------------------------------------
-
-
-class PurgeLock:
-    """An advisory lock (flock) on a file in a local gallery directory: ingest holds it shared
-    around each append, a purge exclusive, so cleanup never deletes the files of an append in
-    flight. flock is released by the kernel when a holder dies, so a crash leaves no stale lock.
-
-    Object storage has no such lock: there the purge runs cleanup without `delete_unverified`
-    (files no manifest references yet are kept, so concurrent appends survive) and relies on
-    verification to catch anything left behind.
-    """
-
-    def __init__(self, uri: str):
-        local = "://" not in uri or uri.startswith("file://")
-        self.path = Path(uri.removeprefix("file://")) / LOCK_NAME if local else None
-
-    @property
-    def enforced(self) -> bool:
-        return self.path is not None
-
-    @contextmanager
-    def shared(self):
-        with self._held(fcntl.LOCK_SH):
-            yield
-
-    @contextmanager
-    def exclusive(self):
-        with self._held(fcntl.LOCK_EX):
-            yield
-
-    @contextmanager
-    def _held(self, mode: int):
-        if self.path is None:
-            yield
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+") as handle:
-            fcntl.flock(handle, mode)  # blocks: ingest pauses while a purge runs, then goes on
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 # -- matching -------------------------------------------------------------------------------
 
 
@@ -679,7 +631,17 @@ def process_requests(
 
     A request that would remove every row is refused (reported, nothing written) unless
     `yes_all`. Each request is matched after the ones before it, so counts never overlap.
+    A store that fails a request stops the run with StoreError; rerunning finishes the work.
     """
+    try:
+        return _process(gallery, requests, dry_run=dry_run, yes_all=yes_all)
+    except PurgeFailed:
+        raise
+    except STORE_ERRORS as exc:
+        raise StoreError(f"the removal stopped (rerun it to finish): {describe_store_error(exc)}") from exc
+
+
+def _process(gallery: Gallery, requests: list[RemovalRequest], *, dry_run: bool, yes_all: bool) -> list[RemovalReport]:
     gallery.refresh()
     logged = {row["request_id"]: row for row in gallery.removal_log_rows()}
     done: list[_Pending] = []
@@ -957,7 +919,7 @@ def verify_purged(
 def _strings_hit(uri: str, *, ids: set[str], needles: list[bytes]) -> bool:
     """Whether any string in a Lance file that is not a data file (an index page) is a removed
     id or contains a selector's text."""
-    table = LanceFileReader(uri).read_all().to_table()
+    table = LanceFileReader(uri, storage_options=storage_options(uri)).read_all().to_table()
     texts = [n.decode() for n in needles]
     for column in table.columns:
         if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
@@ -970,10 +932,11 @@ def _strings_hit(uri: str, *, ids: set[str], needles: list[bytes]) -> bool:
 
 def _read_data_file(uri: str, table: str) -> pa.Table:
     wanted = ["image_id"] if table == "images" else _SIGHTING_COLUMNS
-    reader = LanceFileReader(uri)
+    options = storage_options(uri)
+    reader = LanceFileReader(uri, storage_options=options)
     present = [c for c in wanted if c in reader.metadata().schema.names]
     # A file written before a column was added lacks it; read what it has.
-    data = LanceFileReader(uri, columns=present).read_all().to_table() if present else pa.table({})
+    data = LanceFileReader(uri, storage_options=options, columns=present).read_all().to_table() if present else pa.table({})
     for column in wanted:
         if column not in data.column_names:
             data = data.append_column(column, pa.nulls(data.num_rows, pa.string()))

@@ -3,16 +3,19 @@
 import json
 import os
 import random
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
 import lancedb
 from lancedb.index import BTree
 import pyarrow as pa
 
 from indexer.hashes import HASH_BITS
+from indexer.purge_lock import PurgeLock
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -182,6 +185,40 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# What a store that refuses or fails a request raises: LanceDB wraps object-store errors in
+# RuntimeError, pylance in OSError; the purge lock's own S3 requests raise botocore's errors.
+STORE_ERRORS = (OSError, RuntimeError, BotoCoreError, ClientError)
+
+
+class StoreError(Exception):
+    """The gallery's store could not be opened, read or written; the message is one line."""
+
+
+_S3_CODE = re.compile(r"<Code>([^<]+)</Code>")
+_S3_MESSAGE = re.compile(r"<Message>([^<]+)</Message>")
+_HTTP_STATUS = re.compile(r"status(?: code)?: (\d{3})\b")
+
+
+def describe_store_error(exc: Exception) -> str:
+    """One line for an operator: the store's error code, message and HTTP status when it sent
+    them (S3 error documents), else the first line of the error."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code, message = error.get("Code"), error.get("Message")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    else:
+        code, message, status = (_first_match(pattern, str(exc)) for pattern in (_S3_CODE, _S3_MESSAGE, _HTTP_STATUS))
+    if code:
+        return f"{code}" + (f": {message}" if message else "") + (f" (HTTP {status})" if status else "")
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+def _first_match(pattern: re.Pattern, text: str) -> str | None:
+    found = pattern.search(text)
+    return found.group(1) if found else None
+
+
 class Gallery:
     """A LanceDB database directory or object-store URI holding the gallery's tables."""
 
@@ -191,24 +228,30 @@ class Gallery:
         if "://" not in uri and (Path(uri) / "__init__.py").exists():
             raise ValueError(f"{uri} is a Python package, not a gallery: pass --gallery with another path")
         self.uri = uri
-        self.db = lancedb.connect(
-            uri, read_consistency_interval=timedelta(0) if fresh_reads else None, storage_options=storage_options(uri)
-        )
-        existing = set(self.db.list_tables().tables)
+        try:
+            self.db = lancedb.connect(
+                uri, read_consistency_interval=timedelta(0) if fresh_reads else None, storage_options=storage_options(uri)
+            )
+            existing = set(self.db.list_tables().tables)
+        except (*STORE_ERRORS, ValueError) as exc:  # a missing bucket is a ValueError here
+            raise StoreError(f"cannot open the gallery at {uri}: {describe_store_error(exc)}") from exc
         if not create and "images" not in existing:
             raise FileNotFoundError(f"no gallery at {uri} (run a crawl first)")
-        for name, schema in TABLES.items():
-            if name not in existing:
-                self.db.create_table(name, schema=schema, exist_ok=True)
-        self.images = self.db.open_table("images")
-        self.sightings = self.db.open_table("sightings")
-        self.crawl_runs = self.db.open_table("crawl_runs")
-        self.exclusions = self.db.open_table("exclusions")
-        self.optouts = self.db.open_table("optouts")
-        self.tombstones = self.db.open_table("tombstones")
-        self.removal_log = self.db.open_table("removal_log")
-        for name, schema in TABLES.items():
-            _add_missing_columns(getattr(self, name), schema)  # a gallery made by an older version
+        try:
+            for name, schema in TABLES.items():
+                if name not in existing:
+                    self.db.create_table(name, schema=schema, exist_ok=True)
+            self.images = self.db.open_table("images")
+            self.sightings = self.db.open_table("sightings")
+            self.crawl_runs = self.db.open_table("crawl_runs")
+            self.exclusions = self.db.open_table("exclusions")
+            self.optouts = self.db.open_table("optouts")
+            self.tombstones = self.db.open_table("tombstones")
+            self.removal_log = self.db.open_table("removal_log")
+            for name, schema in TABLES.items():
+                _add_missing_columns(getattr(self, name), schema)  # a gallery made by an older version
+        except STORE_ERRORS as exc:
+            raise StoreError(f"cannot open the gallery at {uri}: {describe_store_error(exc)}") from exc
 
     # -- writes ---------------------------------------------------------------------
 
@@ -244,8 +287,9 @@ class Gallery:
     def index_lookup_columns(self) -> None:
         """Build (or bring up to date) the scalar indexes behind lookups by image_id, which
         every search result and removal does; without them each lookup scans the table."""
-        for table in (self.images, self.sightings):
-            _retry_conflicts(table, lambda: self._index_image_id(table))
+        with PurgeLock(self.uri).shared():  # a purge must not delete the files this writes
+            for table in (self.images, self.sightings):
+                _retry_conflicts(table, lambda: self._index_image_id(table))
 
     @staticmethod
     def _index_image_id(table) -> None:

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,14 +8,21 @@ import pytest
 
 from gallery.site import StaticSite
 from tests.fixture_site import build_fixture_site
+from tests.servers import s3_server
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_gallery(*args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess:
-    """Run the real `gallery` command line in a fresh process (a Twisted reactor starts once per process)."""
+def run_gallery(*args: str, check: bool = True, timeout: float = 240, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real `gallery` command line in a fresh process (a Twisted reactor starts once per
+    process); `env`: variables to set for it on top of this process's."""
     result = subprocess.run(
-        [sys.executable, "-m", "gallery", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+        [sys.executable, "-m", "gallery", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **env} if env else None,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"gallery {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
@@ -44,3 +52,23 @@ def crawled(fixture_site, tmp_path_factory):
     """The fixture site crawled once into a gallery shared by read-only tests: (summary, gallery path)."""
     gallery = tmp_path_factory.mktemp("crawled") / "gallery"
     return crawl(fixture_site.url, gallery), gallery
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """moto's S3 server with a bucket `galleries`; the AWS variables point this process and
+    the `gallery` subprocesses it starts at it."""
+    import boto3
+
+    with s3_server(tmp_path_factory.mktemp("moto")) as env:
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            boto3.client("s3").create_bucket(Bucket="galleries")
+            yield env
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value

@@ -1,6 +1,7 @@
 """The test fixture site: one page per image form, bad images, faces, duplicates."""
 
 import io
+import os
 import struct
 import zlib
 from datetime import datetime, timezone
@@ -12,6 +13,8 @@ import skimage.data
 from PIL import Image
 
 from gallery.demo import make_picture
+from indexer.analyze import AnalyzedImage
+from indexer.hashes import ImageHashes
 from indexer.ingest import Sighting
 
 
@@ -32,6 +35,21 @@ def sighting(image_url: str, page_url: str = "http://a.test/") -> Sighting:
         fetched_at=datetime.now(timezone.utc),
         http_status=200,
         rendered=False,
+        policy="test",
+    )
+
+
+def random_image() -> AnalyzedImage:
+    """An analyzed image with random hashes, for tests that need rows fast rather than pixels."""
+    return AnalyzedImage(
+        image_id=os.urandom(32).hex(),
+        hashes=ImageHashes(phash=os.urandom(8), pdq=os.urandom(32), pdq_quality=100),
+        width=1,
+        height=1,
+        format="JPEG",
+        bytes=1,
+        face_count=0,
+        thumbnail=b"",
         policy="test",
     )
 

@@ -1,7 +1,11 @@
 """Real servers for tests, each started on 127.0.0.1 on a free port and stopped afterwards."""
 
+import http.client
+import http.server
 import socket
 import subprocess
+import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,8 +91,6 @@ def persistent_redis_server(workdir: Path):
 @contextmanager
 def s3_server(workdir: Path):
     """moto's S3-compatible server; yields the environment that points the AWS clients at it."""
-    import sys
-
     port = free_port()
     moto = Path(sys.executable).with_name("moto_server")
     with running([str(moto), "-H", "127.0.0.1", "-p", str(port)], port=port, log=workdir / "moto.log", cwd=workdir):
@@ -98,3 +100,130 @@ def s3_server(workdir: Path):
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_REGION": "us-east-1",
         }
+
+
+WRITE_METHODS = ("PUT", "POST", "DELETE")
+
+
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the S3 clients expect
+    proxy: "StoreProxy"
+
+    def do_HEAD(self):
+        self._forward()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD
+
+    def _forward(self):
+        body = self._read_body()
+        refusal = self.proxy.refusal(self.command)
+        if refusal:
+            status, code = refusal
+            message = f"<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>{code}</Code>"
+            message += "<Message>refused by the test proxy</Message><RequestId>proxy</RequestId></Error>"
+            self._answer(status, [("Content-Type", "application/xml")], message.encode())
+            return
+        upstream = http.client.HTTPConnection("127.0.0.1", self.proxy.upstream_port, timeout=60)
+        try:
+            # Headers as sent, Host included: the request's signature covers them.
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
+            if "Transfer-Encoding" in self.headers:
+                headers["Content-Length"] = str(len(body))
+            upstream.request(self.command, self.path, body=body, headers=headers)
+            response = upstream.getresponse()
+            data = response.read()
+            kept = [(k, v) for k, v in response.getheaders() if k.lower() not in ("transfer-encoding", "connection")]
+            if self.command != "HEAD" and not response.getheader("Content-Length"):
+                kept.append(("Content-Length", str(len(data))))
+            self._answer(response.status, kept, data, length_set=True)
+        finally:
+            upstream.close()
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _answer(self, status: int, headers: list, body: bytes, *, length_set: bool = False):
+        self.send_response_only(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        if not length_set:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format, *args):
+        pass
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client that hung up (a process stopped mid-request) is expected, not worth a traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class StoreProxy:
+    """A reverse proxy in front of an S3 server that passes everything through until told to
+    refuse: from then on writes (PUT, POST, DELETE), or every request, get an S3 error."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.writes = 0  # write requests seen, refused ones included
+        self.refused = 0
+        self._refuse_after: int | None = None
+        self._methods: tuple[str, ...] = WRITE_METHODS
+        self._error = (403, "AccessDenied")
+        self._lock = threading.Lock()
+        handler = type("Handler", (_ProxyHandler,), {"proxy": self})
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def refuse_writes(self, *, after: int = 0, status: int = 403, code: str = "AccessDenied") -> None:
+        """Refuse every write once `after` more have passed (0: from now on)."""
+        with self._lock:
+            self._refuse_after, self._methods, self._error = self.writes + after, WRITE_METHODS, (status, code)
+
+    def refuse_everything(self, *, status: int = 403, code: str = "InvalidAccessKeyId") -> None:
+        with self._lock:
+            self._refuse_after, self._methods, self._error = self.writes, ("GET", "HEAD", *WRITE_METHODS), (status, code)
+
+    def allow(self) -> None:
+        with self._lock:
+            self._refuse_after = None
+
+    def refusal(self, method: str) -> tuple[int, str] | None:
+        """The (status, S3 error code) to answer this request with, or None to pass it on."""
+        with self._lock:
+            if method in WRITE_METHODS:
+                self.writes += 1
+            if self._refuse_after is None or method not in self._methods:
+                return None
+            if method in WRITE_METHODS and self.writes <= self._refuse_after:
+                return None  # writes still allowed before the refusals start
+            self.refused += 1
+            return self._error
+
+    def __enter__(self) -> "StoreProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()

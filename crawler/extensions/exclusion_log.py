@@ -7,7 +7,7 @@ from scrapy import signals
 
 from crawler.config import IndexerConfig
 from crawler.signals import TOMBSTONE, policy_blocked
-from indexer.store import Gallery, utcnow
+from indexer.store import STORE_ERRORS, Gallery, StoreError, describe_store_error, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +32,13 @@ class ExclusionLog:
         self.rows.append({"url": url, "page_url": page_url, "reason": reason, "at": utcnow()})
 
     def spider_closed(self, spider, reason) -> None:
+        if self.crawler.stats.get_value("gallery/write_failed"):
+            logger.warning("exclusion log not written: the gallery failed a write (%d rows)", len(self.rows))
+            return
         run_id = self.crawler.stats.get_value("gallery/run_id")
         for row in self.rows:
             row["run_id"] = run_id
         try:
             Gallery(self.gallery_uri).add_exclusions(self.rows)
-        except (OSError, ValueError) as exc:
-            logger.error("could not write the exclusion log to %s: %s", self.gallery_uri, exc)
+        except (ValueError, StoreError, *STORE_ERRORS) as exc:
+            logger.error("could not write the exclusion log to %s: %s", self.gallery_uri, describe_store_error(exc))

@@ -20,8 +20,8 @@ from crawler.frontier import shared_frontier
 from crawler.signals import report_block
 from crawler.items import ImageItem
 from indexer.analyze import Rejected
-from indexer.ingest import GalleryWriter, Sighting
-from indexer.store import Gallery, utcnow
+from indexer.ingest import Batch, BatchWriteFailed, GalleryWriter, Sighting, WriteResult
+from indexer.store import STORE_ERRORS, Gallery, describe_store_error, utcnow
 from indexer.workers import AnalyzerPool
 from robots_policy.domains import registrable_domain
 
@@ -46,6 +46,9 @@ class IndexerPipeline:
         if self.frontier is not None:
             crawler.signals.connect(self._commit_settled, signal=signals.spider_idle)
             self._committer = task.LoopingCall(self._commit_settled)
+        self.write_failed: str | None = None  # why the store refused a write; nothing more is tried
+        self._closing = False
+        self._stopping = None  # the engine's close, once a write failed
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -70,19 +73,31 @@ class IndexerPipeline:
     async def close_spider(self, spider=None):
         if self.frontier is not None and self._committer.running:
             self._committer.stop()
+        self._closing = True
         await self._flush()
         self.pool.close()
-        await self._settle_parked()
-        await self._flush()
+        if not self.write_failed:
+            await self._settle_parked()
+            await self._flush()
         for url, items in self._parked.items():
             # Their image was never stored (blocked, failed or skipped): nothing to point at.
-            self.stats.inc_value("indexer/skipped/image_unavailable", len(items))
-        # Lookups by image_id (search results, removals) stay fast as the gallery grows.
-        await asyncio.to_thread(self.gallery.index_lookup_columns)
-        self.gallery.record_crawl(self.run_id, self.stats.get_stats())
+            reason = "gallery_write_failed" if self.write_failed else "image_unavailable"
+            self.stats.inc_value(f"indexer/skipped/{reason}", len(items))
+        if self.write_failed:
+            return  # the lookup index and the run record are writes too
+        try:
+            # Lookups by image_id (search results, removals) stay fast as the gallery grows.
+            await asyncio.to_thread(self.gallery.index_lookup_columns)
+            self.gallery.record_crawl(self.run_id, self.stats.get_stats())
+        except STORE_ERRORS as exc:
+            self._stop_writing(f"writing to the gallery at {self.gallery.uri} failed: {describe_store_error(exc)}")
 
     async def process_item(self, item, spider=None):
         if not isinstance(item, ImageItem):
+            return item
+        if self.write_failed:  # the crawl is stopping: nothing more can be stored
+            item.status, item.error_message, item.body = "skipped", "gallery_write_failed", None
+            self.stats.inc_value("indexer/skipped/gallery_write_failed")
             return item
         if item.http_status == 304:
             await self._not_modified(item)
@@ -232,16 +247,41 @@ class IndexerPipeline:
         async with self._write_lock:  # one append at a time, in order
             if len(batch):
                 await asyncio.to_thread(self._write, batch)
-            if leases or parked:
+            # Acknowledged only once their rows are committed: after a failed write they stay
+            # leased, and another worker (or a later run) takes them back.
+            if (leases or parked) and not self.write_failed:
                 await asyncio.to_thread(self.frontier.ack, leases, parked)
+        if self.write_failed and not self._closing and self._stopping is None:
+            # Stop the crawl rather than retry forever (the engine is driven from this thread).
+            self._stopping = deferred_from_coro(self.crawler.engine.close_spider_async(reason="gallery_write_failed"))
 
-    def _write(self, batch) -> None:
-        result = self.writer.write(batch)
+    def _write(self, batch: Batch) -> None:
+        """Commit a batch, on a worker thread, and count what the store took."""
+        if self.write_failed:
+            result = WriteResult(0, 0, 0)
+        else:
+            try:
+                result = self.writer.write(batch)
+            except BatchWriteFailed as exc:
+                self._stop_writing(str(exc))
+                result = exc.written
         self.stats.inc_value("indexer/duplicate/near", result.near_duplicates)
         self.stats.inc_value("indexer/rows/images", result.images)
         self.stats.inc_value("indexer/rows/sightings", result.sightings)
         if result.blocked:
             self.stats.inc_value("policy/blocked/tombstone", result.blocked)
+        if self.write_failed:
+            self.stats.inc_value("indexer/skipped/gallery_write_failed", len(batch.sightings) - result.sightings)
+            # An image counts as stored when queued; once a write failed, only what was committed does.
+            self.stats.set_value("indexer/stored", self.stats.get_value("indexer/rows/images", 0))
+
+    def _stop_writing(self, reason: str) -> None:
+        """The store failed a write: say why, once; nothing more is tried."""
+        if self.write_failed:
+            return
+        self.write_failed = reason
+        self.stats.set_value("gallery/write_failed", reason)
+        logger.error("stopping the crawl: %s", reason)
 
 
 def _parked_dict(item: ImageItem) -> dict:

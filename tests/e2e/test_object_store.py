@@ -1,33 +1,13 @@
 """The gallery on S3-compatible object storage (moto's server on 127.0.0.1): crawl, search,
 stats, and concurrent appends from two writers that lose no row."""
 
-import json
-import os
 import threading
 import uuid
 
 import boto3
-import pytest
 
 from indexer.store import Gallery, storage_options, utcnow
 from tests.conftest import crawl, run_gallery_json
-from tests.servers import s3_server
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    with s3_server(tmp_path_factory.mktemp("moto")) as env:
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)  # the `gallery` subprocesses inherit it
-        try:
-            boto3.client("s3").create_bucket(Bucket="galleries")
-            yield env
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def test_storage_options_from_the_environment():

@@ -1,8 +1,6 @@
 """Removal processing against a real LanceDB gallery in tmp_path."""
 
 import json
-import threading
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,7 +14,6 @@ from indexer.analyze import analyze_image
 from indexer.faces import FaceDetector
 from indexer.ingest import GalleryWriter
 from indexer.removal import (
-    PurgeLock,
     RequestError,
     TombstoneIndex,
     add_one_month,
@@ -350,24 +347,6 @@ def test_writer_checks_tombstones_before_storing(gallery, pictures, tmp_path):
     assert near.image_id != pictures[2].image_id
     assert writer.tombstoned(near, sighting("http://x.test/2.jpg", "http://x.test/")) in ("sha256", "pdq")
     assert writer.tombstoned(pictures[3], sighting("http://x.test/3.jpg", "http://x.test/")) is None
-
-
-def test_ingest_waits_for_a_purge(tmp_path):
-    lock = PurgeLock(str(tmp_path))
-    events = []
-
-    def ingest():
-        with lock.shared():
-            events.append("append")
-
-    with lock.exclusive():
-        worker = threading.Thread(target=ingest)
-        worker.start()
-        time.sleep(0.2)
-        events.append("purge done")
-    worker.join(5)
-    assert events == ["purge done", "append"]
-    assert not PurgeLock("s3://bucket/gallery").enforced
 
 
 def test_append_landing_after_the_delete_is_caught_before_purge(gallery, pictures, monkeypatch):
