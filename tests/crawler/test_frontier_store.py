@@ -108,27 +108,38 @@ def _die(server, frontier: SharedFrontier) -> None:
 def test_pop_leases_and_ack_releases(clean, url):
     worker = _frontier(url)
     worker.beat()
-    assert worker.push(b"page", score=0, fingerprint="fp-page", seen_key="t:seen")
-    assert not worker.push(b"page again", score=0, fingerprint="fp-page", seen_key="t:seen")  # seen: not queued
-    assert worker.push(b"image", score=-10, fingerprint=None, seen_key="t:seen")
+    assert worker.push(b"page", priority=0, host="a", fingerprint="fp-page", seen_key="t:seen")
+    assert not worker.push(b"page again", priority=0, host="a", fingerprint="fp-page", seen_key="t:seen")  # seen: not queued
+    assert worker.push(b"image", priority=10, host="a", fingerprint=None, seen_key="t:seen")
     first, second = worker.pop(), worker.pop()
     assert (first[1:], second[1:]) == ((b"image", False), (b"page", False))  # higher priority first
     assert worker.pop() is None
-    assert clean.hgetall(worker.in_flight_key) == {first[0].encode(): b"-10 image", second[0].encode(): b"0 page"}
+    assert clean.hgetall(worker.in_flight_key) == {first[0].encode(): b"-9999999998 image", second[0].encode(): b"1 page"}  # priority, then turn
     assert clean.zscore(worker.busy_key, worker.worker)  # the pop marked it busy, same round trip
     worker.ack([first[0]], [{"image_url": "http://a/x.jpg"}])
     assert list(clean.hkeys(worker.in_flight_key)) == [second[0].encode()]
     assert clean.lrange(worker.parked_key, 0, -1) == [b'{"image_url": "http://a/x.jpg"}']
 
 
+def test_hosts_take_turns_within_a_priority(clean, url):
+    worker = _frontier(url)
+    for n in range(3):
+        worker.push(f"a{n}".encode(), priority=0, host="a.test", fingerprint=None, seen_key="t:seen")
+    worker.push(b"b0", priority=0, host="b.test", fingerprint=None, seen_key="t:seen")
+    worker.push(b"a-image", priority=10, host="a.test", fingerprint=None, seen_key="t:seen")
+    worker.push(b"b1", priority=0, host="b.test", fingerprint=None, seen_key="t:seen")
+    popped = [worker.pop()[1] for _ in range(6)]
+    assert popped == [b"a-image", b"a0", b"b0", b"a1", b"b1", b"a2"]
+
+
 def test_a_dead_workers_requests_are_taken_back_once_with_their_priority(clean, url):
     dead, survivor, other = _frontier(url), _frontier(url), _frontier(url)
     for worker in (dead, survivor, other):
         worker.beat()
-    dead.push(b"page", score=0, fingerprint=None, seen_key="t:seen")
-    dead.push(b"image", score=-10, fingerprint=None, seen_key="t:seen")
+    dead.push(b"page", priority=0, host="a", fingerprint=None, seen_key="t:seen")
+    dead.push(b"image", priority=10, host="a", fingerprint=None, seen_key="t:seen")
     dead.pop(), dead.pop()
-    survivor.push(b"fresh", score=-20, fingerprint=None, seen_key="t:seen")
+    survivor.push(b"fresh", priority=20, host="a", fingerprint=None, seen_key="t:seen")
 
     # Alive: its requests keep the others waiting, and stay where they are.
     assert survivor.sweep(idle=True) == WorkLeft(queued=1, busy=1, in_flight=2, recovered=0)
@@ -145,7 +156,7 @@ def test_leaving_with_requests_held_leaves_them_to_be_taken_back(clean, url):
     holder, done, survivor = _frontier(url), _frontier(url), _frontier(url)
     for worker in (holder, done):
         worker.beat()
-        worker.push(b"r-" + worker.worker.encode(), score=0, fingerprint=None, seen_key="t:seen")
+        worker.push(b"r-" + worker.worker.encode(), priority=0, host="a", fingerprint=None, seen_key="t:seen")
         lease = worker.pop()[0]
     done.ack([lease], [])
     holder.leave(), done.leave()
@@ -175,11 +186,11 @@ def test_a_lost_server_stops_once_and_answers_fallbacks(tmp_path):
         lines = []
         config = FrontierConfig(url=url, busy_ttl=30.0, lease_ttl=30.0, site_file_ttl=60.0, host_delay=0.0)
         worker = SharedFrontier(config, spider_name="t", on_lost=lines.append)
-        worker.push(b"page", score=0, fingerprint=None, seen_key="t:seen")
+        worker.push(b"page", priority=0, host="a", fingerprint=None, seen_key="t:seen")
     # The server is gone now.
     assert worker.pop() is None
     assert worker.claims.claim("pages", "http://a/") is Claim.SEEN  # nothing new is requested
-    assert not worker.push(b"page", score=0, fingerprint=None, seen_key="t:seen")
+    assert not worker.push(b"page", priority=0, host="a", fingerprint=None, seen_key="t:seen")
     assert worker.sweep(idle=True) is None
     worker.ack(["1"], [])
     assert len(lines) == 1
