@@ -36,6 +36,9 @@ EXTENSIONS = {
 
 # Politeness and bounds. Crawler traps are cut by depth and URL length.
 CONCURRENT_REQUESTS = 16
+# Outputs of one callback handled at once. Scrapy starts this many tasks for every response;
+# ours yield a few items or a page's links, and 100 (the default) cost more than the parsing.
+CONCURRENT_ITEMS = 8
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
 DOWNLOAD_DELAY = 0.25
 DOWNLOAD_TIMEOUT = 30
