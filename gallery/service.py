@@ -23,7 +23,7 @@ from indexer.hash_index import GalleryHashIndex
 from indexer.removal import RequestError, build_request, list_removals, process_requests
 from indexer.hashes import parse_hash
 from indexer.search import search_hash, search_image
-from indexer.store import Gallery
+from indexer.store import Gallery, StoreError
 
 MAX_PER_PAGE = 100
 
@@ -93,6 +93,13 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError):
+        # The object store refused or failed (a write refused mid-removal, the store away):
+        # the service is fine, the storage is not; a removal is safe to file again.
+        logger.error("gallery storage failed on %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"error": f"gallery storage unavailable: {exc}"}, status_code=503)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception):

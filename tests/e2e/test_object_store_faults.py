@@ -6,12 +6,15 @@ import json
 import time
 import uuid
 
+import httpx
 import pytest
 
+from gallery.service import ServiceConfig, create_app
 from indexer.ingest import GalleryWriter
 from indexer.store import Gallery
 from tests.conftest import run_gallery
 from tests.fixture_site import random_image, sighting
+from tests.gallery.test_service import ServiceThread
 from tests.servers import StoreProxy
 
 
@@ -124,3 +127,25 @@ def test_store_refusing_writes_mid_removal_then_rerun(s3, proxy):
     report = json.loads(rerun.stdout)
     assert report["purged"] and (report["sightings_removed"], report["images_removed"]) == (2, 2)
     assert [s["image_url"].split("/")[2] for s in table_rows(uri)[1]] == ["kept.test"]
+
+
+def test_service_answers_503_when_the_store_refuses_a_removal(s3, proxy, monkeypatch):
+    uri = f"s3://galleries/{uuid.uuid4().hex}"
+    writer = GalleryWriter(Gallery(uri))
+    for host in ("gone.test", "kept.test"):
+        writer.add(random_image(), sighting(f"http://{host}/a.jpg", f"http://{host}/"))
+    writer.write(writer.take_batch())
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)  # the service reaches the store through the proxy
+    app = create_app(ServiceConfig(gallery_uri=uri, steward_keys=frozenset({"steward"})))
+    with ServiceThread(app) as service, httpx.Client(base_url=service.url, timeout=120) as client:
+        proxy.refuse_writes()
+        body = {"domain": "gone.test", "basis": "erasure", "requester": "Data Subject"}
+        response = client.post("/removals", json=body, headers={"Authorization": "Bearer steward"})
+        assert response.status_code == 503, response.text
+        assert "AccessDenied" in response.json()["error"]
+        proxy.allow()
+        # Filed again once the store takes writes: done, and gone.
+        response = client.post("/removals", json=body, headers={"Authorization": "Bearer steward"})
+        assert response.status_code == 201, response.text
+        assert response.json()["purged"] is True
+    assert [s["page_url"] for s in table_rows(uri)[1]] == ["http://kept.test/"]
