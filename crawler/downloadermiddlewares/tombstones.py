@@ -1,28 +1,69 @@
 """Never request what a removal tombstoned: URL, URL prefix or domain, checked before sending.
 
-Tombstones are read from the gallery once per crawl (crawler/shared_policy.py), and the browser's
-request guard checks them too; a removal made while a crawl runs is still enforced by the
-indexer, which rereads them before each write.
+Tombstones are read from the gallery when the crawl starts (crawler/shared_policy.py; the
+browser's request guard checks the same set) and read again every TOMBSTONE_REFRESH seconds
+when a removal has added some since, so a removal made while a crawl runs also stops its
+requests, not only its rows (the indexer rereads them before each write).
 """
 
+from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
+from twisted.internet import task, threads
 
+from crawler.config import IndexerConfig
 from crawler.shared_policy import shared_policy
 from crawler.signals import TOMBSTONE, report_block
+from indexer.removal import load_tombstones
+from indexer.store import STORE_ERRORS, Gallery
+
+TOMBSTONE_REFRESH = 30.0  # seconds
 
 
 class TombstoneMiddleware:
-    def __init__(self, crawler):
+    def __init__(self, crawler, *, gallery_uri: str, refresh: float = TOMBSTONE_REFRESH):
         self.crawler = crawler
-        self.tombstones = shared_policy(crawler).tombstones
+        self.policy = shared_policy(crawler)
+        self.gallery_uri = gallery_uri
+        self._gallery = None
+        self._version = None
+        self._refresher = task.LoopingCall(self._refresh)
+        self._refresh_every = refresh
+        crawler.signals.connect(self._spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(crawler)
+        return cls(crawler, gallery_uri=IndexerConfig.from_settings(crawler.settings).gallery_uri)
 
     def process_request(self, request, spider=None):
         # Site files (robots.txt, ai.txt, TDMRep) are fetched to learn the rules, never stored.
-        if request.meta.get("site_file") or not self.tombstones.blocks_url(request.url):
+        if request.meta.get("site_file") or not self.policy.tombstones.blocks_url(request.url):
             return None
         report_block(self.crawler, url=request.url, reason=TOMBSTONE)
         raise IgnoreRequest("blocked (tombstone)")
+
+    def _spider_opened(self, spider=None):
+        self._refresher.start(self._refresh_every, now=True)
+
+    def _spider_closed(self, spider=None, reason=None):
+        if self._refresher.running:
+            self._refresher.stop()
+
+    def _refresh(self):
+        # Off the reactor: on an object store a version check is a request.
+        return threads.deferToThread(self.reload).addErrback(lambda failure: failure.trap(*STORE_ERRORS))
+
+    def reload(self) -> None:
+        """Read the tombstones again if a removal added some since the last read (the first
+        call always reads: what a removal added since the crawl started is in)."""
+        if self._gallery is None:
+            self._gallery = Gallery(self.gallery_uri, create=False)
+        else:
+            self._gallery.tombstones.checkout_latest()
+        version = self._gallery.tombstones.version
+        if version == self._version:
+            return
+        if self._version is not None:
+            self.crawler.stats.inc_value("policy/tombstones_reloaded")
+        self.policy.tombstones = load_tombstones(self._gallery)  # one assignment: the guard sees old or new
+        self._version = version

@@ -27,3 +27,18 @@ def test_blocks_tombstoned_urls_and_counts_them(tmp_path):
     assert crawler.stats.get_value("policy/blocked/tombstone") == 3
     # Counted, never logged: the exclusion log would write the removed URLs back.
     assert exclusions.rows == []
+
+
+def test_a_removal_made_during_the_crawl_stops_its_requests_too(tmp_path):
+    gallery = Gallery(str(tmp_path / "g"))
+    crawler = get_crawler(settings_dict={"GALLERY_URI": gallery.uri})
+    crawler.stats.open_spider()
+    middleware = TombstoneMiddleware.from_crawler(crawler)
+    middleware.reload()  # at spider open
+    assert middleware.process_request(scrapy.Request("http://gone.test/a.jpg")) is None
+    process_requests(gallery, [build_request([("domain", "gone.test")])])
+    middleware.reload()  # every TOMBSTONE_REFRESH seconds
+    with pytest.raises(IgnoreRequest):
+        middleware.process_request(scrapy.Request("http://gone.test/b.jpg"))
+    middleware.reload()  # nothing new: nothing read
+    assert crawler.stats.get_value("policy/tombstones_reloaded") == 1
