@@ -441,6 +441,8 @@ class Plan:
     sample: list[dict]
     total_sightings: int
     total_images: int
+    # Rows of the crawls' exclusion log naming a removed URL (Lance row ids: the log has no key).
+    exclusion_rowids: list[int] = field(default_factory=list)
 
     @property
     def matches_everything(self) -> bool:
@@ -450,12 +452,14 @@ class Plan:
 
 
 _SIGHTING_COLUMNS = ["sighting_id", "image_id", "image_url", "page_url"]
+EXCLUSION_URL_COLUMNS = ("url", "page_url")
 
 
-def _url_mask(table: pa.Table, selectors: list[Selector]) -> pa.ChunkedArray:
-    """Rows whose image_url or page_url falls under any url, url_prefix or domain selector."""
+def _url_mask(table: pa.Table, selectors: list[Selector], columns=("image_url", "page_url")) -> pa.ChunkedArray:
+    """Rows whose URL columns (a sighting's image_url and page_url) fall under any url,
+    url_prefix or domain selector."""
     mask = pa.array(np.zeros(table.num_rows, dtype=bool))
-    for column in ("image_url", "page_url"):
+    for column in columns:
         urls = pc.fill_null(table[column], "")
         hosts = pc.utf8_lower(pc.struct_field(pc.extract_regex(urls, _HOST_PATTERN), [0]))
         hosts = pc.fill_null(hosts, "")
@@ -549,6 +553,10 @@ def plan_removal(gallery: Gallery, request: RemovalRequest, *, earlier_sha256: s
     else:
         removed = pa.table({c: pa.array([], pa.string()) for c in _SIGHTING_COLUMNS})
     image_ids = sorted(_stored_images(gallery, hash_matched | orphans))
+    exclusion_rowids = []
+    if url_selectors:
+        logged = gallery.exclusions.to_lance().to_table(columns=list(EXCLUSION_URL_COLUMNS), with_row_id=True)
+        exclusion_rowids = logged.filter(_url_mask(logged, url_selectors, EXCLUSION_URL_COLUMNS))["_rowid"].to_pylist()
     sample = [{"image_url": r["image_url"], "page_url": r["page_url"]} for r in removed.slice(0, SAMPLE_SIZE).to_pylist()]
     return Plan(
         sighting_ids=sorted(removed["sighting_id"].to_pylist()),
@@ -559,6 +567,7 @@ def plan_removal(gallery: Gallery, request: RemovalRequest, *, earlier_sha256: s
         sample=sample,
         total_sightings=dataset.count_rows(),
         total_images=gallery.images.count_rows(),
+        exclusion_rowids=exclusion_rowids,
     )
 
 
@@ -803,6 +812,8 @@ def _delete_rows(gallery: Gallery, plan: Plan) -> None:
         gallery.delete_sightings(chunk)
     for chunk in _chunks(plan.image_ids):
         gallery.clear_duplicate_of(chunk)
+    for chunk in _chunks(plan.exclusion_rowids):
+        gallery.exclusions.delete(f"_rowid IN ({', '.join(map(str, chunk))})")
 
 
 def _chunks(values: list[str]):
@@ -816,7 +827,7 @@ def purge(gallery: Gallery, *, lock: PurgeLock) -> None:
     `Table.optimize()` is not enough: it leaves fragments with under 10% deleted rows as they
     are, so deleted rows stay in the data files. Call with the lock held exclusively.
     """
-    for table in (gallery.images, gallery.sightings):
+    for table in (gallery.images, gallery.sightings, gallery.exclusions):
         table.checkout_latest()
         dataset = table.to_lance()
         dataset.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
@@ -877,7 +888,7 @@ class Verification:
 def verify_purged(
     gallery: Gallery, request: RemovalRequest, *, image_ids: set[str], sighting_ids: set[str]
 ) -> Verification:
-    """Read every file of the images and sightings tables as it lies on disk, deleted rows
+    """Read every file of the images, sightings and exclusions tables as it lies on disk, deleted rows
     included, and look for what the request removed: its URLs, domains, sighting and image ids.
 
     Lance files (data, and index pages such as the image_id BTREE) are decoded: Lance
@@ -888,7 +899,7 @@ def verify_purged(
     url_selectors = [s for s in request.selectors if s.kind in ("url", "url_prefix", "domain")]
     needles = [s.value.encode() for s in url_selectors]
     traces, scanned = [], 0
-    for name, table in (("images", gallery.images), ("sightings", gallery.sightings)):
+    for name, table in (("images", gallery.images), ("sightings", gallery.sightings), ("exclusions", gallery.exclusions)):
         dataset = table.to_lance()
         filesystem, root = pafs.FileSystem.from_uri(dataset.uri)
         for entry in dataset.all_files().read_all().to_pylist():
@@ -898,6 +909,8 @@ def verify_purged(
                 rows = _read_data_file(f"{dataset.uri}/{entry['path']}", name)
                 if name == "images":
                     hit = bool(image_ids & set(rows["image_id"].to_pylist()))
+                elif name == "exclusions":
+                    hit = bool(url_selectors and rows.num_rows and pc.any(_url_mask(rows, url_selectors, EXCLUSION_URL_COLUMNS)).as_py())
                 else:
                     hit = bool(sighting_ids & set(rows["sighting_id"].to_pylist()))
                     hit = hit or bool(image_ids & set(rows["image_id"].to_pylist()))
@@ -931,7 +944,7 @@ def _strings_hit(uri: str, *, ids: set[str], needles: list[bytes]) -> bool:
 
 
 def _read_data_file(uri: str, table: str) -> pa.Table:
-    wanted = ["image_id"] if table == "images" else _SIGHTING_COLUMNS
+    wanted = {"images": ["image_id"], "exclusions": list(EXCLUSION_URL_COLUMNS)}.get(table, _SIGHTING_COLUMNS)
     options = storage_options(uri)
     reader = LanceFileReader(uri, storage_options=options)
     present = [c for c in wanted if c in reader.metadata().schema.names]

@@ -20,7 +20,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from gallery.cli import app
-from indexer.store import Gallery
+from indexer.store import Gallery, utcnow
 from tests.conftest import REPO, crawl
 
 # Tables that hold the request itself, by design: what must never come back, and the audit.
@@ -169,6 +169,21 @@ def test_removal_clears_the_page_cache(fixture_site, gallery):
     remove_json(gallery, "--url", page)
     assert [p.name for p in gallery.iterdir() if p.name.startswith("page-cache")] == []
     assert traces(gallery, page) == []
+
+
+def test_removal_purges_the_exclusion_log_too(fixture_site, gallery):
+    """The crawls' log of what they were refused names URLs too: a removal takes those out."""
+    private = f"{fixture_site.url}/private/"
+    other = {"run_id": "r", "url": "http://other.test/a.jpg", "page_url": None, "reason": "robots", "at": utcnow()}
+    Gallery(str(gallery), create=False).add_exclusions([other])
+    logged = Gallery(str(gallery), create=False).exclusions.to_arrow().to_pylist()
+    assert any(row["url"].startswith(private) for row in logged)
+    report = remove_json(gallery, "--url-prefix", private)
+    assert report["purged"] is True
+    left = Gallery(str(gallery), create=False).exclusions.to_arrow().to_pylist()
+    assert not any(row["url"].startswith(private) for row in left)
+    assert [row["url"] for row in left] == [other["url"]]
+    assert traces(gallery, private) == []
 
 
 @pytest.mark.parametrize(
