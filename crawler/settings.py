@@ -14,6 +14,8 @@ TELNETCONSOLE_ENABLED = False
 # robots.txt is decided by robots_policy through our middleware; Scrapy's own treats an
 # unreachable robots.txt as "allow all", which RFC 9309 forbids.
 ROBOTSTXT_OBEY = False
+# The address connected to is checked too, not only the one the network guard looked up.
+TWISTED_DNS_RESOLVER = "crawler.resolver.GuardedResolver"
 DOWNLOADER_MIDDLEWARES = {
     "crawler.downloadermiddlewares.network_guard.NetworkGuardMiddleware": 50,
     "crawler.downloadermiddlewares.tombstones.TombstoneMiddleware": 75,
