@@ -1,10 +1,13 @@
-"""A browser that dies mid-crawl: the renders it was doing are counted skips, scrapy-playwright
-launches a new one, and the crawl goes on rendering the pages that are left."""
+"""The browser misbehaving in ways a page cannot cause from inside: a browser that dies
+mid-crawl (relaunched; its renders retried or counted as skips) and the connections it may
+open on its own (resource hints, icons)."""
 
 import json
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
@@ -84,3 +87,58 @@ def test_a_crashed_browser_is_relaunched_and_the_crawl_goes_on(tmp_path):
     sightings = Gallery(str(gallery), create=False).sightings.to_arrow().to_pylist()
     assert len({s["page_url"] for s in sightings}) >= PAGES - lost
     assert all(s["rendered"] for s in sightings)
+
+
+def test_hints_and_icons_open_no_connection_the_guard_did_not_check(tmp_path):
+    """Preconnect, DNS prefetch, prefetch, preload and icons name another origin; the browser
+    may act on them outside the page's requests. Nothing may reach that origin: it is unknown
+    to the crawl (its robots.txt was never read), so the guard refuses whatever is requested."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    other = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    accepted = []
+
+    def accept():
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except (TimeoutError, OSError):
+                continue
+
+    stop = threading.Event()
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    root = tmp_path / "site"
+    root.mkdir()
+    hints = "".join(
+        f'<link rel="{rel}" href="{other}/{path}"{extra}>'
+        for rel, path, extra in [
+            ("preconnect", "", ""),
+            ("dns-prefetch", "", ""),
+            ("prefetch", "next.js", ""),
+            ("preload", "app.js", ' as="script"'),
+            ("icon", "favicon.ico", ""),
+        ]
+    )
+    script = "<script>document.body.append('built by script')</script>"
+    (root / "index.html").write_text(f"<!doctype html><html><head>{hints}</head><body>{script}</body></html>")
+    (root / "robots.txt").write_text("User-agent: *\nAllow: /\n")
+    try:
+        with StaticSite(root) as site:
+            result = subprocess.run(
+                [sys.executable, "-m", "gallery", "crawl", site.url + "/", "--gallery", str(tmp_path / "g"),
+                 "--allow-loopback", "--delay", "0", "--render", "always", "--render-budget", "8", "--json"],
+                cwd=REPO, capture_output=True, text=True, timeout=180,
+            )  # fmt: skip
+            time.sleep(0.5)  # a late connection would still be counted
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+        for connection in accepted:
+            connection.close()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["render"]["pages"] == 1
+    assert accepted == []
