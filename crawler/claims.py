@@ -25,24 +25,32 @@ class LocalClaims:
     def _set(self, kind: str) -> set[str]:
         return self._state().setdefault(f"{kind}_requested", set())
 
-    def claim(self, kind: str, url: str, *, limit: int | None = None) -> Claim:
-        claimed = self._set(kind)
-        if url in claimed:
-            return Claim.SEEN
-        if limit is not None and len(claimed) >= limit:
-            return Claim.OVER_LIMIT
-        claimed.add(url)
-        return Claim.NEW
+    def claim_all(self, kind: str, urls: list[str], *, limit: int | None = None) -> list[Claim]:
+        """One claim per URL, in order (a URL given twice is SEEN the second time)."""
+        claimed, results = self._set(kind), []
+        for url in urls:
+            if url in claimed:
+                results.append(Claim.SEEN)
+            elif limit is not None and len(claimed) >= limit:
+                results.append(Claim.OVER_LIMIT)
+            else:
+                claimed.add(url)
+                results.append(Claim.NEW)
+        return results
 
 
-# One round trip per claim: membership, limit and insert decided together, so two workers
-# racing for the same URL (or the last page under the limit) cannot both win.
+# One round trip for all the URLs of a page: membership, limit and insert decided together
+# for each, so two workers racing for the same URL (or the last page under the limit) cannot
+# both win.
 _CLAIM_SCRIPT = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
-local limit = tonumber(ARGV[2])
-if limit >= 0 and redis.call('SCARD', KEYS[1]) >= limit then return -1 end
-redis.call('SADD', KEYS[1], ARGV[1])
-return 1
+local limit = tonumber(ARGV[1])
+local results = {}
+for i = 2, #ARGV do
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 1 then results[i - 1] = 0
+  elseif limit >= 0 and redis.call('SCARD', KEYS[1]) >= limit then results[i - 1] = -1
+  else redis.call('SADD', KEYS[1], ARGV[i]); results[i - 1] = 1 end
+end
+return results
 """
 _RESULTS = {1: Claim.NEW, 0: Claim.SEEN, -1: Claim.OVER_LIMIT}
 
@@ -61,6 +69,10 @@ class RedisClaims:
         self._call = call
         self._script = server.register_script(_CLAIM_SCRIPT)
 
-    def claim(self, kind: str, url: str, *, limit: int | None = None) -> Claim:
+    def claim_all(self, kind: str, urls: list[str], *, limit: int | None = None) -> list[Claim]:
+        if not urls:
+            return []
         key = f"{self.prefix}:claimed:{kind}"
-        return _RESULTS[int(self._call(self._script, keys=[key], args=[url, -1 if limit is None else limit], fallback=0))]
+        args = [-1 if limit is None else limit, *urls]
+        results = self._call(self._script, keys=[key], args=args, fallback=[0] * len(urls))
+        return [_RESULTS[int(r)] for r in results]

@@ -53,28 +53,26 @@ class ImagesSpider(scrapy.Spider):
         return spider
 
     async def start(self):
-        for seed in self.seeds:
-            # A worker may have died between claiming a seed and queueing it: the seen-set decides.
-            request = self._page_request(seed, recheck=True)
-            if request:
-                yield request
+        # A worker may have died between claiming a seed and queueing it: the seen-set decides.
+        for request in self._page_requests(self.seeds, recheck=True):
+            yield request
 
     def _in_scope(self, url: str) -> bool:
         host = urlsplit(url).hostname or ""
         return any(host == d or host.endswith("." + d) for d in self.allowed_domains)
 
-    def _page_request(self, url: str, *, recheck: bool = False) -> scrapy.Request | None:
-        """A request for a page not claimed before; with `recheck`, also for one claimed before
-        but perhaps never queued (the dupefilter's seen-set drops it if it was)."""
-        if not self._in_scope(url):
-            return None
-        claim = self.claims.claim("pages", url, limit=self.max_pages)
-        if claim is Claim.SEEN and not recheck:
-            return None
-        if claim is Claim.OVER_LIMIT:
-            self.crawler.stats.inc_value("crawl/pages_over_limit")
-            return None
-        return scrapy.Request(url, callback=self.parse_page, meta={"policy_trail": []})
+    def _page_requests(self, urls: list[str], *, recheck: bool = False) -> list[scrapy.Request]:
+        """Requests for the pages not claimed before (claimed together: one round trip on a
+        shared frontier); with `recheck`, also for those claimed before but perhaps never
+        queued (the dupefilter's seen-set drops those that were)."""
+        urls = [url for url in urls if self._in_scope(url)]
+        requests = []
+        for url, claim in zip(urls, self.claims.claim_all("pages", urls, limit=self.max_pages)):
+            if claim is Claim.OVER_LIMIT:
+                self.crawler.stats.inc_value("crawl/pages_over_limit")
+            elif claim is Claim.NEW or recheck:
+                requests.append(scrapy.Request(url, callback=self.parse_page, meta={"policy_trail": []}))
+        return requests
 
     def parse_page(self, response):
         if not isinstance(response, HtmlResponse):
@@ -101,10 +99,7 @@ class ImagesSpider(scrapy.Spider):
                 rendered=False,
                 recheck=recheck,
             )
-        for link in extract_links(response.selector, response.url):
-            request = self._page_request(link, recheck=recheck)
-            if request:
-                yield request
+        yield from self._page_requests(extract_links(response.selector, response.url), recheck=recheck)
 
     def _render_request(self, response, refs: list[ImageRef], *, page_trail, license_url) -> scrapy.Request | None:
         """A second request for this page, rendered by the browser, when the mode says so."""
@@ -173,10 +168,7 @@ class ImagesSpider(scrapy.Spider):
             rendered=True,
             recheck=meta.get(RECOVERED, False),
         )
-        for link in extract_links(response.selector, response.url):
-            request = self._page_request(link, recheck=meta.get(RECOVERED, False))
-            if request:
-                yield request
+        yield from self._page_requests(extract_links(response.selector, response.url), recheck=meta.get(RECOVERED, False))
 
     def render_failed(self, failure):
         """A render that did not happen is a counted skip; the static page's images still count."""
@@ -207,12 +199,13 @@ class ImagesSpider(scrapy.Spider):
         """Requests for images not claimed before, a sighting for the others; with `recheck`
         (a page taken back from a dead worker) claimed ones are requested too, in case they
         were never queued: the seen-set drops those that were."""
-        for ref in refs:
-            if reservation:
-                # The page reserves its images (noimageai, tdm-reservation...): never request them.
+        if reservation:
+            # The page reserves its images (noimageai, tdm-reservation...): never request them.
+            for ref in refs:
                 report_block(self.crawler, url=ref.url, reason=reservation, page_url=page_url)
-                continue
-            if self.claims.claim("images", ref.url) is Claim.SEEN:
+            return
+        for ref, claim in zip(refs, self.claims.claim_all("images", [ref.url for ref in refs])):
+            if claim is Claim.SEEN:
                 # Already fetched for another page: record one more sighting, no download.
                 yield ImageItem(
                     image_url=ref.url,

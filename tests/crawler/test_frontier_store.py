@@ -72,17 +72,16 @@ def test_a_site_file_reservation_lapses(clean):
 def test_claims_once_and_limit(clean, kind):
     state: dict = {}
     claims = RedisClaims(clean, prefix="t") if kind == "redis" else LocalClaims(lambda: state)
-    assert claims.claim("pages", "http://a/1", limit=2) is Claim.NEW
-    assert claims.claim("pages", "http://a/1", limit=2) is Claim.SEEN
-    assert claims.claim("pages", "http://a/2", limit=2) is Claim.NEW
-    assert claims.claim("pages", "http://a/3", limit=2) is Claim.OVER_LIMIT
-    assert claims.claim("pages", "http://a/2", limit=2) is Claim.SEEN
-    assert claims.claim("images", "http://a/1") is Claim.NEW
+    new, seen, over = Claim.NEW, Claim.SEEN, Claim.OVER_LIMIT
+    assert claims.claim_all("pages", ["http://a/1", "http://a/1"], limit=2) == [new, seen]
+    assert claims.claim_all("pages", ["http://a/2", "http://a/3", "http://a/2"], limit=2) == [new, over, seen]
+    assert claims.claim_all("pages", [], limit=2) == []
+    assert claims.claim_all("images", ["http://a/1"]) == [new]
 
 
 def test_two_clients_claim_each_url_once(clean, server):
     first, second = RedisClaims(server, prefix="t"), RedisClaims(redis.Redis(connection_pool=server.connection_pool), prefix="t")
-    won = [c.claim("images", f"http://a/{n}") is Claim.NEW for n in range(50) for c in (first, second)]
+    won = [c.claim_all("images", [f"http://a/{n}"]) == [Claim.NEW] for n in range(50) for c in (first, second)]
     assert sum(won) == 50
 
 
@@ -189,7 +188,7 @@ def test_a_lost_server_stops_once_and_answers_fallbacks(tmp_path):
         worker.push(b"page", priority=0, host="a", fingerprint=None, seen_key="t:seen")
     # The server is gone now.
     assert worker.pop() is None
-    assert worker.claims.claim("pages", "http://a/") is Claim.SEEN  # nothing new is requested
+    assert worker.claims.claim_all("pages", ["http://a/", "http://b/"]) == [Claim.SEEN] * 2  # nothing new is requested
     assert not worker.push(b"page", priority=0, host="a", fingerprint=None, seen_key="t:seen")
     assert worker.sweep(idle=True) is None
     worker.ack(["1"], [])
