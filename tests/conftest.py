@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,14 @@ def crawl(site_url: str, gallery: Path, *extra: str) -> dict:
     assert not errors, "\n".join(errors) + "\n" + result.stderr[-5000:]
     return json.loads(result.stdout)
 
+
+
+def wait_until(condition, *, timeout: float, every: float = 0.05) -> None:
+    """Poll `condition` until it holds; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(every)
 
 @pytest.fixture(scope="session")
 def fixture_site(tmp_path_factory):

@@ -14,7 +14,7 @@ import redis
 
 from gallery.site import StaticSite
 from indexer.store import Gallery
-from tests.conftest import REPO, crawl
+from tests.conftest import REPO, crawl, wait_until
 from tests.job_files import write_job
 from tests.many_site import build_many_site, expected_counts
 from tests.servers import persistent_redis_server, redis_server
@@ -56,12 +56,6 @@ def _start(job: str, log: Path) -> subprocess.Popen:
             start_new_session=True,
         )
 
-
-def _wait_until(condition, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def _held_by(server: redis.Redis, pid: int) -> int:
@@ -127,7 +121,7 @@ def test_a_killed_worker_loses_nothing(many_site, tmp_path):
         workers = [_start(job, tmp_path / f"worker-{n}.log") for n in range(2)]
         try:
             # Midway: a worker holds requests it took, and the site is not crawled yet.
-            _wait_until(
+            wait_until(
                 lambda: (len(many_site.requests) >= 10 and any(_held_by(server, w.pid) for w in workers))
                 or any(w.poll() is not None for w in workers),
                 timeout=90,
@@ -166,7 +160,7 @@ def test_redis_lost_midway_stops_cleanly_and_resumes(many_site, tmp_path):
         log = tmp_path / "first.log"
         first = _start(job, log)
         try:
-            _wait_until(lambda: len(many_site.requests) >= 10 or first.poll() is not None, timeout=90)
+            wait_until(lambda: len(many_site.requests) >= 10 or first.poll() is not None, timeout=90)
             assert first.poll() is None, "the crawl ended before Redis could be stopped"
             frontier.stop()
             stopped_at = time.monotonic()

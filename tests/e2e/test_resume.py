@@ -5,14 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
 
 from gallery.site import StaticSite
 from indexer.store import Gallery
-from tests.conftest import REPO, run_gallery
+from tests.conftest import REPO, run_gallery, wait_until
 from tests.job_files import write_job
 from tests.many_site import build_many_site, expected_counts
 
@@ -36,12 +35,6 @@ def _start(job: str) -> subprocess.Popen:
         start_new_session=True,
     )
 
-
-def _wait_until(condition, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def _image_rows(gallery) -> int:
@@ -82,7 +75,7 @@ def test_sigkill_midway_then_restart_stores_everything_exactly_once(many_site, t
     first = _start(job)
     try:
         # Midway: the first batch is in the gallery and the crawl is still going.
-        _wait_until(lambda: _image_rows(tmp_path / "gallery") > 0 or first.poll() is not None, timeout=60)
+        wait_until(lambda: _image_rows(tmp_path / "gallery") > 0 or first.poll() is not None, timeout=60)
         assert first.poll() is None, "the crawl ended before it could be killed:\n" + first.stderr.read()[-3000:]
         os.killpg(first.pid, signal.SIGKILL)
     finally:
@@ -101,7 +94,7 @@ def test_sigkill_midway_then_restart_stores_everything_exactly_once(many_site, t
 def test_pause_then_resume_fetches_each_url_once(many_site, tmp_path):
     job = _job(tmp_path, many_site)
     first = _start(job)
-    _wait_until(lambda: len(many_site.requests) > PAGES // 2 or first.poll() is not None, timeout=60)
+    wait_until(lambda: len(many_site.requests) > PAGES // 2 or first.poll() is not None, timeout=60)
     assert first.poll() is None, "the crawl ended before it could be paused"
     first.send_signal(signal.SIGINT)  # Scrapy's graceful stop: the queue and the spider state are saved
     _, stderr = first.communicate(timeout=60)
