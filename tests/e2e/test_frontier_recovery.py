@@ -16,7 +16,7 @@ from gallery.site import StaticSite
 from indexer.store import Gallery
 from tests.conftest import REPO, crawl, wait_until
 from tests.job_files import write_job
-from tests.many_site import build_many_site, expected_counts
+from tests.many_site import assert_stored_exactly_once, build_many_site
 from tests.servers import persistent_redis_server, redis_server
 
 PAGES = 20
@@ -67,19 +67,6 @@ def _site_paths() -> set[str]:
     pages = {f"/page-{n}.html" for n in range(PAGES)}
     images = {f"/img/own-{n}.jpg" for n in range(PAGES)} | {"/img/shared.jpg"}
     return {"/", "/robots.txt", "/ai.txt", "/.well-known/tdmrep.json"} | pages | images
-
-
-def _assert_complete_and_exactly_once(gallery: Path, site_url: str) -> None:
-    store = Gallery(str(gallery), create=False)
-    images = store.images.to_arrow().to_pylist()
-    sightings = store.sightings.to_arrow().to_pylist()
-    assert {"images": len(images), "sightings": len(sightings)} == expected_counts(PAGES)
-    assert len({r["image_id"] for r in images}) == len(images)
-    assert len({s["sighting_id"] for s in sightings}) == len(sightings)
-    assert len({(s["image_url"], s["page_url"]) for s in sightings}) == len(sightings)
-    assert {s["image_id"] for s in sightings} == {r["image_id"] for r in images}
-    expected_urls = {f"{site_url}/img/own-{n}.jpg" for n in range(PAGES)} | {f"{site_url}/img/shared.jpg"}
-    assert {s["image_url"] for s in sightings} == expected_urls
 
 
 def _assert_rows_whole(gallery: Path) -> None:
@@ -147,7 +134,7 @@ def test_a_killed_worker_loses_nothing(many_site, tmp_path):
         _assert_frontier_drained(server)
 
     assert set(many_site.requests) == _site_paths()  # every page and image fetched
-    _assert_complete_and_exactly_once(tmp_path / "gallery", many_site.url)
+    assert_stored_exactly_once(tmp_path / "gallery", many_site.url, pages=PAGES)
     last = Gallery(str(tmp_path / "gallery"), create=False).last_crawl()
     assert last["frontier/recovered/requeued"] >= held
 
@@ -192,4 +179,4 @@ def test_redis_lost_midway_stops_cleanly_and_resumes(many_site, tmp_path):
         _assert_frontier_drained(server)
 
     assert set(many_site.requests) == _site_paths()
-    _assert_complete_and_exactly_once(tmp_path / "gallery", many_site.url)
+    assert_stored_exactly_once(tmp_path / "gallery", many_site.url, pages=PAGES)

@@ -13,7 +13,7 @@ from gallery.site import StaticSite
 from indexer.store import Gallery
 from tests.conftest import REPO, run_gallery, wait_until
 from tests.job_files import write_job
-from tests.many_site import build_many_site, expected_counts
+from tests.many_site import assert_stored_exactly_once, build_many_site
 
 PAGES = 100  # enough that a batch (64 rows) is written well before the crawl ends
 
@@ -44,18 +44,6 @@ def _image_rows(gallery) -> int:
         return 0
 
 
-def _assert_complete_and_exactly_once(gallery, site_url: str) -> None:
-    store = Gallery(str(gallery), create=False)
-    images = store.images.to_arrow().to_pylist()
-    sightings = store.sightings.to_arrow().to_pylist()
-    assert {"images": len(images), "sightings": len(sightings)} == expected_counts(PAGES)
-    assert len({r["image_id"] for r in images}) == len(images)
-    assert len({s["sighting_id"] for s in sightings}) == len(sightings)
-    # No half-written rows: every sighting points at a stored image, every image was seen somewhere.
-    assert {s["image_id"] for s in sightings} == {r["image_id"] for r in images}
-    assert all(r["thumbnail"] and r["phash"] and r["pdq"] for r in images)
-    expected_urls = {f"{site_url}/img/own-{n}.jpg" for n in range(PAGES)} | {f"{site_url}/img/shared.jpg"}
-    assert {s["image_url"] for s in sightings} == expected_urls
 
 
 def _job(tmp_path, site) -> str:
@@ -87,7 +75,7 @@ def test_sigkill_midway_then_restart_stores_everything_exactly_once(many_site, t
     assert "did not stop cleanly" in result.stderr
     assert json.loads(result.stdout)["finish_reason"] == "finished"
     assert len(many_site.requests) > fetched_before
-    _assert_complete_and_exactly_once(tmp_path / "gallery", many_site.url)
+    assert_stored_exactly_once(tmp_path / "gallery", many_site.url, pages=PAGES)
     assert list((tmp_path / "state").glob("interrupted-*/requests.queue"))
 
 
@@ -104,7 +92,7 @@ def test_pause_then_resume_fetches_each_url_once(many_site, tmp_path):
 
     result = run_gallery("crawl", "--job", job, "--json")
     assert "did not stop cleanly" not in result.stderr
-    _assert_complete_and_exactly_once(tmp_path / "gallery", many_site.url)
+    assert_stored_exactly_once(tmp_path / "gallery", many_site.url, pages=PAGES)
     counts = Counter(path for path in many_site.requests if not path.endswith((".txt", ".json")))
     assert {path: n for path, n in counts.items() if n > 1} == {}
     assert len(counts) == 2 * PAGES + 2  # the index, every page, every image
