@@ -52,6 +52,11 @@ LEASE = "frontier_lease"  # request.meta: this worker's lease on a request it po
 RECOVERED = "frontier_recovered"
 LOST_REASON = "frontier_lost"  # the spider's close reason when Redis goes away mid-crawl
 
+# How soon a worker that waits (for other workers' links, or for its own commit to be
+# acknowledged) looks at the queue again. Scrapy's own look comes every 5 s, which a short
+# crawl spends idle at its start and end.
+IDLE_POLL = 0.5
+
 # What a lost server raises (BusyLoadingError, a restarted one still loading, is one of them).
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
@@ -433,6 +438,7 @@ class FrontierScheduler(Scheduler):
             raise CloseSpider(LOST_REASON)
         if self.frontier.leases:
             # Done, waiting for the pipeline's commit (it commits at idle) to be acknowledged.
+            self._look_again_soon()
             raise DontCloseSpider(f"frontier: {len(self.frontier.leases)} request(s) to acknowledge")
         left = self.frontier.sweep(idle=True)
         if left is None:
@@ -440,7 +446,14 @@ class FrontierScheduler(Scheduler):
         self._count_recovered(left)
         if left.queued or left.busy or left.in_flight:
             self.crawler.stats.inc_value("frontier/idle_waits")
+            self._look_again_soon()
             raise DontCloseSpider(f"frontier: {left}")
+
+    def _look_again_soon(self) -> None:
+        # The engine's slot is private; its next look is a CallLaterOnce (an earlier one wins).
+        slot = self.crawler.engine._slot
+        if slot is not None:
+            slot.nextcall.schedule(IDLE_POLL)
 
     def _spider_closed(self, spider, reason):
         if self.heartbeat.running:
