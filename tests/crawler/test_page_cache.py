@@ -6,9 +6,11 @@ import pytest
 from scrapy import Request
 from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.settings import Settings
+from scrapy.spiders import Spider
+from scrapy.utils.test import get_crawler
 
 from crawler.config import PageCacheConfig
-from crawler.downloadermiddlewares.page_cache import PageCachePolicy
+from crawler.downloadermiddlewares.page_cache import PageCachePolicy, PageCacheStorage
 
 PAGE = "http://a.test/page.html"
 VALIDATORS = {"Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT", "ETag": '"abc"'}
@@ -97,3 +99,31 @@ def test_where_the_cache_lives(tmp_path, monkeypatch, value, gallery, expected):
 def test_an_object_store_cache_is_refused():
     with pytest.raises(ValueError, match="must be a local directory"):
         PageCacheConfig.from_settings(Settings({"GALLERY_PAGE_CACHE": "s3://b/pages", "GALLERY_URI": "g"}))
+
+
+@pytest.fixture
+def storage(tmp_path):
+    crawler = get_crawler(Spider, {"HTTPCACHE_DIR": str(tmp_path), "HTTPCACHE_EXPIRATION_SECS": 0})
+    spider = Spider.from_crawler(crawler, name="images")
+    storage = PageCacheStorage(crawler.settings)
+    storage.open_spider(spider)
+    return storage, spider
+
+
+def test_a_kept_page_comes_back_whole_from_one_file(storage, tmp_path):
+    storage, spider = storage
+    storage.store_response(spider, Request(PAGE), html())
+    request = Request(PAGE)
+    kept = storage.retrieve_response(spider, request)
+    assert isinstance(kept, HtmlResponse) and kept.url == PAGE and kept.body == b"<html></html>"
+    assert kept.headers[b"ETag"] == b'"abc"' and request.meta["cache_timestamp"] > 0
+    assert [p.suffix for p in tmp_path.rglob("*") if p.is_file()] == [".pickle"]
+    assert storage.retrieve_response(spider, Request(PAGE + "?other")) is None
+
+
+def test_a_damaged_copy_is_a_miss(storage, tmp_path):
+    storage, spider = storage
+    storage.store_response(spider, Request(PAGE), html())
+    (entry,) = tmp_path.rglob("*.pickle")
+    entry.write_bytes(entry.read_bytes()[:20])
+    assert storage.retrieve_response(spider, Request(PAGE)) is None
