@@ -129,13 +129,12 @@ def run_workers(name: str, count: int, *, seeds: list[str], frontier: str, galle
     start, times = time.perf_counter(), os.times()
     # Logs to files: a pipe nobody reads while waiting for another worker would fill and stall it.
     logs = [gallery.with_name(f"{gallery.name}-worker-{n}.log") for n in range(count)]
+    # taskset (util-linux): the core is inherited by the worker's analysis process.
+    pinned = [["taskset", "--cpu-list", str(cores[n % len(cores)])] if pin else [] for n in range(count)]
     workers = [
-        subprocess.Popen(
-            command, cwd=REPO, stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
-            preexec_fn=(lambda core=cores[n % len(cores)]: os.sched_setaffinity(0, {core})) if pin else None,  # inherited by its analysis process
-        )
-        for n, log in enumerate(logs)
-    ]  # fmt: skip
+        subprocess.Popen(prefix + command, cwd=REPO, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+        for prefix, log in zip(pinned, logs)
+    ]
     pages = 0
     for worker, log in zip(workers, logs):
         stdout, _ = worker.communicate()
