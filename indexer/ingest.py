@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from indexer.analyze import AnalyzedImage
+from indexer.hash_index import NearDuplicateFinder
 from indexer.hashes import hamming
 from indexer.purge_lock import PurgeLock
 from indexer.removal import load_tombstones
@@ -69,6 +70,7 @@ class GalleryWriter:
         self._stored_before = set(self._known_ids)
         self._batch = Batch()
         self.lock = PurgeLock(gallery.uri)
+        self._near = NearDuplicateFinder(gallery)
         self._load_tombstones()
 
     def _load_tombstones(self) -> None:
@@ -129,6 +131,8 @@ class GalleryWriter:
                 if after_removal:
                     self._load_tombstones()
                 blocked = self._drop_tombstoned(batch, after_removal=after_removal) if self.tombstones else 0
+                if batch.images:
+                    self._near.refresh(rebuild=after_removal)
                 near = self._mark_near_duplicates(batch.images)
                 self.gallery.add_images(batch.images)
                 written = WriteResult(len(batch.images), 0, near, blocked)
@@ -182,9 +186,8 @@ class GalleryWriter:
         for other in earlier_in_batch:
             if hamming(row["pdq"], other["pdq"]) <= NEAR_DUPLICATE_PDQ_DISTANCE:
                 return other["duplicate_of"] or other["image_id"]
-        for match in self.gallery.nearest("pdq", row["pdq"], max_distance=NEAR_DUPLICATE_PDQ_DISTANCE, limit=1):
-            return match.image["duplicate_of"] or match.image["image_id"]
-        return None
+        stored = self._near.nearest(row["pdq"], max_distance=NEAR_DUPLICATE_PDQ_DISTANCE)
+        return (stored["duplicate_of"] or stored["image_id"]) if stored else None
 
 
 def _image_row(image: AnalyzedImage, *, seen_at: datetime) -> dict:

@@ -1,0 +1,79 @@
+"""Near-duplicate marking at write time: a copy that is not byte-identical points at the first
+stored image of its cluster, whoever wrote that image and whenever."""
+
+import pytest
+
+from gallery.demo import make_picture
+from indexer.analyze import analyze_image
+from indexer.faces import FaceDetector
+from indexer.ingest import GalleryWriter
+from indexer.store import Gallery
+from tests.fixture_site import jpeg_bytes, sighting
+
+
+@pytest.fixture(scope="module")
+def pictures():
+    """An original, two resized and recompressed copies of it, and an unrelated picture."""
+    detector = FaceDetector()
+    original = make_picture(7, (480, 360))
+    files = [
+        jpeg_bytes(original),
+        jpeg_bytes(original.resize((400, 300)), quality=70),
+        jpeg_bytes(original.resize((320, 240)), quality=60),
+        jpeg_bytes(make_picture(8, (480, 360))),
+    ]
+    return [analyze_image(data, detector=detector) for data in files]
+
+
+def write(writer: GalleryWriter, *images) -> None:
+    for image in images:
+        writer.add(image, sighting(f"http://a.test/{image.image_id[:8]}.jpg"))
+    writer.write(writer.take_batch())
+
+
+def heads(uri: str) -> dict[str, str | None]:
+    return {row["image_id"]: row["duplicate_of"] for row in Gallery(uri, create=False).images.to_arrow().to_pylist()}
+
+
+def test_copies_point_at_the_first_stored_image(tmp_path, pictures):
+    original, copy, smaller_copy, other = pictures
+    uri = str(tmp_path / "g")
+    writer = GalleryWriter(Gallery(uri))
+    write(writer, original, other)
+    write(writer, copy)  # found in the rows committed since the index was built
+    write(GalleryWriter(Gallery(uri)), smaller_copy)  # found in an index built from the table
+    assert heads(uri) == {
+        original.image_id: None,
+        other.image_id: None,
+        copy.image_id: original.image_id,
+        smaller_copy.image_id: original.image_id,
+    }
+
+
+def test_a_copy_in_the_same_batch_points_at_the_first(tmp_path, pictures):
+    original, copy, _, _ = pictures
+    uri = str(tmp_path / "g")
+    write(GalleryWriter(Gallery(uri)), original, copy)
+    assert heads(uri) == {original.image_id: None, copy.image_id: original.image_id}
+
+
+def test_what_another_writer_committed_meanwhile_is_found(tmp_path, pictures):
+    original, copy, _, other = pictures
+    uri = str(tmp_path / "g")
+    mine, theirs = GalleryWriter(Gallery(uri)), GalleryWriter(Gallery(uri))
+    write(mine, other)  # my index is built before their original exists
+    write(theirs, original)
+    write(mine, copy)
+    assert heads(uri)[copy.image_id] == original.image_id
+
+
+def test_a_deleted_image_is_never_pointed_at(tmp_path, pictures):
+    """Rows deleted after the index was built (a removal's delete) are checked, not trusted."""
+    original, copy, _, other = pictures
+    uri = str(tmp_path / "g")
+    write(GalleryWriter(Gallery(uri)), original)
+    writer = GalleryWriter(Gallery(uri))
+    write(writer, other)  # its index is built from a table holding the original
+    Gallery(uri, create=False).images.delete(f"image_id = '{original.image_id}'")
+    write(writer, copy)
+    assert heads(uri) == {other.image_id: None, copy.image_id: None}
