@@ -149,6 +149,9 @@ class SharedFrontier:
         self._lease_ids = itertools.count(1)
         # Requests popped and not yet acknowledged, by lease; the pipeline acknowledges them.
         self.leases: dict[str, Request] = {}
+        # Set by IndexerPipeline, which acknowledges at each commit. Without it (a crawl whose
+        # items go elsewhere) the scheduler acknowledges what the engine is done with.
+        self.acks_after_commit = False
         self.lost: str | None = None  # the operator's line, once Redis is gone
         self._on_lost = on_lost
 
@@ -385,7 +388,7 @@ class FrontierScheduler(Scheduler):
         instance = super().from_crawler(crawler)
         instance.frontier = frontier
         instance.crawler = crawler
-        instance.heartbeat = task.LoopingCall(frontier.beat)
+        instance.heartbeat = task.LoopingCall(instance._beat)
         crawler.signals.connect(instance._spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(instance._spider_closed, signal=signals.spider_closed)
         return instance
@@ -433,11 +436,20 @@ class FrontierScheduler(Scheduler):
             self.stats.inc_value("frontier/recovered/requeued", left.recovered)
             logger.warning("frontier: %d request(s) of stopped workers put back in the queue", left.recovered)
 
+    def _beat(self) -> None:
+        self.frontier.beat()
+        self._ack_done()
+
+    def _ack_done(self) -> None:
+        if not self.frontier.acks_after_commit and self.frontier.leases:
+            self.frontier.ack(self.frontier.settled_leases(self.crawler.engine), [])
+
     def _spider_idle(self, spider):
         if self.frontier.lost:
             raise CloseSpider(LOST_REASON)
+        self._ack_done()
         if self.frontier.leases:
-            # Done, waiting for the pipeline's commit (it commits at idle) to be acknowledged.
+            # Done, waiting for the pipeline's commit (it commits at idle) to acknowledge them.
             self._look_again_soon()
             raise DontCloseSpider(f"frontier: {len(self.frontier.leases)} request(s) to acknowledge")
         left = self.frontier.sweep(idle=True)

@@ -44,6 +44,7 @@ class IndexerPipeline:
         self._write_lock = asyncio.Lock()
         self.frontier = shared_frontier(crawler)
         if self.frontier is not None:
+            self.frontier.acks_after_commit = True
             crawler.signals.connect(self._commit_settled, signal=signals.spider_idle)
             self._committer = task.LoopingCall(self._commit_settled)
         self.write_failed: str | None = None  # why the store refused a write; nothing more is tried

@@ -44,8 +44,8 @@ class TimedRequests(list):
         super().append(path)
 
 
-def _workers(job: str, count: int) -> list[subprocess.CompletedProcess]:
-    command = [sys.executable, "-m", "gallery", "crawl", "--job", job, "--json"]
+def _workers(job: str, count: int, *options: str) -> list[subprocess.CompletedProcess]:
+    command = [sys.executable, "-m", "gallery", "crawl", "--job", job, "--json", *options]
     processes = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(count)]
     results = []
     for process in processes:
@@ -117,3 +117,15 @@ def test_frontier_down_at_start_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"error: crawl failed: cannot reach the frontier at {url}")
+
+
+def test_a_crawl_whose_items_go_elsewhere_ends_and_leaves_nothing_in_flight(frontier, tmp_path):
+    """Without the indexer, which acknowledges requests at each commit, the scheduler
+    acknowledges what the engine is done with; before, such a worker waited forever."""
+    with StaticSite(build_many_site(tmp_path / "site", pages=10)) as site:
+        job = write_job(tmp_path / "job.toml", seeds=[site.url + "/"], allow_loopback=True, gallery="gallery", frontier=frontier, render="never")
+        (result,) = _workers(job, 1, "--set", "ITEM_PIPELINES={}")
+    assert json.loads(result.stdout)["pages"] == 10 + 1
+    server = redis.Redis.from_url(frontier)
+    assert server.keys("gallery:images:inflight:*") == []
+    assert Gallery(str(tmp_path / "gallery"), create=False).counts()["images"] == 0
