@@ -114,12 +114,12 @@ class GalleryHashIndex:
 
 class NearDuplicateFinder:
     """The gallery's pdq hashes in memory, for the writer's near-duplicate decisions: each new
-    image costs a lookup, not a scan of the table (which took about 16 ms an image at 100,000
-    rows, ten times that at a million, on the crawl's own process).
+    image costs a lookup, not a scan of the table (a scan took about 16 ms an image at 100,000
+    rows here, on the crawl's own process, and grows with the table).
 
-    An index of the table as of the last rebuild, plus the rows of the fragments committed since
-    (by this writer or any other worker), read at each `refresh` and searched the same way. Rebuilt
-    after a removal and once the newer rows outgrow a quarter of it.
+    An index of the table as of the last rebuild, plus one of the rows in fragments committed
+    since (by this writer or any other worker; each fragment read once). Rebuilt after a removal
+    and once the newer rows outgrow a quarter of the rest.
     """
 
     COLUMNS = ["image_id", "pdq", "duplicate_of"]
@@ -128,6 +128,7 @@ class NearDuplicateFinder:
     def __init__(self, gallery):
         self.gallery = gallery
         self._base_fragments: set[int] | None = None
+        self._newer: dict[int, pa.Table] = {}  # fragment id -> its rows, for fragments since the rebuild
         self._parts: list[tuple[pa.Table, HammingIndex]] = []  # the rebuilt table, then the newer rows
 
     def refresh(self, *, rebuild: bool = False) -> None:
@@ -135,13 +136,16 @@ class NearDuplicateFinder:
         dataset = self.gallery.images.to_lance()
         fragments = {fragment.fragment_id: fragment for fragment in dataset.get_fragments()}
         if not rebuild and self._base_fragments is not None:
-            newer = [fragments[i] for i in sorted(fragments.keys() - self._base_fragments)]
-            table = pa.concat_tables([f.to_table(columns=self.COLUMNS) for f in newer]) if newer else None
-            base_rows = self._parts[0][0].num_rows
-            if table is None or table.num_rows <= max(self.MIN_REBUILD_ROWS, base_rows // 4):
-                self._parts = self._parts[:1] + ([_indexed(table)] if table is not None and table.num_rows else [])
+            # Fragments are immutable but for deletions, and only a removal deletes (then: rebuild).
+            self._newer = {
+                i: self._newer[i] if i in self._newer else fragments[i].to_table(columns=self.COLUMNS)
+                for i in sorted(fragments.keys() - self._base_fragments)
+            }
+            rows = sum(table.num_rows for table in self._newer.values())
+            if rows <= max(self.MIN_REBUILD_ROWS, self._parts[0][0].num_rows // 4):
+                self._parts = self._parts[:1] + ([_indexed(pa.concat_tables(self._newer.values()))] if rows else [])
                 return
-        self._base_fragments = set(fragments)
+        self._base_fragments, self._newer = set(fragments), {}
         self._parts = [_indexed(dataset.to_table(columns=self.COLUMNS))]
 
     def nearest(self, pdq: bytes, *, max_distance: int) -> dict | None:
