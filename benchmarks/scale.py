@@ -8,8 +8,8 @@ small politeness delay per host holds across workers.
 
 Two layouts, each with its own one-worker baseline:
   - one core per worker: each worker (crawl and analysis processes) is held to a core of its
-    own, as if each ran on a machine of one core. This is what the scale-out target measures:
-    what a second worker adds, not how one worker's processes share this machine's two cores;
+    own, as if each ran on a machine of one core: what a second worker adds, apart from how
+    one worker's processes share this machine's two cores;
   - both cores shared: no pinning. One worker alone already keeps more than one core busy
     (its analysis process one, its crawl process a fraction more), so two workers here are
     capped near 2 / (cores one worker uses).
