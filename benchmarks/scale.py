@@ -160,7 +160,9 @@ def main() -> None:
         tmp = Path(tmp)
         frontier = stack.enter_context(redis_server(tmp))
         sites = [
-            stack.enter_context(StaticSite(build_host_site(tmp / f"host{h}", host=h, pages=args.pages), host=f"127.0.0.{h + 2}"))
+            stack.enter_context(
+                StaticSite(build_host_site(tmp / f"host{h}", host=h, pages=args.pages), host=f"127.0.0.{h + 2}", keep_alive=True)
+            )
             for h in range(args.hosts)
         ]
         seeds = [site.url + "/" for site in sites]
