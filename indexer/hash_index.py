@@ -136,7 +136,8 @@ class NearDuplicateFinder:
         dataset = self.gallery.images.to_lance()
         fragments = {fragment.fragment_id: fragment for fragment in dataset.get_fragments()}
         if not rebuild and self._base_fragments is not None:
-            # Fragments are immutable but for deletions, and only a removal deletes (then: rebuild).
+            # A fragment only changes by deletions. An update (last_seen) leaves a stale copy of a
+            # row here, with the same id and hash: harmless. A removal's deletes rebuild.
             self._newer = {
                 i: self._newer[i] if i in self._newer else fragments[i].to_table(columns=self.COLUMNS)
                 for i in sorted(fragments.keys() - self._base_fragments)
