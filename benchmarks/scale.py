@@ -118,19 +118,18 @@ class RoundTrips:
         return self.counts
 
 
-def run_workers(name: str, count: int, *, seeds: list[str], frontier: str, gallery: Path, pin: bool) -> Run:
+def run_workers(name: str, count: int, *, seeds: list[str], frontier: str, gallery: Path, cores: list[int] | None) -> Run:
+    """`cores`: worker n is held to cores[n] (with taskset, inherited by its analysis process); None: not pinned."""
     redis.Redis.from_url(frontier).flushdb()
     trips = RoundTrips(frontier)
     command = [
         sys.executable, "-m", "gallery", "crawl", *seeds, "--gallery", str(gallery), "--frontier", frontier,
         "--allow-loopback", "--render", "never", "--delay", str(DELAY), "--set", "INDEXER_WORKERS=1", "--json",
     ]  # fmt: skip
-    cores = sorted(os.sched_getaffinity(0))
     start, times = time.perf_counter(), os.times()
     # Logs to files: a pipe nobody reads while waiting for another worker would fill and stall it.
     logs = [gallery.with_name(f"{gallery.name}-worker-{n}.log") for n in range(count)]
-    # taskset (util-linux): the core is inherited by the worker's analysis process.
-    pinned = [["taskset", "--cpu-list", str(cores[n % len(cores)])] if pin else [] for n in range(count)]
+    pinned = [["taskset", "--cpu-list", str(cores[n])] if cores else [] for n in range(count)]
     workers = [
         subprocess.Popen(prefix + command, cwd=REPO, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
         for prefix, log in zip(pinned, logs)
@@ -170,8 +169,9 @@ def main() -> None:
         for layout, pin in layouts.items():
             galleries = tmp / layout.replace(" ", "-")
             galleries.mkdir()
-            one = run_workers("one worker", 1, seeds=seeds, frontier=frontier, gallery=galleries / "g1", pin=pin)
-            runs[layout] = (one, run_workers("two workers", 2, seeds=seeds, frontier=frontier, gallery=galleries / "g2", pin=pin))
+            pinned = cores if pin else None
+            one = run_workers("one worker", 1, seeds=seeds, frontier=frontier, gallery=galleries / "g1", cores=pinned)
+            runs[layout] = (one, run_workers("two workers", 2, seeds=seeds, frontier=frontier, gallery=galleries / "g2", cores=pinned))
 
     expected = args.hosts * args.pages * IMAGES_PER_PAGE
     print(f"\n{args.hosts} hosts x {args.pages} pages x {IMAGES_PER_PAGE} images ({expected} images), {len(cores)} cores,")

@@ -131,8 +131,7 @@ class GalleryWriter:
                 if after_removal:
                     self._load_tombstones()
                 blocked = self._drop_tombstoned(batch, after_removal=after_removal) if self.tombstones else 0
-                if batch.images:
-                    self._near.refresh(rebuild=after_removal)
+                self._near.refresh(rebuild=after_removal)  # every write: a removal's rebuild is never skipped
                 near = self._mark_near_duplicates(batch.images)
                 self.gallery.add_images(batch.images)
                 written = WriteResult(len(batch.images), 0, near, blocked)
