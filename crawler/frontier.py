@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import uuid
 import weakref
 from collections.abc import Callable
@@ -73,12 +74,50 @@ def redacted(url: str) -> str:
     return url
 
 
-def connect(url: str) -> redis.Redis:
+class CountingRedis(redis.Redis):
+    """A client that counts its requests: each one a round trip to the server, a pipeline or a
+    MULTI ... EXEC block one in all. Every client of a worker is one of these, so the crawl's
+    stats say how chatty it is with the frontier."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.round_trips = _Count()
+
+    def execute_command(self, *args, **options):
+        self.round_trips.add()
+        return super().execute_command(*args, **options)
+
+    def pipeline(self, transaction=True, shard_hint=None):
+        return _CountingPipeline(self.round_trips, self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+class _CountingPipeline(redis.client.Pipeline):
+    def __init__(self, round_trips: "_Count", *args):
+        super().__init__(*args)
+        self.round_trips = round_trips
+
+    def execute(self, raise_on_error: bool = True):
+        if self.command_stack:
+            self.round_trips.add()
+        return super().execute(raise_on_error)
+
+
+class _Count:
+    def __init__(self):
+        self._lock = threading.Lock()  # clients are used from the reactor and worker threads
+        self.value = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+def connect(url: str) -> CountingRedis:
     """A client for the frontier, checked with a PING so a dead server fails now, in one line."""
     try:
         # Short timeouts and few retries: a blip of a second is ridden out, but a worker must
         # notice a lost (or hung) server within a minute, not hang on it for many.
-        server = redis.Redis.from_url(
+        server = CountingRedis.from_url(
             url,
             socket_connect_timeout=5,
             socket_timeout=10,
@@ -104,7 +143,7 @@ class FrontierAddon:
             "SCHEDULER": "crawler.frontier.FrontierScheduler",
             "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
             "REDIS_URL": config.url,
-            "REDIS_PARAMS": {"socket_connect_timeout": 5, "socket_timeout": 30},
+            "REDIS_PARAMS": {"socket_connect_timeout": 5, "socket_timeout": 30, "redis_cls": CountingRedis},
             # The queue belongs to the crawl, not to one worker: a worker that ends (or is
             # killed) must not flush what the others are still working on.
             "SCHEDULER_PERSIST": True,
@@ -204,7 +243,7 @@ class SharedFrontier:
         return lease, data, bool(int(recovered))
 
     def queued(self) -> int:
-        pipe = self.server.pipeline(transaction=False)
+        pipe = self.server.pipeline()  # MULTI/EXEC: both counts at one instant, one round trip
         pipe.zcard(self.queue_key).zcard(self.recovered_key)
         return sum(self.call(pipe.execute, fallback=[0]))
 
@@ -471,3 +510,6 @@ class FrontierScheduler(Scheduler):
         if self.heartbeat.running:
             self.heartbeat.stop()
         self.frontier.leave()
+        # This worker's requests to Redis, through its own client and scrapy-redis's.
+        round_trips = self.frontier.server.round_trips.value + self.server.round_trips.value
+        self.stats.set_value("frontier/redis_round_trips", round_trips)

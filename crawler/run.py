@@ -93,6 +93,7 @@ def summarize(stats: dict) -> dict:
             "pages_open_at_close": stats.get("render/pages_open_at_close", 0),
             "counts": by_prefix("render/"),
         },
+        "redis_round_trips": stats.get("frontier/redis_round_trips", 0),  # with --frontier: this worker's requests to Redis
         "finish_reason": stats.get("finish_reason"),
         "error": stats.get("gallery/write_failed"),  # the store refused a write: the crawl stopped there
     }

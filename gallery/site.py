@@ -38,8 +38,6 @@ class Answer:
 
 class _Handler(SimpleHTTPRequestHandler):
     def __init__(self, *args, site: "StaticSite", **kwargs):
-        if site.keep_alive:
-            self.protocol_version = "HTTP/1.1"  # the parent's HTTP/1.0 closes each connection
         self.site = site
         self.etag: str | None = None  # of the file this request names, when it names one
         self.status = 0
@@ -115,10 +113,9 @@ class _Server(ThreadingHTTPServer):
 
 class StaticSite:
     def __init__(
-        self, root: Path, *, canned: dict[str, Canned] | None = None, port: int = 0, host: str = "127.0.0.1", keep_alive: bool = False
+        self, root: Path, *, canned: dict[str, Canned] | None = None, port: int = 0, host: str = "127.0.0.1"
     ):
         self.root = Path(root)
-        self.keep_alive = keep_alive  # persistent connections, as real sites keep them
         self.canned = dict(canned or {})
         self.requests: list[str] = []
         self.answers: list[Answer] = []

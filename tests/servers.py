@@ -2,6 +2,7 @@
 
 import http.client
 import http.server
+import os
 import socket
 import subprocess
 import sys
@@ -17,26 +18,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, *, process: subprocess.Popen, timeout: float = 30) -> None:
+def wait_for_port(port: int, *, process: subprocess.Popen, timeout: float = 30, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode} before listening on {port}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+    raise RuntimeError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
 @contextmanager
-def running(command: list[str], *, port: int, log: Path, cwd: Path | None = None, env: dict | None = None):
+def running(command: list[str], *, port: int, log: Path, cwd: Path | None = None, env: dict | None = None, host: str = "127.0.0.1"):
     # Output to a file: a pipe nobody reads fills up and stalls a chatty server (moto logs every request).
     with open(log, "ab") as out:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_for_port(port, process=process)
+        wait_for_port(port, process=process, host=host)
         yield process
     finally:
         process.terminate()
@@ -45,6 +46,36 @@ def running(command: list[str], *, port: int, log: Path, cwd: Path | None = None
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def nginx_sites(roots: dict[str, Path], workdir: Path):
+    """Debian's nginx serving each directory as a site of its own on its host (an address of
+    127.0.0.0/8), with persistent connections as real sites keep them. Yields the sites'
+    base URLs, in the order of `roots`."""
+    urls, servers = [], []
+    for host, root in roots.items():
+        port = free_port()
+        urls.append(f"http://{host}:{port}")
+        servers.append(f"server {{ listen {host}:{port}; root {root}; }}")
+    temp = "\n".join(f"{kind}_temp_path {workdir}/nginx-{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    config = workdir / "nginx.conf"
+    # "user root": started as root, nginx's workers would otherwise read the sites as nobody.
+    config.write_text(
+        f"""daemon off; worker_processes 1; pid {workdir}/nginx.pid; error_log {workdir}/nginx-error.log;
+{"user root;" if os.geteuid() == 0 else ""}
+events {{ worker_connections 1024; }}
+http {{
+access_log off; default_type application/octet-stream;
+types {{ text/html html; image/jpeg jpg; text/plain txt; }}
+{temp}
+{chr(10).join(servers)}
+}}
+"""
+    )
+    command = ["nginx", "-p", str(workdir), "-e", str(workdir / "nginx-error.log"), "-c", str(config)]
+    with running(command, port=port, host=host, log=workdir / "nginx.log"):
+        yield urls
 
 
 @contextmanager

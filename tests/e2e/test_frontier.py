@@ -4,6 +4,7 @@ fetched twice, the site files are fetched once for both, per-host politeness hol
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -44,6 +45,37 @@ class TimedRequests(list):
         super().append(path)
 
 
+class RequestsSeenByRedis:
+    """The requests clients send, as Redis sees them (MONITOR) until stopped: a MULTI ... EXEC
+    block is one, the commands scripts run inside Redis are none, and so are the handshakes
+    (HELLO) of new connections, which the workers do not count."""
+
+    def __init__(self, url: str):
+        self.count = 0
+        self._monitor = redis.Redis.from_url(url).monitor()
+        self._connection = self._monitor.__enter__()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        in_multi = False
+        try:
+            for event in self._connection.listen():
+                command = event["command"].split(" ", 1)[0].strip('"').lower()
+                if event["client_type"] == "lua" or command == "hello" or (in_multi and command != "exec"):
+                    continue
+                in_multi = command == "multi"
+                self.count += command != "multi"
+        except (redis.ConnectionError, ValueError):
+            pass  # stopped
+
+    def stop(self) -> int:
+        time.sleep(0.2)  # the last events are on their way
+        self._monitor.connection.disconnect()
+        self._thread.join(timeout=5)
+        return self.count
+
+
 def _workers(job: str, count: int, *options: str) -> list[subprocess.CompletedProcess]:
     command = [sys.executable, "-m", "gallery", "crawl", "--job", job, "--json", *options]
     processes = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(count)]
@@ -69,7 +101,12 @@ def test_two_workers_split_the_crawl_and_fetch_each_url_once(frontier, tmp_path)
             # Long enough that the second worker is up before the first could finish alone.
             politeness={"delay": 0.1},
         )
+        seen_by_redis = RequestsSeenByRedis(frontier)
         summaries = [json.loads(r.stdout) for r in _workers(job, 2)]
+        round_trips = seen_by_redis.stop()
+    # Each worker counts its requests to Redis, as the server saw them, but for the PING each
+    # sends from a client of its own to check the server before its crawl starts.
+    assert sum(s["redis_round_trips"] for s in summaries) == round_trips - 2 > 0
     counts = Counter(site.requests)
     assert {path: n for path, n in counts.items() if n > 1} == {}
     # Site files too: the second worker read them from the shared cache.
