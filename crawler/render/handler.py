@@ -48,8 +48,9 @@ _PLAYWRIGHT_META = (
 # a slow page then yields what it built so far instead of nothing.
 SCROLL_SHARE = 0.7
 PAGE_CLOSE_TIMEOUT = 5.0  # seconds; a page that will not close takes its context with it
-# Seconds added to the budget of the pages that wait for the browser to start: its launch is
-# not the page's fault (about a second here, more on a loaded machine).
+# Seconds added to the budget of the pages that wait for the browser to start (the first one,
+# or another after one died): its launch is not the page's fault (about a second here, more on
+# a loaded machine).
 BROWSER_START_ALLOWANCE = 10.0
 
 
@@ -138,7 +139,10 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
         budget = self.render.budget + (0 if hasattr(self, "browser") else BROWSER_START_ALLOWANCE)
         clean = False
         try:
-            response = await asyncio.wait_for(self._render_page(request, session, budget=budget), timeout=budget)
+            async with asyncio.timeout(budget) as deadline:
+                # A render retried in a browser started meanwhile waits for that start too.
+                session.on_retry = lambda: deadline.reschedule(deadline.when() + BROWSER_START_ALLOWANCE)
+                response = await self._render_page(request, session, budget=budget)
             clean = not session.crashed
             return response
         except TimeoutError:

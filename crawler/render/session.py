@@ -64,6 +64,7 @@ class PageSession:
         self.image_urls: dict[str, None] = {}  # an ordered set: first sighting first
         self.redirected = False  # the page's own navigation was redirected (Scrapy had not been)
         self.crashed = False
+        self.on_retry = lambda: None  # called when this render starts again in a new browser
         self.stage = "waiting"  # where the render is, for the log line of one that failed
         self._navigated = False
         self._inflight = 0
@@ -73,6 +74,9 @@ class PageSession:
     async def attach(self, page) -> None:
         """Called for the page of this render (new or reused), before it navigates. Called again
         with a new page when scrapy-playwright retries a render whose browser died."""
+        if self.page is not None:
+            self.stats.inc_value("render/retried_in_new_browser")
+            self.on_retry()
         self.page = page
         self._navigated = self.crashed = False
         page.on("popup", self._close_popup)
