@@ -16,17 +16,9 @@ class AnalyzerPool:
             initializer=init_worker,
             initargs=(limits,),
         )
-        # Start every process now (the executor would wait for the first images): interpreter
-        # start and model load then overlap with fetching the first pages.
-        for _ in range(workers):
-            self._executor.submit(_started)
 
     def submit(self, data: bytes) -> "Future[AnalyzedImage | Rejected]":
         return self._executor.submit(analyze_in_worker, data)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _started() -> None:
-    """A task that only makes the pool start a process (its initializer loads the model)."""
