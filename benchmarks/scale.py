@@ -15,7 +15,7 @@ Two layouts, each with its own one-worker baseline:
   - both cores shared: no pinning. One worker alone already keeps more than one core busy
     (its analysis process one, its crawl process a fraction more), so two workers here are
     capped near 2 / (cores one worker uses).
-Printed, against the baseline run in the same invocation:
+Printed, each two-worker run against the one-worker run just before it:
   - images stored per second of wall time (first worker started to last worker ended);
   - CPU of all worker process trees;
   - Redis round trips per page crawled: every request a worker sends (a script, a pipeline or
