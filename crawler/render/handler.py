@@ -140,8 +140,9 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
         clean = False
         try:
             async with asyncio.timeout(budget) as deadline:
-                # A render retried in a browser started meanwhile waits for that start too.
-                session.on_retry = lambda: deadline.reschedule(deadline.when() + BROWSER_START_ALLOWANCE)
+                # A render retried in a browser started meanwhile waits for that start too
+                # (unless its time ran out already: then it is being cancelled).
+                session.on_retry = lambda: deadline.expired() or deadline.reschedule(deadline.when() + BROWSER_START_ALLOWANCE)
                 response = await self._render_page(request, session, budget=budget)
             clean = not session.crashed
             return response
