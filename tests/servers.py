@@ -74,6 +74,7 @@ types {{ text/html html; image/jpeg jpg; text/plain txt; }}
 """
     )
     command = ["nginx", "-p", str(workdir), "-e", str(workdir / "nginx-error.log"), "-c", str(config)]
+    # nginx opens every listener before it serves: the last site answering means all do.
     with running(command, port=port, host=host, log=workdir / "nginx.log"):
         yield urls
 

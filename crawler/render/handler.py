@@ -140,9 +140,14 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
         clean = False
         try:
             async with asyncio.timeout(budget) as deadline:
-                # A render retried in a browser started meanwhile waits for that start too
-                # (unless its time ran out already: then it is being cancelled).
-                session.on_retry = lambda: deadline.expired() or deadline.reschedule(deadline.when() + BROWSER_START_ALLOWANCE)
+
+                def wait_for_new_browser() -> None:
+                    # A render retried in a browser started meanwhile waits for that start too
+                    # (unless its time ran out already: then it is being cancelled).
+                    if not deadline.expired():
+                        deadline.reschedule(deadline.when() + BROWSER_START_ALLOWANCE)
+
+                session.on_retry = wait_for_new_browser
                 response = await self._render_page(request, session, budget=budget)
             clean = not session.crashed
             return response
