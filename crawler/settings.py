@@ -9,7 +9,10 @@ USER_AGENT = USER_AGENT
 
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+# No door into the crawl process: the telnet console and Scrapy's remote control (an HTTP
+# port that runs Python code sent to it) are both off; a crawler reads untrusted pages.
 TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
 
 # robots.txt is decided by robots_policy through our middleware; Scrapy's own treats an
 # unreachable robots.txt as "allow all", which RFC 9309 forbids.

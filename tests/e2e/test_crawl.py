@@ -121,3 +121,14 @@ def test_loopback_refused_without_flag(fixture_site, tmp_path):
     summary = run_gallery_json("crawl", fixture_site.url + "/", "--gallery", str(tmp_path / "g"))
     assert summary["blocked"] == {"address_loopback": 1}
     assert summary["pages"] == 0
+
+
+def test_the_crawl_process_opens_no_control_port(fixture_site, tmp_path):
+    # Scrapy (2.19 on) would otherwise serve an HTTP port that runs Python code sent to it.
+    result = run_gallery(
+        "crawl", fixture_site.url + "/", "--gallery", str(tmp_path / "g"), "--allow-loopback", "--max-pages", "1",
+        "--set", f"REMOTE_CONTROL_JOBS_DIR={tmp_path / 'control'}", "--json",
+    )  # fmt: skip
+    assert "Crawled" in result.stderr  # the crawl's own log is here
+    assert "Remote control" not in result.stderr
+    assert not (tmp_path / "control").exists()
