@@ -191,6 +191,11 @@ class SharedFrontier:
         # Set by IndexerPipeline, which acknowledges at each commit. Without it (a crawl whose
         # items go elsewhere) the scheduler acknowledges what the engine is done with.
         self.acks_after_commit = False
+        # Set by IndexerPipeline: True while this worker already has as many images waiting for
+        # analysis as it will get through soon. It then takes nothing more; the rest stays in the
+        # shared queue for whichever worker is free (one added later too), and the workers end
+        # together instead of one working off a hoard while the others wait.
+        self.saturated: Callable[[], bool] = lambda: False
         self.lost: str | None = None  # the operator's line, once Redis is gone
         self._on_lost = on_lost
 
@@ -417,6 +422,15 @@ def _close_spider(crawler) -> None:
         deferred_from_coro(crawler.engine.close_spider_async(reason=LOST_REASON))
 
 
+def look_again(crawler, delay: float = 0.0) -> None:
+    """Have the engine ask the scheduler for requests again after `delay` seconds. Otherwise it
+    asks only when a download ends, or every 5 s."""
+    # The engine's slot is private; its next look is a CallLaterOnce (an earlier one wins).
+    slot = crawler.engine._slot if crawler.engine is not None else None
+    if slot is not None:
+        slot.nextcall.schedule(delay)
+
+
 class FrontierScheduler(Scheduler):
     """scrapy-redis's scheduler with leased pops, an atomic seen-and-push, the heartbeat, and
     the wait for other workers at idle."""
@@ -454,6 +468,9 @@ class FrontierScheduler(Scheduler):
         return True
 
     def next_request(self):
+        if self.frontier.saturated():
+            self.stats.inc_value("frontier/held_back")  # the pipeline calls look_again once there is room
+            return None
         popped = self.frontier.pop()
         if popped is None:
             return None
@@ -501,10 +518,7 @@ class FrontierScheduler(Scheduler):
             raise DontCloseSpider(f"frontier: {left}")
 
     def _look_again_soon(self) -> None:
-        # The engine's slot is private; its next look is a CallLaterOnce (an earlier one wins).
-        slot = self.crawler.engine._slot
-        if slot is not None:
-            slot.nextcall.schedule(IDLE_POLL)
+        look_again(self.crawler, IDLE_POLL)
 
     def _spider_closed(self, spider, reason):
         if self.heartbeat.running:

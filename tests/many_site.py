@@ -8,14 +8,15 @@ from indexer.store import Gallery
 from tests.fixture_site import jpeg_bytes
 
 
-def build_many_site(root: Path, *, pages: int) -> Path:
+def build_many_site(root: Path, *, pages: int, size: tuple[int, int] = (160, 120)) -> Path:
+    """`size`: of each page's own image; a bigger one takes longer to analyse."""
     root = Path(root)
     (root / "img").mkdir(parents=True, exist_ok=True)
     (root / "img" / "shared.jpg").write_bytes(jpeg_bytes(make_picture(9999, (160, 120))))
     links = "".join(f'<a href="page-{n}.html">{n}</a> ' for n in range(pages))
     (root / "index.html").write_text(f"<!doctype html><html><body>{links}</body></html>")
     for n in range(pages):
-        (root / "img" / f"own-{n}.jpg").write_bytes(jpeg_bytes(make_picture(1000 + n, (160, 120))))
+        (root / "img" / f"own-{n}.jpg").write_bytes(jpeg_bytes(make_picture(1000 + n, size)))
         body = f'<img src="img/own-{n}.jpg" alt="own {n}"><img src="img/shared.jpg" alt="shared">'
         (root / f"page-{n}.html").write_text(f"<!doctype html><html><body>{body}</body></html>")
     (root / "robots.txt").write_text("User-agent: *\nAllow: /\n")

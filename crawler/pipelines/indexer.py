@@ -16,7 +16,7 @@ from twisted.internet import task
 
 from crawler.config import IndexerConfig
 from crawler.shared_policy import shared_policy
-from crawler.frontier import shared_frontier
+from crawler.frontier import look_again, shared_frontier
 from crawler.signals import report_block
 from crawler.items import ImageItem
 from indexer.analyze import Rejected
@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 # often, and whenever the worker is idle: on a site with few images, a killed worker's
 # requests would otherwise wait (and be fetched again) for as long as a batch takes to fill.
 COMMIT_INTERVAL = 30.0
+# With a frontier, a worker takes no more requests while this many images per analysis process
+# wait for analysis: about a second of work, enough to cover a download's round trip.
+ANALYSIS_BACKLOG = 32
 
 
 class IndexerPipeline:
@@ -47,6 +50,8 @@ class IndexerPipeline:
             self.frontier.acks_after_commit = True
             crawler.signals.connect(self._commit_settled, signal=signals.spider_idle)
             self._committer = task.LoopingCall(self._commit_settled)
+            self.frontier.saturated = self._analysis_backlog_full
+        self._analysing = 0  # images handed to the analysis processes, not yet back
         self.write_failed: str | None = None  # why the store refused a write; nothing more is tried
         self._closing = False
         self._stopping = None  # the engine's close, once a write failed
@@ -110,9 +115,18 @@ class IndexerPipeline:
             await self._flush()
         return item
 
+    def _analysis_backlog_full(self) -> bool:
+        return self._analysing >= ANALYSIS_BACKLOG * self.config.workers
+
     async def _index(self, item: ImageItem) -> None:
         body, item.body = item.body, None  # don't keep the bytes alive past analysis
-        result = await asyncio.wrap_future(self.pool.submit(body))
+        self._analysing += 1
+        try:
+            result = await asyncio.wrap_future(self.pool.submit(body))
+        finally:
+            self._analysing -= 1
+            if self.frontier is not None and self._analysing == ANALYSIS_BACKLOG * self.config.workers - 1:
+                look_again(self.crawler)  # room again: take more work now, not at the engine's next look
         if isinstance(result, Rejected):
             item.status, item.error_message = "skipped", result.detail
             if result.by_policy:

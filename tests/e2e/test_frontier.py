@@ -13,9 +13,9 @@ import redis
 
 from gallery.site import StaticSite
 from indexer.store import Gallery
-from tests.conftest import REPO, run_gallery
+from tests.conftest import REPO, run_gallery, wait_until
 from tests.job_files import write_job
-from tests.many_site import build_many_site, expected_counts
+from tests.many_site import assert_stored_exactly_once, build_many_site, expected_counts
 from tests.servers import free_port, redis_server
 
 PAGES = 40
@@ -121,6 +121,34 @@ def test_two_workers_split_the_crawl_and_fetch_each_url_once(frontier, tmp_path)
     assert len({r["image_id"] for r in images}) == len(images)
     assert len({s["sighting_id"] for s in sightings}) == len(sightings)
     assert {s["image_id"] for s in sightings} == {r["image_id"] for r in images}
+
+
+def test_a_worker_started_later_still_finds_work(frontier, tmp_path):
+    """A worker takes no more requests than its analysis gets through soon; the rest waits in the
+    shared queue. Before, the first worker took the whole site (its downloads are far faster
+    than its analysis) and one started later found nothing left."""
+    pages = 200
+    with StaticSite(build_many_site(tmp_path / "site", pages=pages, size=(480, 360))) as site:
+        job = write_job(
+            tmp_path / "job.toml",
+            seeds=[site.url + "/"],
+            allow_loopback=True,
+            gallery="gallery",
+            frontier=frontier,
+            render="never",
+            politeness={"delay": 0, "concurrency_per_host": 8},  # downloads outrun the analysis
+        )
+        command = [sys.executable, "-m", "gallery", "crawl", "--job", job, "--json", "--set", "INDEXER_WORKERS=1"]
+        first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # The first worker is fetching images: every page is queued by now, or soon.
+        wait_until(lambda: sum(path.startswith("/img/") for path in site.requests) >= 5, timeout=90)
+        (second,) = _workers(job, 1, "--set", "INDEXER_WORKERS=1")
+        first_stdout, first_stderr = first.communicate(timeout=180)
+        assert first.returncode == 0, first_stderr[-3000:]
+    summaries = [json.loads(first_stdout), json.loads(second.stdout)]
+    assert summaries[1]["images_stored"] > 0, summaries
+    assert sum(s["images_stored"] for s in summaries) == pages + 1
+    assert_stored_exactly_once(tmp_path / "gallery", site.url, pages=pages)
 
 
 def test_per_host_delay_holds_across_workers(frontier, tmp_path):
