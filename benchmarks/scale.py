@@ -15,7 +15,11 @@ Two layouts, each with its own one-worker baseline:
   - both cores shared: no pinning. One worker alone already keeps more than one core busy
     (its analysis process one, its crawl process a fraction more), so two workers here are
     capped near 2 / (cores one worker uses).
-Printed, each two-worker run against the one-worker run just before it:
+In each layout a third run, "two apart", is the reference for what two workers can gain on this
+machine at all: two crawls that share nothing, each given half of the hosts, without a frontier,
+each into a gallery of its own. Nothing is coordinated, so nothing is paid for it; where "two
+workers" comes close to it, the frontier is not what holds the two back.
+Printed, each run against the one-worker run just before it:
   - images stored per second of wall time (first worker started to last worker ended);
   - CPU of all worker process trees;
   - Redis round trips per page crawled: every request a worker sends (a script, a pipeline or
@@ -24,11 +28,12 @@ Printed, each two-worker run against the one-worker run just before it:
     command, and with two workers there is no spare core for that work.
 
     .venv/bin/python benchmarks/scale.py                 # about five minutes here
-    .venv/bin/python benchmarks/scale.py --repeat 3      # three pairs per layout, and their median
+    .venv/bin/python benchmarks/scale.py --repeat 3      # three rounds per layout, and the medians
     .venv/bin/python benchmarks/scale.py --pages 40      # pages per host
 """
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -88,20 +93,25 @@ class Run:
         return self.images / self.wall
 
 
-def run_workers(name: str, count: int, *, seeds: list[str], frontier: str, gallery: Path, cores: list[int] | None) -> Run:
-    """`cores`: worker n is held to cores[n] (with taskset, inherited by its analysis process); None: not pinned."""
-    redis.Redis.from_url(frontier).flushdb()
-    command = [
-        sys.executable, "-m", "gallery", "crawl", *seeds, "--gallery", str(gallery), "--frontier", frontier,
+def crawl_command(seeds: list[str], gallery: Path, frontier: str | None) -> list[str]:
+    return [
+        sys.executable, "-m", "gallery", "crawl", *seeds, "--gallery", str(gallery),
+        *(["--frontier", frontier] if frontier else []),
         "--allow-loopback", "--render", "never", "--delay", str(DELAY), "--set", "INDEXER_WORKERS=1", "--json",
     ]  # fmt: skip
+
+
+def run_workers(name: str, commands: list[list[str]], *, galleries: list[Path], frontier: str, cores: list[int] | None) -> Run:
+    """One process per command, all at once; `cores`: worker n is held to cores[n] (with taskset,
+    inherited by its analysis process), None: not pinned. Images are counted in `galleries`."""
+    redis.Redis.from_url(frontier).flushdb()
     start, times = time.perf_counter(), os.times()
     # Logs to files: a pipe nobody reads while waiting for another worker would fill and stall it.
-    logs = [gallery.with_name(f"{gallery.name}-worker-{n}.log") for n in range(count)]
-    pinned = [["taskset", "--cpu-list", str(cores[n])] if cores else [] for n in range(count)]
+    logs = [galleries[0].with_name(f"{galleries[0].name}-worker-{n}.log") for n in range(len(commands))]
+    pinned = [["taskset", "--cpu-list", str(cores[n])] if cores else [] for n in range(len(commands))]
     workers = [
         subprocess.Popen(prefix + command, cwd=REPO, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
-        for prefix, log in zip(pinned, logs)
+        for prefix, command, log in zip(pinned, commands, logs)
     ]
     pages = round_trips = 0
     for worker, log in zip(workers, logs):
@@ -114,14 +124,15 @@ def run_workers(name: str, count: int, *, seeds: list[str], frontier: str, galle
     # Reaped workers' CPU, with that of the analysis processes each of them reaped.
     usage = os.times()
     cpu = usage.children_user + usage.children_system - times.children_user - times.children_system
-    return Run(name, wall, cpu, Gallery(str(gallery), create=False).counts()["images"], pages, round_trips)
+    images = sum(Gallery(str(gallery), create=False).counts()["images"] for gallery in set(galleries))
+    return Run(name, wall, cpu, images, pages, round_trips)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=8)
     parser.add_argument("--pages", type=int, default=80, help="pages per host")
-    parser.add_argument("--repeat", type=int, default=1, help="one/two worker pairs per layout; the median pair ratio is printed")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds (one worker, two workers, two apart) per layout; the median ratios are printed")
     args = parser.parse_args()
     if shutil.which("nginx") is None:
         raise SystemExit("benchmarks/scale.py serves its site with Debian's nginx: apt-get install nginx")
@@ -133,33 +144,41 @@ def main() -> None:
         frontier = stack.enter_context(redis_server(tmp))
         roots = {f"127.0.0.{h + 2}": build_host_site(tmp / f"host{h}", host=h, pages=args.pages) for h in range(args.hosts)}
         seeds = [url + "/" for url in stack.enter_context(nginx_sites(roots, tmp))]
-        pairs: dict[str, list[tuple[Run, Run]]] = {layout: [] for layout in layouts}
-        # Pairs back to back, layouts taking turns: this machine's speed drifts by several
+        trios: dict[str, list[tuple[Run, Run, Run]]] = {layout: [] for layout in layouts}
+        # Runs back to back, layouts taking turns: this machine's speed drifts by several
         # percent over minutes, and each ratio then compares runs made close together.
         for n in range(args.repeat):
             for layout, pin in layouts.items():
-                galleries = tmp / f"{layout.replace(' ', '-')}-{n}"
-                galleries.mkdir()
-                pinned = cores if pin else None
-                one = run_workers("one worker", 1, seeds=seeds, frontier=frontier, gallery=galleries / "g1", cores=pinned)
-                two = run_workers("two workers", 2, seeds=seeds, frontier=frontier, gallery=galleries / "g2", cores=pinned)
-                pairs[layout].append((one, two))
+                where = tmp / f"{layout.replace(' ', '-')}-{n}"
+                where.mkdir()
+                run = functools.partial(run_workers, frontier=frontier, cores=cores if pin else None)
+                one = run("one worker", [crawl_command(seeds, where / "g1", frontier)], galleries=[where / "g1"])
+                two = run("two workers", [crawl_command(seeds, where / "g2", frontier)] * 2, galleries=[where / "g2"])
+                halves = [where / "g3a", where / "g3b"]
+                apart = run(
+                    "two apart",
+                    [crawl_command(seeds[0::2], halves[0], None), crawl_command(seeds[1::2], halves[1], None)],
+                    galleries=halves,
+                )
+                trios[layout].append((one, two, apart))
 
     expected = args.hosts * args.pages * IMAGES_PER_PAGE
     print(f"\n{args.hosts} hosts x {args.pages} pages x {IMAGES_PER_PAGE} images ({expected} images), {len(cores)} cores,")
     print(f"one analysis process per worker, {DELAY} s per host across workers (baseline: the one-worker run just before)")
     print(f"{'case':<16}{'images':>8}{'wall s':>8}{'images/s':>10}{'vs base':>9}{'CPU s':>8}{'Redis round trips/page':>24}")
-    for layout, runs in pairs.items():
+    for layout, runs in trios.items():
         print(layout)
-        for one, two in runs:
-            for run in (one, two):
+        for trio in runs:
+            one = trio[0]
+            for run in trio:
                 print(
                     f"  {run.name:<14}{run.images:>8}{run.wall:>8.1f}{run.images_per_s:>10.1f}{run.images_per_s / one.images_per_s:>8.2f}x"
                     f"{run.cpu:>8.1f}{run.round_trips_per_page:>24.1f}"
                 )
         if len(runs) > 1:
-            ratios = [two.images_per_s / one.images_per_s for one, two in runs]
-            print(f"  {'median of ' + str(len(runs)) + ' pairs':<41}{statistics.median(ratios):>8.2f}x")
+            for k, name in ((1, "two workers"), (2, "two apart")):
+                median = statistics.median(trio[k].images_per_s / trio[0].images_per_s for trio in runs)
+                print(f"  {'median, ' + name:<41}{median:>8.2f}x")
 
 
 if __name__ == "__main__":
