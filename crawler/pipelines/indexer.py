@@ -52,6 +52,7 @@ class IndexerPipeline:
             self._committer = task.LoopingCall(self._commit_settled)
             self.frontier.saturated = self._analysis_backlog_full
         self._analysing = 0  # images handed to the analysis processes, not yet back
+        self._backlog_limit = ANALYSIS_BACKLOG * config.workers
         self.write_failed: str | None = None  # why the store refused a write; nothing more is tried
         self._closing = False
         self._stopping = None  # the engine's close, once a write failed
@@ -116,7 +117,7 @@ class IndexerPipeline:
         return item
 
     def _analysis_backlog_full(self) -> bool:
-        return self._analysing >= ANALYSIS_BACKLOG * self.config.workers
+        return self._analysing >= self._backlog_limit
 
     async def _index(self, item: ImageItem) -> None:
         body, item.body = item.body, None  # don't keep the bytes alive past analysis
@@ -125,7 +126,7 @@ class IndexerPipeline:
             result = await asyncio.wrap_future(self.pool.submit(body))
         finally:
             self._analysing -= 1
-            if self.frontier is not None and self._analysing == ANALYSIS_BACKLOG * self.config.workers - 1:
+            if self.frontier is not None and self._analysing == self._backlog_limit - 1:
                 look_again(self.crawler)  # room again: take more work now, not at the engine's next look
         if isinstance(result, Rejected):
             item.status, item.error_message = "skipped", result.detail

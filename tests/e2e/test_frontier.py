@@ -145,6 +145,7 @@ def test_a_worker_started_later_still_finds_work(frontier, tmp_path):
         (second,) = _workers(job, 1, "--set", "INDEXER_WORKERS=1")
         first_stdout, first_stderr = first.communicate(timeout=180)
         assert first.returncode == 0, first_stderr[-3000:]
+        assert "] ERROR: " not in first_stderr, first_stderr[-6000:]
     summaries = [json.loads(first_stdout), json.loads(second.stdout)]
     assert summaries[1]["images_stored"] > 0, summaries
     assert sum(s["images_stored"] for s in summaries) == pages + 1
