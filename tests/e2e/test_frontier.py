@@ -14,7 +14,7 @@ import redis
 from gallery.site import StaticSite
 from indexer.store import Gallery
 from tests.conftest import REPO, run_gallery, wait_until
-from tests.job_files import write_job
+from tests.job_files import frontier_job
 from tests.many_site import assert_stored_exactly_once, build_many_site, expected_counts
 from tests.servers import free_port, redis_server
 
@@ -91,16 +91,8 @@ def _workers(job: str, count: int, *options: str) -> list[subprocess.CompletedPr
 
 def test_two_workers_split_the_crawl_and_fetch_each_url_once(frontier, tmp_path):
     with StaticSite(build_many_site(tmp_path / "site", pages=PAGES)) as site:
-        job = write_job(
-            tmp_path / "job.toml",
-            seeds=[site.url + "/"],
-            allow_loopback=True,
-            gallery="gallery",
-            frontier=frontier,
-            render="never",
-            # Long enough that the second worker is up before the first could finish alone.
-            politeness={"delay": 0.1},
-        )
+        # A delay long enough that the second worker is up before the first could finish alone.
+        job = frontier_job(tmp_path, site.url, frontier, delay=0.1)
         seen_by_redis = RequestsSeenByRedis(frontier)
         summaries = [json.loads(r.stdout) for r in _workers(job, 2)]
         round_trips = seen_by_redis.stop()
@@ -129,15 +121,7 @@ def test_a_worker_started_later_still_finds_work(frontier, tmp_path):
     than its analysis) and one started later found nothing left."""
     pages = 200
     with StaticSite(build_many_site(tmp_path / "site", pages=pages, size=(480, 360))) as site:
-        job = write_job(
-            tmp_path / "job.toml",
-            seeds=[site.url + "/"],
-            allow_loopback=True,
-            gallery="gallery",
-            frontier=frontier,
-            render="never",
-            politeness={"delay": 0, "concurrency_per_host": 8},  # downloads outrun the analysis
-        )
+        job = frontier_job(tmp_path, site.url, frontier, delay=0, concurrency_per_host=8)  # downloads outrun the analysis
         command = [sys.executable, "-m", "gallery", "crawl", "--job", job, "--json", "--set", "INDEXER_WORKERS=1"]
         first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # The first worker is fetching images: every page is queued by now, or soon.
@@ -156,15 +140,7 @@ def test_per_host_delay_holds_across_workers(frontier, tmp_path):
     delay, pages = 0.25, 8
     with StaticSite(build_many_site(tmp_path / "site", pages=pages)) as site:
         site.requests = TimedRequests()
-        job = write_job(
-            tmp_path / "job.toml",
-            seeds=[site.url + "/"],
-            allow_loopback=True,
-            gallery="gallery",
-            frontier=frontier,
-            render="never",
-            politeness={"delay": delay, "concurrency_per_host": 4},
-        )
+        job = frontier_job(tmp_path, site.url, frontier, delay=delay, concurrency_per_host=4)
         _workers(job, 2)
     log = sorted(zip(site.requests.times, site.requests))
     times = [at for at, _ in log]
@@ -189,7 +165,7 @@ def test_a_crawl_whose_items_go_elsewhere_ends_and_leaves_nothing_in_flight(fron
     """Without the indexer, which acknowledges requests at each commit, the scheduler
     acknowledges what the engine is done with; before, such a worker waited forever."""
     with StaticSite(build_many_site(tmp_path / "site", pages=10)) as site:
-        job = write_job(tmp_path / "job.toml", seeds=[site.url + "/"], allow_loopback=True, gallery="gallery", frontier=frontier, render="never")
+        job = frontier_job(tmp_path, site.url, frontier)
         (result,) = _workers(job, 1, "--set", "ITEM_PIPELINES={}")
     assert json.loads(result.stdout)["pages"] == 10 + 1
     server = redis.Redis.from_url(frontier)

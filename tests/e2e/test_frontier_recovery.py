@@ -15,7 +15,7 @@ import redis
 from gallery.site import StaticSite
 from indexer.store import Gallery
 from tests.conftest import REPO, crawl, wait_until
-from tests.job_files import write_job
+from tests.job_files import frontier_job
 from tests.many_site import assert_stored_exactly_once, build_many_site
 from tests.servers import persistent_redis_server, redis_server
 
@@ -32,15 +32,7 @@ def many_site(tmp_path):
 
 
 def _job(tmp_path, site, frontier: str) -> str:
-    return write_job(
-        tmp_path / "job.toml",
-        seeds=[site.url + "/"],
-        allow_loopback=True,
-        gallery="gallery",
-        frontier=frontier,
-        render="never",
-        politeness={"delay": 0.15},
-    )
+    return frontier_job(tmp_path, site.url, frontier, delay=0.15)
 
 
 def _start(job: str, log: Path) -> subprocess.Popen:
