@@ -124,7 +124,7 @@ def run_workers(name: str, commands: list[list[str]], *, galleries: list[Path], 
     # Reaped workers' CPU, with that of the analysis processes each of them reaped.
     usage = os.times()
     cpu = usage.children_user + usage.children_system - times.children_user - times.children_system
-    images = sum(Gallery(str(gallery), create=False).counts()["images"] for gallery in set(galleries))
+    images = sum(Gallery(str(gallery), create=False).counts()["images"] for gallery in galleries)
     return Run(name, wall, cpu, images, pages, round_trips)
 
 
