@@ -217,7 +217,7 @@ def stats(
     exclusions: Annotated[bool, typer.Option(help="Also list every URL the last crawl was not allowed to take.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Counts of images and sightings, and what the last crawl blocked or skipped, by reason."""
+    """Counts of images, sightings and tombstones, and what the last crawl blocked or skipped, by reason."""
     from crawler.run import summarize
 
     store = _open_gallery(gallery)
@@ -230,7 +230,7 @@ def stats(
     if as_json:
         _print_json(document)
         return
-    out.print(f"images: {document['images']}  sightings: {document['sightings']}")
+    out.print(f"images: {document['images']}  sightings: {document['sightings']}  tombstones: {document['tombstones']}")
     if last:
         _print_crawl_summary(document["last_crawl"])
     for row in document.get("exclusions", []):

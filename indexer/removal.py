@@ -32,6 +32,7 @@ from indexer.purge_lock import PurgeLock
 from indexer.search import DEFAULT_MAX_DISTANCE
 from indexer.store import STORE_ERRORS, Gallery, StoreError, _in_list, default_page_cache, describe_store_error, storage_options, utcnow
 from robots_policy.domains import registrable_domain
+from robots_policy.never_collect import canonical_url, url_host
 
 BASES = ("copyright", "erasure", "opt-out", "other")
 SELECTOR_KINDS = ("url", "url_prefix", "domain", "image", "hash")
@@ -53,7 +54,6 @@ DMCA_NOTICE_FIELDS = (
 DELETE_CHUNK = 4096
 SAMPLE_SIZE = 5
 _HOST_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@?#]*@)?(?P<host>\[[^\]]*\]|[^:/?#]*)"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class RequestError(ValueError):
@@ -68,26 +68,8 @@ class PurgeFailed(RuntimeError):
 
 
 def normalize_url(url: str, *, prefix: bool = False) -> str:
-    """Lowercase scheme and host, drop a default port and the fragment: the forms a URL is
-    written in that still fetch the same thing. A prefix keeps an empty path empty."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    path = parts.path or ("" if prefix else "/")
-    return urlunsplit((scheme, netloc, path, parts.query, ""))
-
-
-def url_host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower().rstrip(".")
+    """The one never-collect canonical form (robots_policy/never_collect.py)."""
+    return canonical_url(url, prefix=prefix)
 
 
 def host_in_domain(host: str, domain: str) -> bool:

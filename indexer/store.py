@@ -388,7 +388,11 @@ class Gallery:
         return bytes(rows[0]["pdq"]) if rows else None
 
     def counts(self) -> dict[str, int]:
-        return {"images": self.images.count_rows(), "sightings": self.sightings.count_rows()}
+        return {
+            "images": self.images.count_rows(),
+            "sightings": self.sightings.count_rows(),
+            "tombstones": self.tombstones.count_rows(),
+        }
 
     def exclusions_of(self, run_id: str) -> list[dict]:
         return self.exclusions.search().where(f"run_id = '{run_id}'").limit(None).to_list()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from robots_policy.decision import Decision
+from robots_policy.never_collect import canonical_url, url_host
 
 PDQ_MATCH_DISTANCE = 31
 _HASH_HEX_DIGITS = {"sha256": 64, "pdq": 64}
@@ -36,10 +37,10 @@ def parse_entry(text: str) -> OptOutEntry:
         if len(rest) != _HASH_HEX_DIGITS[kind] or any(c not in "0123456789abcdef" for c in rest):
             raise OptOutError(f"{kind} entry needs {_HASH_HEX_DIGITS[kind]} hex digits: {text!r}")
         return OptOutEntry(kind, rest)
-    if text.startswith(("http://", "https://")):
+    if text.lower().startswith(("http://", "https://")):
         if not urlsplit(text).hostname:
             raise OptOutError(f"URL prefix without a host: {text!r}")
-        return OptOutEntry("url_prefix", text)
+        return OptOutEntry("url_prefix", canonical_url(text, prefix=True))
     host = text.lower().rstrip(".")
     if not host or "/" in host or " " in host or "." not in host:
         raise OptOutError(f"not a domain, URL prefix or sha256:/pdq: hash: {text!r}")
@@ -66,7 +67,8 @@ class OptOutList:
         self.entries += [e for e in other.entries if e not in self.entries]
 
     def check_url(self, url: str) -> Decision:
-        host = (urlsplit(url).hostname or "").lower()
+        host = url_host(url)
+        url = canonical_url(url)
         for entry in self.entries:
             if entry.kind == "domain" and (host == entry.value or host.endswith("." + entry.value)):
                 return Decision.block("optout_domain")

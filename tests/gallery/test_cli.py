@@ -16,6 +16,18 @@ def test_demo_crawls_the_bundled_site(tmp_path):
     assert (stats["images"], stats["sightings"]) == (6, 8)
 
 
+def test_stats_counts_tombstones(tmp_path):
+    # Issue 14 bug 4: the CLI contract names tombstones among the counts.
+    from indexer.store import Gallery
+
+    store = Gallery(str(tmp_path / "g"))
+    store.add_tombstones(
+        [{"tombstone_id": str(i), "kind": "domain", "value": f"d{i}.test", "request_id": "r"} for i in range(3)]
+    )
+    assert run_gallery_json("stats", "--gallery", str(tmp_path / "g"))["tombstones"] == 3
+    assert "tombstones: 3" in run_gallery("stats", "--gallery", str(tmp_path / "g")).stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

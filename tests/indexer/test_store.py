@@ -33,10 +33,10 @@ def test_writes_are_idempotent(tmp_path, analyzed):
     sightings = [sighting("http://a.test/1.jpg"), sighting("http://a.test/2.jpg")]
     _ingest(uri, analyzed, sightings)
     _ingest(uri, analyzed, sightings)
-    assert Gallery(uri).counts() == {"images": 2, "sightings": 2}
+    assert Gallery(uri).counts() == {"images": 2, "sightings": 2, "tombstones": 0}
     # A new place for a known image adds a sighting, not an image.
     _ingest(uri, analyzed[:1], [sighting("http://a.test/1.jpg", "http://a.test/other")])
-    assert Gallery(uri).counts() == {"images": 2, "sightings": 3}
+    assert Gallery(uri).counts() == {"images": 2, "sightings": 3, "tombstones": 0}
 
 
 def test_last_seen_refreshed_on_resighting(tmp_path, analyzed):
@@ -135,5 +135,5 @@ def test_a_gallery_made_before_the_validator_columns_still_works(tmp_path, analy
     assert gallery.sightings.to_arrow().to_pylist()[0]["etag"] is None
     assert gallery.known_images() == {}
     _ingest(uri, analyzed[1:], [replace(sighting("http://a.test/2.jpg"), etag='"e"')])
-    assert Gallery(uri).counts() == {"images": 1, "sightings": 2}
+    assert Gallery(uri).counts() == {"images": 1, "sightings": 2, "tombstones": 0}
     assert Gallery(uri).known_images()["http://a.test/2.jpg"].etag == '"e"'

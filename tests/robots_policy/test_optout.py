@@ -25,6 +25,19 @@ def test_check_url(url, allowed, reason):
     assert (decision.allowed, decision.reason) == (allowed, reason)
 
 
+@pytest.mark.parametrize(
+    ("entry", "url"),
+    [
+        ("https://Ex.org/fotos/", "https://ex.org/fotos/a.jpg"),  # issue 14 bug 2
+        ("HTTPS://EX.ORG:443/fotos/", "https://ex.org/fotos/a.jpg"),
+        ("https://ex.org/fotos/ä b", "https://ex.org/fotos/%C3%A4%20b.jpg"),
+        ("https://ex.org/fotos/", "https://Ex.org/fotos/a.jpg"),
+    ],
+)
+def test_url_prefix_is_compared_in_canonical_form(entry, url):
+    assert OptOutList.parse(entry).check_url(url).reason == "optout_url_prefix"
+
+
 def test_check_image():
     optouts = OptOutList.parse(LIST)
     assert optouts.check_image(sha256="ab" * 32, pdq=bytes(32)).reason == "optout_sha256"
