@@ -32,7 +32,7 @@ from indexer.purge_lock import PurgeLock
 from indexer.search import DEFAULT_MAX_DISTANCE
 from indexer.store import STORE_ERRORS, Gallery, StoreError, _in_list, default_page_cache, describe_store_error, storage_options, utcnow
 from robots_policy.domains import registrable_domain
-from robots_policy.never_collect import canonical_url, url_host
+from robots_policy.never_collect import Entry, NeverCollect, canonical_host, canonical_url
 
 BASES = ("copyright", "erasure", "opt-out", "other")
 SELECTOR_KINDS = ("url", "url_prefix", "domain", "image", "hash")
@@ -62,31 +62,6 @@ class RequestError(ValueError):
 
 class PurgeFailed(RuntimeError):
     """The purge ran but removed data is still in a file of the gallery."""
-
-
-# -- URLs and domains: pure, shared by matching, the crawler and the indexer --------------
-
-
-def normalize_url(url: str, *, prefix: bool = False) -> str:
-    """The one never-collect canonical form (robots_policy/never_collect.py)."""
-    return canonical_url(url, prefix=prefix)
-
-
-def host_in_domain(host: str, domain: str) -> bool:
-    """`domain` itself, any subdomain of it, or any host whose registrable domain it is."""
-    return host == domain or host.endswith("." + domain) or registrable_domain(host) == domain
-
-
-def url_blocked(url: str, *, urls: frozenset[str], prefixes: tuple[str, ...], domains: frozenset[str]) -> bool:
-    """Whether a URL falls under a url, url_prefix or domain tombstone. Pure: the crawler's
-    downloader middleware and the indexer both call it."""
-    if not (urls or prefixes or domains):
-        return False
-    normalized = normalize_url(url)
-    if normalized in urls or any(normalized.startswith(p) for p in prefixes):
-        return True
-    host = url_host(url)
-    return bool(domains) and any(host_in_domain(host, d) for d in domains)
 
 
 # -- requests -----------------------------------------------------------------------------
@@ -139,7 +114,7 @@ def parse_selector(kind: str, value: str) -> Selector:
         parts = urlsplit(value)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise RequestError(f"{kind} {value!r} is not an http(s) URL")
-        return Selector(kind, normalize_url(value, prefix=kind == "url_prefix"))
+        return Selector(kind, canonical_url(value, prefix=kind == "url_prefix"))
     if kind == "domain":
         domain = value.lower().rstrip(".").strip("[]")
         if any(c in domain for c in "/?#@ ") or (":" in domain and "." in domain):
@@ -350,58 +325,17 @@ def erasure_deadline(basis: str, received_at: datetime) -> datetime | None:
 # -- tombstones -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TombstoneIndex:
-    """Every tombstone of a gallery, arranged for the checks made per request and per image."""
-
-    urls: frozenset[str] = frozenset()
-    prefixes: tuple[str, ...] = ()
-    domains: frozenset[str] = frozenset()
-    sha256: frozenset[str] = frozenset()
-    # (kind, hash as int) that match on their own (a --hash request).
-    single: tuple[tuple[str, int], ...] = ()
-    # match_group -> [(kind, hash as int)]: pHash and PDQ of one picture must both match.
-    groups: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
+class TombstoneIndex(NeverCollect):
+    """A gallery's tombstones as the never-collect matcher (robots_policy/never_collect.py):
+    this package keeps the table, robots_policy makes the decision."""
 
     @classmethod
     def from_rows(cls, rows: list[dict]) -> "TombstoneIndex":
-        by = {kind: [r for r in rows if r["kind"] == kind] for kind in ("url", "url_prefix", "domain", "sha256")}
-        single, groups = [], {}
-        for row in rows:
-            if row["kind"] in ("pdq", "phash"):
-                entry = (row["kind"], int(row["value"], 16))
-                if row.get("match_group"):
-                    groups.setdefault(row["match_group"], []).append(entry)
-                else:
-                    single.append(entry)
-        return cls(
-            urls=frozenset(r["value"] for r in by["url"]),
-            prefixes=tuple(sorted({r["value"] for r in by["url_prefix"]})),
-            domains=frozenset(r["value"] for r in by["domain"]),
-            sha256=frozenset(r["value"] for r in by["sha256"]),
-            single=tuple(single),
-            groups=tuple((key, tuple(entries)) for key, entries in sorted(groups.items())),
-        )
+        return cls(Entry(r["kind"], r["value"], r.get("match_group")) for r in rows)
 
-    def __bool__(self) -> bool:
-        return bool(self.urls or self.prefixes or self.domains or self.sha256 or self.single or self.groups)
-
-    def blocks_url(self, url: str) -> bool:
-        return url_blocked(url, urls=self.urls, prefixes=self.prefixes, domains=self.domains)
-
-    def blocks_image(self, *, image_id: str, phash: bytes, pdq: bytes) -> str | None:
+    def blocks_image(self, *, image_id: str, phash: bytes | None, pdq: bytes | None) -> str | None:
         """The kind of tombstone the picture falls under, or None."""
-        if image_id in self.sha256:
-            return "sha256"
-        values = {"pdq": int.from_bytes(pdq, "big"), "phash": int.from_bytes(phash, "big")}
-        limits = {"pdq": PDQ_MAX_DISTANCE, "phash": PHASH_MAX_DISTANCE}
-        for kind, value in self.single:
-            if (values[kind] ^ value).bit_count() <= limits[kind]:
-                return kind
-        for _, entries in self.groups:
-            if all((values[kind] ^ value).bit_count() <= limits[kind] for kind, value in entries):
-                return "pdq+phash"
-        return None
+        return self.image_match(sha256=image_id, phash=phash, pdq=pdq)
 
 
 def load_tombstones(gallery: Gallery) -> TombstoneIndex:
@@ -439,36 +373,26 @@ EXCLUSION_URL_COLUMNS = ("url", "page_url")
 
 def _url_mask(table: pa.Table, selectors: list[Selector], columns=("image_url", "page_url")) -> pa.ChunkedArray:
     """Rows whose URL columns (a sighting's image_url and page_url) fall under any url,
-    url_prefix or domain selector."""
+    url_prefix or domain selector, as the never-collect matcher decides."""
+    matcher = NeverCollect(Entry(s.kind, s.value) for s in selectors)
     mask = pa.array(np.zeros(table.num_rows, dtype=bool))
     for column in columns:
         urls = pc.fill_null(table[column], "")
-        hosts = pc.utf8_lower(pc.struct_field(pc.extract_regex(urls, _HOST_PATTERN), [0]))
-        hosts = pc.fill_null(hosts, "")
-        for selector in selectors:
-            if selector.kind == "domain":
-                unique = pc.unique(hosts).to_pylist()
-                wanted = [h for h in unique if h and host_in_domain(h.strip("[]"), selector.value)]
-                mask = pc.or_(mask, pc.is_in(hosts, value_set=pa.array(wanted, pa.string())))
-            elif selector.kind in ("url", "url_prefix"):
-                # Narrow to the selector's host in bulk, then compare normalized URLs one by one.
-                host = urlsplit(selector.value).netloc.rsplit("@", 1)[-1]
-                host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-                candidates = pc.equal(hosts, host)
-                indices = pc.indices_nonzero(candidates).to_pylist()
-                if not indices:
-                    continue
-                values = pc.take(urls, pa.array(indices)).to_pylist()
-                exact = selector.kind == "url"
-                hits = [
-                    i
-                    for i, url in zip(indices, values)
-                    if (normalize_url(url) == selector.value if exact else normalize_url(url).startswith(selector.value))
-                ]
-                if hits:
-                    flags = np.zeros(table.num_rows, dtype=bool)
-                    flags[hits] = True
-                    mask = pc.or_(mask, pa.array(flags))
+        hosts = pc.fill_null(pc.utf8_lower(pc.struct_field(pc.extract_regex(urls, _HOST_PATTERN), [0])), "")
+        # Decide per distinct host in bulk; only rows on a host a URL or prefix names are read one by one.
+        canonical = {h: canonical_host(h) for h in pc.unique(hosts).to_pylist() if h}
+        whole = [h for h, c in canonical.items() if matcher.domain_match(c)]
+        mask = pc.or_(mask, pc.is_in(hosts, value_set=pa.array(whole, pa.string())))
+        named = [h for h, c in canonical.items() if c in matcher.url_hosts and h not in whole]
+        if not named:
+            continue
+        indices = pc.indices_nonzero(pc.is_in(hosts, value_set=pa.array(named, pa.string()))).to_pylist()
+        values = pc.take(urls, pa.array(indices, pa.int64())).to_pylist()
+        hits = [i for i, url in zip(indices, values) if matcher.blocks_url(url)]
+        if hits:
+            flags = np.zeros(table.num_rows, dtype=bool)
+            flags[hits] = True
+            mask = pc.or_(mask, pa.array(flags))
     return mask
 
 

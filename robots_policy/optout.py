@@ -3,16 +3,17 @@
 File format, one entry a line, "#" starts a comment:
     example.org                      a registrable domain, subdomains included
     https://example.net/photos/      a URL prefix
-    sha256:<64 hex>  pdq:<64 hex>    an image, exactly (sha256) or near (PDQ within 31 bits)
+    sha256:<64 hex>  pdq:<64 hex>    an image, exactly (sha256) or near (robots_policy/match_thresholds.py)
+
+Matched by robots_policy/never_collect.py, the same matcher removal tombstones use.
 """
 
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from robots_policy.decision import Decision
-from robots_policy.never_collect import canonical_url, url_host
+from robots_policy.never_collect import Entry, NeverCollect, canonical_url
 
-PDQ_MATCH_DISTANCE = 31
 _HASH_HEX_DIGITS = {"sha256": 64, "pdq": 64}
 
 
@@ -50,6 +51,7 @@ def parse_entry(text: str) -> OptOutEntry:
 @dataclass
 class OptOutList:
     entries: list[OptOutEntry] = field(default_factory=list)
+    _matcher: NeverCollect | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def parse(cls, text: str, *, source: str = "<list>") -> "OptOutList":
@@ -64,30 +66,26 @@ class OptOutList:
         return cls(entries)
 
     def extend(self, other: "OptOutList") -> None:
-        self.entries += [e for e in other.entries if e not in self.entries]
+        known = set(self.entries)
+        self.entries += [e for e in other.entries if e not in known]
+        self._matcher = None
+
+    @property
+    def matcher(self) -> NeverCollect:
+        if self._matcher is None:
+            self._matcher = NeverCollect(Entry(e.kind, e.value) for e in self.entries)
+        return self._matcher
 
     def check_url(self, url: str) -> Decision:
-        host = url_host(url)
-        url = canonical_url(url)
-        for entry in self.entries:
-            if entry.kind == "domain" and (host == entry.value or host.endswith("." + entry.value)):
-                return Decision.block("optout_domain")
-            if entry.kind == "url_prefix" and url.startswith(entry.value):
-                return Decision.block("optout_url_prefix")
-        return Decision.allow("optout:none")
+        kind = self.matcher.url_match(url)
+        return Decision.block(f"optout_{kind}") if kind else Decision.allow("optout:none")
 
     @property
     def has_pdq(self) -> bool:
         """Whether `check_image` needs the image's PDQ hash (a caller may have to look it up)."""
-        return any(entry.kind == "pdq" for entry in self.entries)
+        return self.matcher.has_kind("pdq")
 
     def check_image(self, *, sha256: str, pdq: bytes | None) -> Decision:
         """`pdq` None: not known, so only sha256 entries can match (pass it whenever `has_pdq`)."""
-        pdq_value = None if pdq is None else int.from_bytes(pdq, "big")
-        for entry in self.entries:
-            if entry.kind == "sha256" and entry.value == sha256:
-                return Decision.block("optout_sha256")
-            if entry.kind == "pdq" and pdq_value is not None:
-                if (int(entry.value, 16) ^ pdq_value).bit_count() <= PDQ_MATCH_DISTANCE:
-                    return Decision.block("optout_pdq")
-        return Decision.allow("optout:none")
+        kind = self.matcher.image_match(sha256=sha256, pdq=pdq)
+        return Decision.block(f"optout_{kind}") if kind else Decision.allow("optout:none")

@@ -36,7 +36,7 @@ def _site(robots: str) -> SitePolicy:
 
 @pytest.fixture
 def guard():
-    tombstones = TombstoneIndex(prefixes=("http://127.0.0.1:8000/removed/",))
+    tombstones = TombstoneIndex.from_rows([{"kind": "url_prefix", "value": "http://127.0.0.1:8000/removed/"}])
     policy = SharedPolicy(optouts=OptOutList.parse("http://127.0.0.1:8000/optout/"), tombstones=tombstones)
     policy.sites["http://127.0.0.1:8000"] = _site("User-agent: *\nDisallow: /private/\n")
     return BrowserRequestGuard(_Crawler(), policy=policy, allow_loopback=True)

@@ -21,7 +21,6 @@ from indexer.removal import (
     list_removals,
     parse_requests_file,
     process_requests,
-    url_blocked,
     verify_purged,
 )
 from indexer.search import search_hash
@@ -126,29 +125,6 @@ def test_erasure_deadline_is_one_calendar_month():
 
 
 # -- pure matching ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "blocked"),
-    [
-        ("http://gone.test/a.jpg", True),
-        ("HTTP://GONE.test:80/a.jpg#x", True),
-        ("http://gone.test/a.jpg?v=2", False),
-        ("http://shop.test/private/1.jpg", True),
-        ("http://shop.test/public/1.jpg", False),
-        ("http://example.com/", True),
-        ("https://cdn.img.example.com/x.png", True),
-        ("http://notexample.com/", False),
-        ("http://example.com.evil.test/", False),
-    ],
-)
-def test_url_blocked(url, blocked):
-    assert url_blocked(
-        url,
-        urls=frozenset({"http://gone.test/a.jpg"}),
-        prefixes=("http://shop.test/private/",),
-        domains=frozenset({"example.com"}),
-    ) is blocked
 
 
 def test_image_tombstones_need_both_hashes_when_paired(pictures):
