@@ -5,8 +5,8 @@ Compares, in one invocation, for `GET /search?hash=` style lookups:
 - LanceDB IVF_FLAT Hamming index (approximate),
 - the in-memory HammingIndex the service uses (exact, pigeonhole-filtered),
 - the whole HTTP path through the service (uvicorn on 127.0.0.1),
-with p50/p99 latency, recall against a brute-force scan at the PDQ (31) and pHash (8)
-thresholds, and index build times.
+with p50/p99 latency, recall against a brute-force scan at the match thresholds
+(robots_policy/match_thresholds.py), and index build times.
 
     .venv/bin/python benchmarks/search.py [--images 1000000] [--queries 200]
 """
@@ -27,9 +27,10 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from indexer.hash_index import GalleryHashIndex  # noqa: E402
+from robots_policy.match_thresholds import MATCH_DISTANCE  # noqa: E402
 from indexer.store import IMAGES_SCHEMA, SIGHTINGS_SCHEMA, Gallery  # noqa: E402
 
-THRESHOLDS = {"pdq": 31, "phash": 8}
+THRESHOLDS = {kind: MATCH_DISTANCE[kind] for kind in ("pdq", "phash")}
 BITS = {"pdq": 256, "phash": 64}
 
 

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from robots_policy.match_thresholds import MATCH_DISTANCE, describe_threshold
+
 app = typer.Typer(
     help="A polite, rights-respecting image crawler and its LanceDB gallery.",
     no_args_is_help=True,
@@ -171,7 +173,7 @@ def crawl(
 def search(
     image_file: Annotated[Path | None, typer.Argument(help="A picture to look for.")] = None,
     hash_: Annotated[str | None, typer.Option("--hash", help="KIND:HEX, KIND one of phash, pdq, sha256.")] = None,
-    max_distance: Annotated[int | None, typer.Option(min=0, help="Largest Hamming distance (default per kind).")] = None,
+    max_distance: Annotated[int | None, typer.Option(min=0, help=f"Largest Hamming distance (default: pdq {MATCH_DISTANCE['pdq']}, phash {MATCH_DISTANCE['phash']}).")] = None,
     gallery: GalleryOption = "./gallery",
     as_json: JsonOption = False,
 ) -> None:
@@ -332,7 +334,11 @@ def optout_list_entries(gallery: GalleryOption = "./gallery", as_json: JsonOptio
             out.print(entry)
 
 
-IMAGE_HELP = "A picture: exact copies, and near-duplicates (mirrored too) on which PDQ <= 31 and pHash <= 8 agree."
+IMAGE_HELP = (
+    "A picture: exact copies, and near-duplicates (mirrored too) on which "
+    f"{describe_threshold('pdq')} and {describe_threshold('phash')} agree."
+)
+HASH_HELP = f"KIND:HEX: {describe_threshold('phash')}, {describe_threshold('pdq')}, sha256 exact."
 
 
 @app.command()
@@ -341,7 +347,7 @@ def remove(
     url_prefix: Annotated[list[str], typer.Option("--url-prefix", help="Every URL starting with this.")] = [],
     domain: Annotated[list[str], typer.Option("--domain", help="A registrable domain, subdomains included.")] = [],
     image: Annotated[list[Path], typer.Option("--image", help=IMAGE_HELP)] = [],
-    hash_: Annotated[list[str], typer.Option("--hash", help="KIND:HEX: phash (<= 8 bits), pdq (<= 31), sha256.")] = [],
+    hash_: Annotated[list[str], typer.Option("--hash", help=HASH_HELP)] = [],
     basis: Annotated[str, typer.Option(help="copyright, erasure, opt-out or other.")] = "other",
     requester: Annotated[str | None, typer.Option(help="Who asked.")] = None,
     reference: Annotated[str | None, typer.Option(help="Ticket or notice id.")] = None,

@@ -15,9 +15,7 @@ from indexer.hashes import hamming
 from indexer.purge_lock import PurgeLock
 from indexer.removal import load_tombstones
 from indexer.store import STORE_ERRORS, Gallery, StoreError, describe_store_error, utcnow
-
-# PDQ's confident-match threshold (of 256 bits), as used by hash-sharing programmes.
-NEAR_DUPLICATE_PDQ_DISTANCE = 31
+from robots_policy.match_thresholds import MATCH_DISTANCE
 
 
 @dataclass(frozen=True)
@@ -183,9 +181,9 @@ class GalleryWriter:
 
     def _cluster_head(self, row: dict, earlier_in_batch: list[dict]) -> str | None:
         for other in earlier_in_batch:
-            if hamming(row["pdq"], other["pdq"]) <= NEAR_DUPLICATE_PDQ_DISTANCE:
+            if hamming(row["pdq"], other["pdq"]) <= MATCH_DISTANCE["pdq"]:
                 return other["duplicate_of"] or other["image_id"]
-        stored = self._near.nearest(row["pdq"], max_distance=NEAR_DUPLICATE_PDQ_DISTANCE)
+        stored = self._near.nearest(row["pdq"], max_distance=MATCH_DISTANCE["pdq"])
         return (stored["duplicate_of"] or stored["image_id"]) if stored else None
 
 

@@ -29,17 +29,13 @@ from indexer.analyze import query_hashes
 from indexer.decode import ImageRejected, decode_bounded
 from indexer.hashes import ImageHashes, parse_hash, perceptual_hashes
 from indexer.purge_lock import PurgeLock
-from indexer.search import DEFAULT_MAX_DISTANCE
 from indexer.store import STORE_ERRORS, Gallery, StoreError, _in_list, default_page_cache, describe_store_error, storage_options, utcnow
 from robots_policy.domains import registrable_domain
+from robots_policy.match_thresholds import MATCH_DISTANCE
 from robots_policy.never_collect import Entry, NeverCollect, canonical_host, canonical_url
 
 BASES = ("copyright", "erasure", "opt-out", "other")
 SELECTOR_KINDS = ("url", "url_prefix", "domain", "image", "hash")
-# PDQ 31 of 256 is the confident-match threshold of hash-sharing programmes. pHash 8 of 64 is the
-# search default: it keeps resizes and recompressions, while unrelated pictures sit near 32.
-PDQ_MAX_DISTANCE = DEFAULT_MAX_DISTANCE["pdq"]
-PHASH_MAX_DISTANCE = DEFAULT_MAX_DISTANCE["phash"]
 DEADLINE_WARNING = timedelta(days=7)
 # 17 U.S.C. § 512(c)(3)(A): the elements a takedown notice must contain, under our key names.
 DMCA_NOTICE_FIELDS = (
@@ -413,7 +409,7 @@ def _picture_matches(gallery: Gallery, selector: Selector) -> tuple[set[str], se
     """(exact, near found, near removed) image ids for a hash or image selector."""
     if selector.kind == "hash":
         kind, raw = parse_hash(selector.value)
-        limit = {"pdq": PDQ_MAX_DISTANCE, "phash": PHASH_MAX_DISTANCE, "sha256": 0}[kind]
+        limit = MATCH_DISTANCE[kind]
         hits = _within(gallery, kind, raw, limit)
         exact = {i for i, d in hits.items() if kind == "sha256" or d == 0}
         near = set(hits) - exact
@@ -421,8 +417,8 @@ def _picture_matches(gallery: Gallery, selector: Selector) -> tuple[set[str], se
     exact = set(_within(gallery, "sha256", bytes.fromhex(selector.value.split(":", 1)[1]), 0))
     found, agreed = set(), set()
     for hashes in selector.variants:
-        by_pdq = _within(gallery, "pdq", hashes.pdq, PDQ_MAX_DISTANCE)
-        by_phash = _within(gallery, "phash", hashes.phash, PHASH_MAX_DISTANCE)
+        by_pdq = _within(gallery, "pdq", hashes.pdq, MATCH_DISTANCE["pdq"])
+        by_phash = _within(gallery, "phash", hashes.phash, MATCH_DISTANCE["phash"])
         found |= set(by_pdq) | set(by_phash)
         # A resize or recompression moves both hashes a little; two different pictures rarely
         # land close on both. Deleting needs both to agree.

@@ -6,11 +6,7 @@ from indexer.analyze import query_hashes
 from indexer.hashes import format_hash
 from indexer.hash_index import GalleryHashIndex
 from indexer.store import Gallery
-
-# Largest Hamming distance still called "the same picture", per hash kind. PDQ 31 of 256 is
-# the confident-match threshold of hash-sharing programmes; pHash 8 of 64 keeps resizes and
-# recompressions while distinct pictures sit near 32.
-DEFAULT_MAX_DISTANCE = {"pdq": 31, "phash": 8, "sha256": 0}
+from robots_policy.match_thresholds import MATCH_DISTANCE
 
 
 @dataclass
@@ -37,7 +33,7 @@ def search_hash(
 ) -> list[SearchHit]:
     """Nearest first. With `hash_index` (a long-running reader's), perceptual hashes are
     looked up in memory; without, LanceDB scans the table. Both are exact."""
-    limit = DEFAULT_MAX_DISTANCE[kind] if max_distance is None else max_distance
+    limit = MATCH_DISTANCE[kind] if max_distance is None else max_distance
     if hash_index is not None and kind != "sha256":
         matches = hash_index.search(kind, value, max_distance=limit)
     else:
