@@ -113,8 +113,8 @@ def test_kill_between_tombstone_and_delete_then_rerun(fixture_site, gallery):
     # The real command line in its own process, SIGKILLed right after the tombstones are written.
     killer = (
         "import os, signal, sys\n"
-        "import indexer.removal as removal\n"
-        "removal._delete_rows = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "import indexer.removal.processing as processing\n"
+        "processing._delete_rows = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
         "from gallery.cli import main\n"
         "sys.argv = ['gallery'] + sys.argv[1:]\n"
         "main()\n"

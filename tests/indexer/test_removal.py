@@ -219,7 +219,7 @@ def test_purge_leaves_no_trace_on_disk(gallery):
     request = build_request([("url_prefix", "http://example.org/photos/")])
     plan = removal.plan_removal(gallery, request)
     # A plain delete only masks rows: the verifier must see them (else it proves nothing).
-    removal._delete_rows(gallery, plan)
+    removal.processing._delete_rows(gallery, plan)
     leftover = verify_purged(gallery, request, image_ids=set(plan.image_ids), sighting_ids=set(plan.sighting_ids))
     assert {t.split("/")[0] for t in leftover.traces} == {"images", "sightings"}
     [report] = process_requests(gallery, [request])
@@ -237,7 +237,7 @@ def test_crash_between_tombstone_and_delete_then_rerun(gallery, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(removal, "_delete_rows", crash)
+    monkeypatch.setattr(removal.processing, "_delete_rows", crash)
     with pytest.raises(KeyboardInterrupt):
         process_requests(gallery, [request])
     assert {t["kind"] for t in gallery.tombstone_rows()} == {"domain"}
@@ -320,6 +320,39 @@ def test_batch_reports_bad_lines_and_runs_good_ones(gallery, tmp_path):
     assert len(requests) == 1 and [e.line for e in errors] == [3] and "unknown basis" in errors[0].message
 
 
+def test_batch_is_planned_against_one_read_and_counts_do_not_overlap(gallery, pictures, monkeypatch):
+    reads = []
+    table_type = type(gallery.sightings)
+    original = table_type.to_lance
+
+    def counting(self):
+        if self is gallery.sightings:
+            reads.append(1)
+        return original(self)
+
+    monkeypatch.setattr(table_type, "to_lance", counting)
+
+    def planned(requests):
+        reads.clear()
+        reports = process_requests(gallery, requests, dry_run=True)
+        return len(reads), reports
+
+    one, _ = planned([build_request([("domain", "example.org")])])
+    several = [
+        build_request([("domain", "example.org")]),
+        build_request([("url_prefix", "http://example.org/photos/")]),
+        build_request([("hash", f"sha256:{pictures[2].image_id}")]),
+        build_request([("url", "http://mirror.test/one.jpg")]),
+    ]
+    many, _ = planned(several)
+    assert many == one  # the sightings table is read once, whatever the batch's size
+    monkeypatch.undo()
+    reports = process_requests(gallery, several)
+    # Each request is matched after the ones before it: example.org's photos went with the domain.
+    assert [r.sightings_removed for r in reports] == [2, 0, 1, 1]
+    assert [r.images_removed for r in reports] == [2, 0, 1, 0]  # seed 1 is still on a.example.com
+
+
 # -- ingest and the lock -------------------------------------------------------------------
 
 
@@ -344,7 +377,7 @@ def test_writer_checks_tombstones_before_storing(gallery, pictures, tmp_path):
 
 
 def test_append_landing_after_the_delete_is_caught_before_purge(gallery, pictures, monkeypatch):
-    delete = removal._delete_rows
+    delete = removal.processing._delete_rows
     in_flight = [pictures[5]]
 
     def delete_then_append(store, plan):
@@ -359,7 +392,7 @@ def test_append_landing_after_the_delete_is_caught_before_purge(gallery, picture
             crawl.add_images(batch.images)
             crawl.add_sightings(batch.sightings)
 
-    monkeypatch.setattr(removal, "_delete_rows", delete_then_append)
+    monkeypatch.setattr(removal.processing, "_delete_rows", delete_then_append)
     report = _remove(gallery, ("domain", "example.org"))
     assert report.purged and report.sightings_removed == 3
     assert not [u for u in _urls(gallery) if "example.org" in u]
