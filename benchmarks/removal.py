@@ -87,6 +87,8 @@ def generate(uri: str, *, sightings: int, thumbnail_bytes: int, seed: int = 0) -
             http_status=[200] * m,
             rendered=[False] * m,
             policy=["bench"] * m,
+            etag=[None] * m,
+            last_modified=[None] * m,
         )
         gallery.sightings.add(pa.table(rows, schema=SIGHTINGS_SCHEMA))
     gallery.index_lookup_columns()  # as every crawl leaves it

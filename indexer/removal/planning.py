@@ -115,6 +115,10 @@ class Tables:
     def stored_images(self, image_ids: set[str]) -> set[str]:
         if not image_ids:
             return set()
+        if self._image_ids is None and len(image_ids) <= 1000:
+            # A few ids: look them up (a BTREE index) rather than read the whole column.
+            found = self.gallery.images.to_lance().to_table(columns=["image_id"], filter=_in_list("image_id", sorted(image_ids)))
+            return set(found["image_id"].to_pylist()) - self._gone_images
         if self._image_ids is None:
             self._image_ids = self.gallery.image_ids()
         return (image_ids & self._image_ids) - self._gone_images
