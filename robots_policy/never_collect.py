@@ -67,6 +67,25 @@ def url_host(url: str) -> str:
     return canonical_host(urlsplit(_safe(url.strip())).hostname or "")
 
 
+def _as_canonical(url: str, *, prefix: bool) -> str:
+    """canonical_url, skipping the work for a value already in canonical form: entries mostly
+    are (tombstones and opt-out entries are written canonical), and a gallery may hold many."""
+    if _ALREADY_SAFE.match(url):
+        scheme, _, rest = url.partition("://")
+        netloc, slash, _ = rest.partition("/")
+        host, _, port = netloc.partition(":")
+        if (
+            scheme in _DEFAULT_PORTS
+            and netloc == netloc.lower()
+            and not host.endswith(".")
+            and not port.startswith("0")
+            and (not port or int(port) != _DEFAULT_PORTS[scheme])
+            and (prefix or slash)
+        ):
+            return url
+    return canonical_url(url, prefix=prefix)
+
+
 def _host_of_canonical(url: str) -> str:
     """The host of a URL canonical_url made, without parsing it again."""
     netloc = url.split("/", 3)[2].rsplit("@", 1)[-1] if url.count("/") >= 2 else ""
@@ -138,9 +157,9 @@ class NeverCollect:
         grouped: dict[str, list[tuple[str, str]]] = {"pdq": [], "phash": []}
         for entry in entries:
             if entry.kind == "url":
-                urls.add(canonical_url(entry.value))
+                urls.add(_as_canonical(entry.value, prefix=False))
             elif entry.kind == "url_prefix":
-                prefixes.add(canonical_url(entry.value, prefix=True))
+                prefixes.add(_as_canonical(entry.value, prefix=True))
             elif entry.kind == "domain":
                 domains.add(canonical_host(entry.value))
             elif entry.kind == "sha256":

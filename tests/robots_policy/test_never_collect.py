@@ -63,10 +63,17 @@ def test_fast_path_agrees_with_safe_url_string():
     rng = random.Random(14)
     alphabet = "ABCxyz019-._~:/?#[]@!$&()*+,;='% ä"
     for _ in range(20_000):
-        url = rng.choice(["https://h.test", "http://A.b.C:8080", "https://h.test:443", "HTTPS://x.Y"])
+        url = rng.choice(["https://h.test", "http://A.b.C:8080", "https://h.test:443", "HTTPS://x.Y", "http://h.test.", "http://h.test:080", "http://h:80"])
         url += rng.choice(["", "/"]) + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
         if never_collect._ALREADY_SAFE.match(url):
-            assert safe_url_string(url).lower() == url.lower(), url
+            # Skipping safe_url_string changes nothing in the canonical form.
+            assert canonical_url(safe_url_string(url)) == canonical_url(url), url
+        for prefix in (False, True):
+            try:
+                expected = canonical_url(url, prefix=prefix)
+            except ValueError:  # not a URL at all (a stray "["): never an entry, parsing refuses it
+                continue
+            assert never_collect._as_canonical(url, prefix=prefix) == expected, url
 
 
 def _flip(value: bytes, bits: int) -> bytes:
