@@ -176,10 +176,11 @@ class NeverCollect:
         self.sha256 = frozenset(sha256)
         # A prefix that has a shorter prefix in the list adds nothing; without them, the only
         # candidate for a URL is the greatest prefix sorting at or before it.
-        self.prefixes: tuple[str, ...] = ()
+        kept: list[str] = []
         for prefix in sorted(prefixes):
-            if not (self.prefixes and prefix.startswith(self.prefixes[-1])):
-                self.prefixes += (prefix,)
+            if not (kept and prefix.startswith(kept[-1])):
+                kept.append(prefix)
+        self.prefixes: tuple[str, ...] = tuple(kept)
         # Hosts that url and url_prefix entries name: lets a bulk reader narrow rows by host first.
         self.url_hosts = frozenset(_host_of_canonical(u) for u in (*self.urls, *self.prefixes))
         self._single = {kind: _HashSet(values) for kind, values in single.items() if values}
