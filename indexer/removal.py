@@ -22,10 +22,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
-from lance.file import LanceFileReader
 from PIL import ImageOps
 
 from indexer.analyze import query_hashes
+from indexer.compat import ROW_ID, data_file_columns, delete_rows, read_data_file, rows_with_ids
 from indexer.decode import ImageRejected, decode_bounded
 from indexer.hashes import ImageHashes, parse_hash, perceptual_hashes
 from indexer.purge_lock import PurgeLock
@@ -555,8 +555,8 @@ def plan_removal(gallery: Gallery, request: RemovalRequest, *, earlier_sha256: s
     image_ids = sorted(_stored_images(gallery, hash_matched | orphans))
     exclusion_rowids = []
     if url_selectors:
-        logged = gallery.exclusions.to_lance().to_table(columns=list(EXCLUSION_URL_COLUMNS), with_row_id=True)
-        exclusion_rowids = logged.filter(_url_mask(logged, url_selectors, EXCLUSION_URL_COLUMNS))["_rowid"].to_pylist()
+        logged = rows_with_ids(gallery.exclusions.to_lance(), list(EXCLUSION_URL_COLUMNS))
+        exclusion_rowids = logged.filter(_url_mask(logged, url_selectors, EXCLUSION_URL_COLUMNS))[ROW_ID].to_pylist()
     sample = [{"image_url": r["image_url"], "page_url": r["page_url"]} for r in removed.slice(0, SAMPLE_SIZE).to_pylist()]
     return Plan(
         sighting_ids=sorted(removed["sighting_id"].to_pylist()),
@@ -813,7 +813,7 @@ def _delete_rows(gallery: Gallery, plan: Plan) -> None:
     for chunk in _chunks(plan.image_ids):
         gallery.clear_duplicate_of(chunk)
     for chunk in _chunks(plan.exclusion_rowids):
-        gallery.exclusions.delete(f"_rowid IN ({', '.join(map(str, chunk))})")
+        delete_rows(gallery.exclusions, chunk)
 
 
 def _chunks(values: list[str]):
@@ -932,7 +932,7 @@ def verify_purged(
 def _strings_hit(uri: str, *, ids: set[str], needles: list[bytes]) -> bool:
     """Whether any string in a Lance file that is not a data file (an index page) is a removed
     id or contains a selector's text."""
-    table = LanceFileReader(uri, storage_options=storage_options(uri)).read_all().to_table()
+    table = read_data_file(uri, storage_options=storage_options(uri))
     texts = [n.decode() for n in needles]
     for column in table.columns:
         if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
@@ -946,10 +946,9 @@ def _strings_hit(uri: str, *, ids: set[str], needles: list[bytes]) -> bool:
 def _read_data_file(uri: str, table: str) -> pa.Table:
     wanted = {"images": ["image_id"], "exclusions": list(EXCLUSION_URL_COLUMNS)}.get(table, _SIGHTING_COLUMNS)
     options = storage_options(uri)
-    reader = LanceFileReader(uri, storage_options=options)
-    present = [c for c in wanted if c in reader.metadata().schema.names]
+    present = [c for c in wanted if c in data_file_columns(uri, storage_options=options)]
     # A file written before a column was added lacks it; read what it has.
-    data = LanceFileReader(uri, storage_options=options, columns=present).read_all().to_table() if present else pa.table({})
+    data = read_data_file(uri, storage_options=options, columns=present) if present else pa.table({})
     for column in wanted:
         if column not in data.column_names:
             data = data.append_column(column, pa.nulls(data.num_rows, pa.string()))

@@ -11,6 +11,7 @@ import asyncio
 
 from scrapy.exceptions import NotConfigured
 
+from crawler.compat import download_slot, slot_delay
 from crawler.frontier.scheduler import shared_frontier
 
 
@@ -27,10 +28,9 @@ class SharedHostRateMiddleware:
         return cls(crawler, frontier)
 
     async def process_request(self, request, spider=None):
-        downloader = self.crawler.engine.downloader
-        slot = downloader.get_slot_key(request)
-        # A robots.txt Crawl-delay lands in per_slot_settings; it raises the shared spacing too.
-        delay = max(self.frontier.config.host_delay, downloader.per_slot_settings.get(slot, {}).get("delay", 0.0))
+        slot = download_slot(self.crawler, request)
+        # A robots.txt Crawl-delay is set on the host's slot; it raises the shared spacing too.
+        delay = max(self.frontier.config.host_delay, slot_delay(self.crawler, slot))
         if delay <= 0:
             return None  # no politeness delay asked for: no round trip either
         wait = await asyncio.to_thread(self.frontier.reserve_host, slot, delay=delay)

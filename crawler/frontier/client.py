@@ -49,18 +49,18 @@ class CountingRedis(redis.Redis):
         return super().execute_command(*args, **options)
 
     def pipeline(self, transaction=True, shard_hint=None):
-        return _CountingPipeline(self.round_trips, self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        pipe = super().pipeline(transaction, shard_hint)
+        execute = pipe.execute
 
+        # Wrapped on the instance rather than subclassed: redis-py builds its Pipeline with a
+        # constructor that is not public API.
+        def counted(raise_on_error: bool = True):
+            if len(pipe):  # the commands queued
+                self.round_trips.add()
+            return execute(raise_on_error)
 
-class _CountingPipeline(redis.client.Pipeline):
-    def __init__(self, round_trips: RoundTrips, *args):
-        super().__init__(*args)
-        self.round_trips = round_trips
-
-    def execute(self, raise_on_error: bool = True):
-        if self.command_stack:
-            self.round_trips.add()
-        return super().execute(raise_on_error)
+        pipe.execute = counted
+        return pipe
 
 
 def connect(url: str) -> CountingRedis:

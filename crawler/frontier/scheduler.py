@@ -16,6 +16,7 @@ from scrapy_redis import defaults as scrapy_redis_defaults
 from scrapy_redis.scheduler import Scheduler
 from twisted.internet import task
 
+from crawler.compat import requests_in_progress, schedule_next_look
 from crawler.config import FrontierConfig
 from crawler.frontier.client import CountingRedis
 from crawler.frontier.store import SharedFrontier, WorkLeft
@@ -96,16 +97,7 @@ def _close_spider(crawler) -> None:
 def look_again(crawler, delay: float = 0.0) -> None:
     """Have the engine ask the scheduler for requests again after `delay` seconds. Otherwise it
     asks only when a download ends, or every 5 s."""
-    # The engine's slot is private; its next look is a CallLaterOnce (an earlier one wins).
-    slot = crawler.engine._slot if crawler.engine is not None else None
-    if slot is not None:
-        slot.nextcall.schedule(delay)
-
-
-def requests_in_progress(engine) -> set:
-    """The engine's own set of requests between the scheduler and the end of their callback's
-    output."""
-    return engine._slot.inprogress if engine is not None and engine._slot is not None else set()
+    schedule_next_look(crawler.engine, delay)
 
 
 class FrontierScheduler(Scheduler):

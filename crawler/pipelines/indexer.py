@@ -16,7 +16,8 @@ from twisted.internet import task
 
 from crawler.config import IndexerConfig
 from crawler.shared_policy import shared_policy
-from crawler.frontier.scheduler import look_again, requests_in_progress, shared_frontier
+from crawler.compat import requests_in_progress
+from crawler.frontier.scheduler import look_again, shared_frontier
 from crawler.signals import report_block
 from crawler.items import ImageItem
 from indexer.analyze import Rejected

@@ -11,6 +11,7 @@ import redis
 from crawler.claims import Claim, LocalClaims
 from crawler.config import FrontierConfig
 from crawler.frontier.claims import RedisClaims
+from crawler.frontier.client import connect
 from crawler.frontier.store import SharedFrontier, WorkLeft
 from crawler.policy_cache import RedisPolicyFileCache
 from robots_policy.cache import CachedFetch
@@ -207,3 +208,12 @@ def test_a_lost_server_stops_once_and_answers_fallbacks(tmp_path):
     assert lines[0].startswith(f"frontier lost: cannot reach {url} (")
     assert lines[0].endswith("; stopping, the frontier is kept for a later resume")
     assert "\n" not in lines[0]
+
+
+def test_the_client_counts_round_trips(url):
+    client = connect(url)
+    before = client.round_trips.value
+    client.set("t:x", b"1")
+    client.pipeline().get("t:x").get("t:y").execute()  # MULTI ... EXEC: one round trip
+    client.pipeline().execute()  # nothing queued: nothing sent
+    assert client.round_trips.value - before == 2
