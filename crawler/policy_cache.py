@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import redis
 
-from crawler.claims import call_directly
+from crawler.frontier.client import call_directly
 from robots_policy.cache import DEFAULT_MAX_AGE, CachedFetch, PolicyFileCache
 
 

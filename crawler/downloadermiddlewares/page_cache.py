@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 from scrapy.downloadermiddlewares.httpcache import HttpCacheMiddleware
-from scrapy.extensions.httpcache import FilesystemCacheStorage, RFC2616Policy, parse_cachecontrol, response_from_dict
+from scrapy.extensions.httpcache import RFC2616Policy, parse_cachecontrol
 from scrapy.http import HtmlResponse
+from scrapy.utils.project import data_path
+from scrapy.utils.response import response_from_dict
 
 from crawler.config import PageCacheConfig
 
@@ -53,12 +55,24 @@ class PageCacheMiddleware(HttpCacheMiddleware):
         return None
 
 
-class PageCacheStorage(FilesystemCacheStorage):
-    """Scrapy's filesystem storage with one file per page instead of seven: creating the files
-    was most of what keeping a page cost (about 5 ms of CPU a page here). Each file is written
-    whole, then renamed into place, so a crash or another worker never reads half of one.
-    Copies kept in Scrapy's layout by earlier versions are not read: those pages are fetched
-    once more in full."""
+class PageCacheStorage:
+    """A storage backend (Scrapy's documented HTTPCACHE_STORAGE interface) with one file per
+    page, where Scrapy's filesystem storage writes seven: creating the files was most of what
+    keeping a page cost. Each file is written whole, then renamed into place, so a crash or
+    another worker never reads half of one. Laid out as Scrapy's is,
+    <HTTPCACHE_DIR>/<spider>/<fingerprint[:2]>/<fingerprint>.pickle; copies kept in Scrapy's own
+    format by earlier versions are not read: those pages are fetched once more in full."""
+
+    def __init__(self, settings):
+        self.cachedir = Path(data_path(settings["HTTPCACHE_DIR"]))
+        self.expiration_secs = settings.getint("HTTPCACHE_EXPIRATION_SECS")
+        self._fingerprinter = None
+
+    def open_spider(self, spider) -> None:
+        self._fingerprinter = spider.crawler.request_fingerprinter
+
+    def close_spider(self, spider) -> None:
+        pass
 
     def retrieve_response(self, spider, request):
         path = self._entry_path(spider, request)
@@ -79,7 +93,8 @@ class PageCacheStorage(FilesystemCacheStorage):
         os.replace(temporary, path)
 
     def _entry_path(self, spider, request) -> Path:
-        return Path(self._get_request_path(spider, request) + ".pickle")
+        key = self._fingerprinter.fingerprint(request).hex()
+        return self.cachedir / spider.name / key[:2] / f"{key}.pickle"
 
 
 class PageCacheAddon:

@@ -18,6 +18,7 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import HtmlResponse
 
 from crawler import USER_AGENT_TOKEN
+from crawler.compat import download_slot, set_slot_delay
 from crawler.config import PolicyConfig
 from crawler.frontier import shared_frontier
 from crawler.policy_cache import RedisPolicyFileCache
@@ -161,14 +162,9 @@ class SitePolicyMiddleware:
         return fetched
 
     def _apply_crawl_delay(self, request, delay: float) -> None:
-        downloader = self.crawler.engine.downloader
-        key = downloader.get_slot_key(request)
+        key = download_slot(self.crawler, request)
         delay = min(delay, MAX_CRAWL_DELAY)
-        # Slots are created lazily and garbage-collected when idle: set both the live slot
-        # and the settings a re-created slot starts from.
-        downloader.per_slot_settings.setdefault(key, {})["delay"] = delay
-        if key in downloader.slots:
-            downloader.slots[key].delay = max(downloader.slots[key].delay, delay)
+        set_slot_delay(self.crawler, key, delay)
         self.crawler.stats.set_value(f"policy/crawl_delay/{key}", delay)
 
 

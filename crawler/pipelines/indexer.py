@@ -16,7 +16,8 @@ from twisted.internet import task
 
 from crawler.config import IndexerConfig
 from crawler.shared_policy import shared_policy
-from crawler.frontier import look_again, shared_frontier
+from crawler.compat import requests_in_progress
+from crawler.frontier.scheduler import look_again, shared_frontier
 from crawler.signals import report_block
 from crawler.items import ImageItem
 from indexer.analyze import Rejected
@@ -255,7 +256,7 @@ class IndexerPipeline:
         leases, parked = [], []
         if self.frontier is not None:
             # Taken together with the batch: every row of a settled request is in it.
-            leases = self.frontier.settled_leases(self.crawler.engine)
+            leases = self.frontier.settled_leases(requests_in_progress(self.crawler.engine))
             parked = [_parked_dict(item) for items in self._parked.values() for item in items]
             self._parked.clear()
         if not len(batch) and not leases and not parked:

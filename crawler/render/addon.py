@@ -5,6 +5,7 @@ a crawl that never renders starts no Playwright driver at all."""
 from crawler.config import RenderConfig
 
 HANDLER = "crawler.render.handler.RenderingDownloadHandler"
+ABORT_REQUEST = "crawler.render.handler.refuse_unguarded"  # the handler refuses to run with another
 
 # --no-sandbox: we run as root in containers, where Chromium's sandbox cannot start.
 # The rest keep Chromium from phoning home: on a closed network its background connections
@@ -39,6 +40,9 @@ class RenderAddon:
             "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": config.max_pages,
             "PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT": config.budget * 1000,
             "PLAYWRIGHT_RESTART_DISCONNECTED_BROWSER": True,
+            # Every request of a page is answered by the page's own route (session.py); this
+            # hook sees only those of a page that route could not be set up on.
+            "PLAYWRIGHT_ABORT_REQUEST": ABORT_REQUEST,
         }
         for name, value in playwright.items():
             settings.set(name, value, priority="addon")

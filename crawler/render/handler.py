@@ -29,6 +29,7 @@ from scrapy import signals
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 
 from crawler.config import RenderConfig
+from crawler.render.addon import ABORT_REQUEST
 from crawler.render import RenderFailed
 from crawler.render.guard import BrowserRequestGuard
 from crawler.render.session import PageSession, let_go
@@ -52,6 +53,12 @@ PAGE_CLOSE_TIMEOUT = 5.0  # seconds; a page that will not close takes its contex
 # or another after one died): its launch is not the page's fault (about a second here, more on
 # a loaded machine).
 BROWSER_START_ALLOWANCE = 10.0
+
+
+def refuse_unguarded(playwright_request) -> bool:
+    """scrapy-playwright's own route handler sees a request only when ours was not installed on
+    the page (see session.py); refusing everything then keeps the browser in policy."""
+    return True
 
 
 class ContextRotation:
@@ -94,14 +101,17 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
         super().__init__(crawler)
         self.render = RenderConfig.from_settings(crawler.settings)
         self.guard = BrowserRequestGuard.from_crawler(crawler)
-        # scrapy-playwright's own route handler only sees a request when ours was not installed
-        # on the page (see session.py); refusing everything then keeps the browser in policy.
-        self.abort_request = self._refuse_unguarded
+        if crawler.settings.get("PLAYWRIGHT_ABORT_REQUEST") != ABORT_REQUEST:
+            raise ValueError(f"PLAYWRIGHT_ABORT_REQUEST must stay {ABORT_REQUEST}: browser requests would bypass the policy")
         self._renders = asyncio.Semaphore(self.render.max_pages)
         self._rotation = ContextRotation(pages_per_context=self.render.context_pages)
         self._guarded_contexts: weakref.WeakSet = weakref.WeakSet()
         self._guarded_pages: weakref.WeakSet = weakref.WeakSet()
         self._idle_pages: dict[str, list] = defaultdict(list)  # context name -> blank pages
+        # Context name -> the BrowserContext its pages are in, learnt from the pages themselves
+        # (scrapy-playwright's own registry is not public API); forgotten when it closes.
+        self._contexts: dict[str, object] = {}
+        self._browser = None  # the browser of the last page set up
         self._context_kwargs = {
             "user_agent": crawler.settings.get("USER_AGENT"),
             "service_workers": "block",  # their requests would bypass the page's route
@@ -131,12 +141,14 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
             playwright_context=context,
             playwright_context_kwargs=self._context_kwargs,
             playwright_include_page=True,  # we close it, whatever happens
-            playwright_page_init_callback=partial(self._init_page, session),
+            playwright_page_init_callback=partial(self._init_page, session, context),
             playwright_page_goto_kwargs={"wait_until": "domcontentloaded", "timeout": self.render.budget * 1000},
         )
         self.stats.inc_value("render/started")
-        # `browser` is set by scrapy-playwright once a browser runs (and unset when it died).
-        budget = self.render.budget + (0 if hasattr(self, "browser") else BROWSER_START_ALLOWANCE)
+        # No browser seen running yet (the first render, or the first after one died): this
+        # page waits for a launch too.
+        browser_up = self._browser is not None and self._browser.is_connected()
+        budget = self.render.budget + (0 if browser_up else BROWSER_START_ALLOWANCE)
         clean = False
         try:
             async with asyncio.timeout(budget) as deadline:
@@ -188,9 +200,12 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
         self.stats.inc_value("render/pages")
         return response.replace(body=html.encode("utf-8"), encoding="utf-8")
 
-    async def _init_page(self, session: PageSession, page, request) -> None:
+    async def _init_page(self, session: PageSession, context_name: str, page, request) -> None:
+        self._contexts[context_name] = page.context
+        self._browser = page.context.browser
         try:
             if page.context not in self._guarded_contexts:
+                page.context.on("close", partial(self._forget_context, context_name, page.context))
                 # Pages we did not open (popups) have no route of ours: refuse all they ask for.
                 await page.context.route("**", self._refuse_stray)
                 self._guarded_contexts.add(page.context)
@@ -202,7 +217,7 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
             await session.attach(page)
         except PlaywrightError:
             # The browser went away while the page was being set up; without our route the
-            # page's requests meet _refuse_unguarded, and the render fails on its own.
+            # page's requests meet refuse_unguarded, and the render fails on its own.
             self.stats.inc_value("render/setup_failed")
 
     async def _refuse_stray(self, route, request) -> None:
@@ -219,9 +234,9 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
         except PlaywrightError:
             pass  # the page is gone already
 
-    def _refuse_unguarded(self, playwright_request) -> bool:
-        self.stats.inc_value("render/requests/unguarded_refused")
-        return True
+    def _forget_context(self, name: str, context, *_) -> None:
+        if self._contexts.get(name) is context:
+            del self._contexts[name]
 
     async def _blank(self, page) -> bool:
         """Unload the page's document (its timers and listeners with it) for reuse."""
@@ -245,11 +260,13 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
 
     async def _close_context(self, name: str) -> None:
         self._idle_pages.pop(name, None)  # closed with it
-        wrapper = self.context_wrappers.get(name)
-        if wrapper is None:
+        # A context whose first page could not even be made is not known here: it has no pages
+        # and goes with the browser, or at the end of the crawl.
+        context = self._contexts.pop(name, None)
+        if context is None:
             return  # closed already, e.g. with a crashed browser
         try:
-            await asyncio.wait_for(wrapper.context.close(), timeout=PAGE_CLOSE_TIMEOUT)
+            await asyncio.wait_for(context.close(), timeout=PAGE_CLOSE_TIMEOUT)
         except (PlaywrightError, TimeoutError):
             self.stats.inc_value("render/context_close_failed")
             return
@@ -280,6 +297,9 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
             for page in pages:
                 await self._close_page(page)
         self._idle_pages.clear()
-        open_pages = sum(len(wrapper.context.pages) for wrapper in self.context_wrappers.values())
+        open_pages = sum(len(context.pages) for context in self._contexts.values())
         self.stats.set_value("render/pages_open_at_close", open_pages)
-        self.stats.set_value("render/contexts_open_at_close", len(self.context_wrappers))
+        self.stats.set_value("render/contexts_open_at_close", len(self._contexts))
+        # scrapy-playwright counts what refuse_unguarded aborted under its own name.
+        if unguarded := self.stats.get_value("playwright/request_count/aborted"):
+            self.stats.set_value("render/requests/unguarded_refused", unguarded)

@@ -8,7 +8,7 @@ from scrapy.http import HtmlResponse
 
 from crawler.claims import Claim, LocalClaims
 from crawler.config import RenderConfig
-from crawler.frontier import RECOVERED, shared_frontier
+from crawler.frontier.scheduler import RECOVERED, shared_frontier
 from crawler.extract import ImageRef, extract_images, extract_license, extract_links
 from crawler.items import ImageItem
 from crawler.render import RenderFailed

@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from indexer.compat import ROW_ID, rows_with_ids
 from indexer.hash_index import HammingIndex
 from indexer.removal.requests import RemovalRequest
 from indexer.removal.selectors import Selector
@@ -108,9 +109,8 @@ class Tables:
 
     def exclusions(self) -> pa.Table:
         if self._exclusions is None:
-            dataset = self.gallery.exclusions.to_lance()
-            self._exclusions = dataset.to_table(columns=list(EXCLUSION_URL_COLUMNS), with_row_id=True)
-        return _without(self._exclusions, "_rowid", self._gone_exclusions, pa.uint64())
+            self._exclusions = rows_with_ids(self.gallery.exclusions.to_lance(), list(EXCLUSION_URL_COLUMNS))
+        return _without(self._exclusions, ROW_ID, self._gone_exclusions, pa.uint64())
 
     def stored_images(self, image_ids: set[str]) -> set[str]:
         if not image_ids:
@@ -164,7 +164,7 @@ class Tables:
         exclusion_rowids = []
         if url_selectors:
             logged = self.exclusions()
-            exclusion_rowids = logged.filter(url_mask(logged, url_selectors, EXCLUSION_URL_COLUMNS))["_rowid"].to_pylist()
+            exclusion_rowids = logged.filter(url_mask(logged, url_selectors, EXCLUSION_URL_COLUMNS))[ROW_ID].to_pylist()
         sample = [{"image_url": r["image_url"], "page_url": r["page_url"]} for r in removed.slice(0, SAMPLE_SIZE).to_pylist()]
         return Plan(
             sighting_ids=sorted(removed["sighting_id"].to_pylist()),

@@ -8,6 +8,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
+from indexer.compat import delete_rows
 from indexer.purge_lock import PurgeLock
 from indexer.removal.deadlines import erasure_deadline
 from indexer.removal.errors import PurgeFailed
@@ -224,7 +225,7 @@ def _delete_rows(gallery: Gallery, plan: Plan) -> None:
     for chunk in _chunks(plan.image_ids):
         gallery.clear_duplicate_of(chunk)
     for chunk in _chunks(plan.exclusion_rowids):
-        gallery.exclusions.delete(f"_rowid IN ({', '.join(map(str, chunk))})")
+        delete_rows(gallery.exclusions, chunk)
 
 
 def _chunks(values: list[str]):

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
-from lance.file import LanceFileReader
 
+from indexer.compat import data_file_columns, read_data_file
 from indexer.purge_lock import PurgeLock
 from indexer.removal.planning import EXCLUSION_URL_COLUMNS, SIGHTING_COLUMNS, url_mask
 from indexer.removal.requests import RemovalRequest
@@ -128,7 +128,7 @@ def verify_purged(
 def _strings_hit(uri: str, *, ids: set[str], needles: list[bytes]) -> bool:
     """Whether any string in a Lance file that is not a data file (an index page) is a removed
     id or contains a selector's text."""
-    table = LanceFileReader(uri, storage_options=storage_options(uri)).read_all().to_table()
+    table = read_data_file(uri, storage_options=storage_options(uri))
     texts = [n.decode() for n in needles]
     for column in table.columns:
         if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
@@ -142,10 +142,9 @@ def _strings_hit(uri: str, *, ids: set[str], needles: list[bytes]) -> bool:
 def _read_data_file(uri: str, table: str) -> pa.Table:
     wanted = {"images": ["image_id"], "exclusions": list(EXCLUSION_URL_COLUMNS)}.get(table, SIGHTING_COLUMNS)
     options = storage_options(uri)
-    reader = LanceFileReader(uri, storage_options=options)
-    present = [c for c in wanted if c in reader.metadata().schema.names]
+    present = [c for c in wanted if c in data_file_columns(uri, storage_options=options)]
     # A file written before a column was added lacks it; read what it has.
-    data = LanceFileReader(uri, storage_options=options, columns=present).read_all().to_table() if present else pa.table({})
+    data = read_data_file(uri, storage_options=options, columns=present) if present else pa.table({})
     for column in wanted:
         if column not in data.column_names:
             data = data.append_column(column, pa.nulls(data.num_rows, pa.string()))

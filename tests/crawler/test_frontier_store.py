@@ -8,9 +8,11 @@ from dataclasses import replace
 import pytest
 import redis
 
-from crawler.claims import Claim, LocalClaims, RedisClaims
+from crawler.claims import Claim, LocalClaims
 from crawler.config import FrontierConfig
-from crawler.frontier import SharedFrontier, WorkLeft
+from crawler.frontier.claims import RedisClaims
+from crawler.frontier.client import connect
+from crawler.frontier.store import SharedFrontier, WorkLeft
 from crawler.policy_cache import RedisPolicyFileCache
 from robots_policy.cache import CachedFetch
 from tests.servers import redis_server
@@ -90,7 +92,7 @@ def test_two_clients_claim_each_url_once(clean, server):
 
 def _frontier(url: str, **changes) -> SharedFrontier:
     config = FrontierConfig(url=url, busy_ttl=30.0, lease_ttl=30.0, site_file_ttl=60.0, host_delay=0.0)
-    return SharedFrontier(replace(config, **changes), spider_name="t")
+    return SharedFrontier(replace(config, **changes), spider_name="t", queue_key="t:requests")
 
 
 @pytest.fixture
@@ -165,6 +167,15 @@ def test_leaving_with_requests_held_leaves_them_to_be_taken_back(clean, url):
     assert survivor.sweep(idle=True).recovered == 1
 
 
+def test_a_hosts_requests_start_apart_across_workers(clean, url):
+    first, second = _frontier(url), _frontier(url)
+    assert first.reserve_host("a.test", delay=5.0) == 0  # nobody before it
+    assert 4.5 < second.reserve_host("a.test", delay=5.0) <= 5.0  # another worker: waits its turn
+    assert 9.5 < first.reserve_host("a.test", delay=5.0) <= 10.0
+    assert second.reserve_host("b.test", delay=5.0) == 0  # another host: its own spacing
+    assert 0 < clean.pttl("gallery:t:host:a.test") <= 16_000  # the reservation expires once it is past
+
+
 def test_settling_parked_sightings_keeps_what_others_push_meanwhile(clean, url):
     worker, other = _frontier(url), _frontier(url)
     worker.ack([], [{"image_url": "http://a/known.jpg", "page_url": "p1"}, {"image_url": "http://a/later.jpg", "page_url": "p2"}])
@@ -184,15 +195,25 @@ def test_a_lost_server_stops_once_and_answers_fallbacks(tmp_path):
     with redis_server(tmp_path) as url:
         lines = []
         config = FrontierConfig(url=url, busy_ttl=30.0, lease_ttl=30.0, site_file_ttl=60.0, host_delay=0.0)
-        worker = SharedFrontier(config, spider_name="t", on_lost=lines.append)
+        worker = SharedFrontier(config, spider_name="t", queue_key="t:requests", on_lost=lines.append)
         worker.push(b"page", priority=0, host="a", fingerprint=None, seen_key="t:seen")
     # The server is gone now.
     assert worker.pop() is None
     assert worker.claims.claim_all("pages", ["http://a/", "http://b/"]) == [Claim.SEEN] * 2  # nothing new is requested
     assert not worker.push(b"page", priority=0, host="a", fingerprint=None, seen_key="t:seen")
+    assert worker.reserve_host("a", delay=5.0) == 0  # no wait: the crawl is stopping
     assert worker.sweep(idle=True) is None
     worker.ack(["1"], [])
     assert len(lines) == 1
     assert lines[0].startswith(f"frontier lost: cannot reach {url} (")
     assert lines[0].endswith("; stopping, the frontier is kept for a later resume")
     assert "\n" not in lines[0]
+
+
+def test_the_client_counts_round_trips(url):
+    client = connect(url)
+    before = client.round_trips.value
+    client.set("t:x", b"1")
+    client.pipeline().get("t:x").get("t:y").execute()  # MULTI ... EXEC: one round trip
+    client.pipeline().execute()  # nothing queued: nothing sent
+    assert client.round_trips.value - before == 2

@@ -127,3 +127,12 @@ def test_a_damaged_copy_is_a_miss(storage, tmp_path):
     (entry,) = tmp_path.rglob("*.pickle")
     entry.write_bytes(entry.read_bytes()[:20])
     assert storage.retrieve_response(spider, Request(PAGE)) is None
+
+
+def test_a_page_is_kept_where_scrapys_layout_puts_it(storage, tmp_path):
+    """The same place across versions: a cache kept by the last crawl is found by the next."""
+    storage, spider = storage
+    request = Request(PAGE)
+    storage.store_response(spider, request, html())
+    key = spider.crawler.request_fingerprinter.fingerprint(request).hex()
+    assert (tmp_path / "images" / key[:2] / f"{key}.pickle").is_file()

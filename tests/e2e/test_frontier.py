@@ -52,7 +52,9 @@ class RequestsSeenByRedis:
 
     def __init__(self, url: str):
         self.count = 0
-        self._monitor = redis.Redis.from_url(url).monitor()
+        # No read timeout (redis-py's default is 5 s): on a loaded machine the workers may take
+        # longer than that to send their first command.
+        self._monitor = redis.Redis.from_url(url, socket_timeout=None).monitor()
         self._connection = self._monitor.__enter__()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
