@@ -20,8 +20,8 @@ ROBOTSTXT_OBEY = False
 # The address connected to is checked too, not only the one the network guard looked up.
 TWISTED_DNS_RESOLVER = "crawler.resolver.GuardedResolver"
 DOWNLOADER_MIDDLEWARES = {
-    "crawler.downloadermiddlewares.network_guard.NetworkGuardMiddleware": 50,
-    "crawler.downloadermiddlewares.tombstones.TombstoneMiddleware": 75,
+    # Every request check, in the one order crawler/checks.py declares (the browser's guard
+    # walks the same list), then the site's reservations on the response.
     "crawler.downloadermiddlewares.site_policy.SitePolicyMiddleware": 100,
     # After the site policy: a request it blocks takes no slot; its Crawl-delay is known by then.
     "crawler.downloadermiddlewares.host_rate.SharedHostRateMiddleware": 110,
@@ -35,6 +35,7 @@ DOWNLOADER_MIDDLEWARES = {
 ITEM_PIPELINES = {"crawler.pipelines.indexer.IndexerPipeline": 300}
 EXTENSIONS = {
     "crawler.extensions.exclusion_log.ExclusionLog": 400,
+    "crawler.extensions.tombstones.TombstoneRefresh": 410,
     "crawler.extensions.progress.ProgressDisplay": 500,
     "crawler.extensions.jobdir_guard.JobdirGuard": 0,
 }

@@ -50,7 +50,12 @@ class WriteResult:
     images: int
     sightings: int
     near_duplicates: int
-    blocked: int = 0  # sightings dropped at write time: a removal tombstoned them meanwhile
+    # (image_url, page_url) of the sightings dropped at write time: a removal tombstoned them meanwhile.
+    dropped: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def blocked(self) -> int:
+        return len(self.dropped)
 
 
 class BatchWriteFailed(StoreError):
@@ -130,20 +135,20 @@ class GalleryWriter:
                 after_removal = self.gallery.tombstones.version != self._tombstones_version
                 if after_removal:
                     self._load_tombstones()
-                blocked = self._drop_tombstoned(batch, after_removal=after_removal) if self.tombstones else 0
+                dropped = self._drop_tombstoned(batch, after_removal=after_removal) if self.tombstones else ()
                 self._near.refresh(rebuild=after_removal)  # every write: a removal's rebuild is never skipped
                 near = self._mark_near_duplicates(batch.images)
                 self.gallery.add_images(batch.images)
-                written = WriteResult(len(batch.images), 0, near, blocked)
+                written = WriteResult(len(batch.images), 0, near, dropped)
                 self.gallery.add_sightings(batch.sightings)
-                written = WriteResult(len(batch.images), len(batch.sightings), near, blocked)
+                written = WriteResult(len(batch.images), len(batch.sightings), near, dropped)
                 self.gallery.touch_images(sorted(set(batch.resighted)), utcnow())
         except STORE_ERRORS as exc:
             message = f"writing to the gallery at {self.gallery.uri} failed: {describe_store_error(exc)}"
             raise BatchWriteFailed(message, written=written) from exc
         return written
 
-    def _drop_tombstoned(self, batch: Batch, *, after_removal: bool) -> int:
+    def _drop_tombstoned(self, batch: Batch, *, after_removal: bool) -> tuple[tuple[str, str], ...]:
         """Drop queued rows that tombstones now cover; returns the sightings dropped. The caller
         checks each image before queueing it: this catches what a removal tombstoned meanwhile."""
         queued = {r["image_id"] for r in batch.images}
@@ -165,7 +170,8 @@ class GalleryWriter:
             and not self.tombstones.blocks_url(s["page_url"])
         ]
         with_sighting = {s["image_id"] for s in kept}
-        dropped = len(batch.sightings) - len(kept)
+        kept_ids = {id(s) for s in kept}
+        dropped = tuple((s["image_url"], s["page_url"]) for s in batch.sightings if id(s) not in kept_ids)
         batch.sightings = kept
         batch.images = [r for r in batch.images if r["image_id"] in allowed and r["image_id"] in with_sighting]
         batch.resighted = [i for i in batch.resighted if i in with_sighting and i in self._stored_before]

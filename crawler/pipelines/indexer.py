@@ -17,7 +17,7 @@ from twisted.internet import task
 from crawler.config import IndexerConfig
 from crawler.shared_policy import shared_policy
 from crawler.frontier import look_again, shared_frontier
-from crawler.signals import report_block
+from crawler.signals import TOMBSTONE, report_block
 from crawler.items import ImageItem
 from indexer.analyze import Rejected
 from indexer.ingest import Batch, BatchWriteFailed, GalleryWriter, Sighting, WriteResult
@@ -144,9 +144,8 @@ class IndexerPipeline:
         item.policy = " ".join(filter(None, (item.policy, result.policy, "optout-hash:none")))
         sighting = self._sighting(item)
         if self.writer.tombstoned(result, sighting):
-            # Counted only: the exclusion log would write the removed URL back into the gallery.
             item.status, item.error_message = "skipped", "tombstone"
-            self.stats.inc_value("policy/blocked/tombstone")
+            report_block(self.crawler, url=item.image_url, reason=TOMBSTONE, page_url=item.page_url)
             return
         item.image_id = result.image_id
         is_new = self.writer.add(result, sighting)
@@ -175,7 +174,7 @@ class IndexerPipeline:
         sighting = self._sighting(item)
         if self.writer.tombstoned_resighting(image_id, sighting):
             item.status, item.error_message = "skipped", "tombstone"
-            self.stats.inc_value("policy/blocked/tombstone")
+            report_block(self.crawler, url=item.image_url, reason=TOMBSTONE, page_url=item.page_url)
             return
         self.writer.add_sighting(image_id, sighting)
         item.status = "not_modified"
@@ -284,8 +283,8 @@ class IndexerPipeline:
         self.stats.inc_value("indexer/duplicate/near", result.near_duplicates)
         self.stats.inc_value("indexer/rows/images", result.images)
         self.stats.inc_value("indexer/rows/sightings", result.sightings)
-        if result.blocked:
-            self.stats.inc_value("policy/blocked/tombstone", result.blocked)
+        for image_url, page_url in result.dropped:
+            report_block(self.crawler, url=image_url, reason=TOMBSTONE, page_url=page_url)
         if self.write_failed:
             self.stats.inc_value("indexer/skipped/gallery_write_failed", len(batch.sightings) - result.sightings)
             # An image counts as stored when queued; once a write failed, only what was committed does.
