@@ -5,7 +5,6 @@ decisions, then batched, idempotent appends.
 meant for a worker thread, one batch at a time.
 """
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -13,26 +12,12 @@ from indexer.analyze import AnalyzedImage
 from indexer.hash_index import NearDuplicateFinder
 from indexer.hashes import hamming
 from indexer.purge_lock import PurgeLock
+from indexer.records import Sighting, sighting_row
 from indexer.removal import load_tombstones
 from indexer.store import STORE_ERRORS, Gallery, StoreError, describe_store_error, utcnow
 
 # PDQ's confident-match threshold (of 256 bits), as used by hash-sharing programmes.
 NEAR_DUPLICATE_PDQ_DISTANCE = 31
-
-
-@dataclass(frozen=True)
-class Sighting:
-    image_url: str
-    page_url: str
-    domain: str
-    alt_text: str | None
-    license_url: str | None
-    fetched_at: datetime
-    http_status: int
-    rendered: bool
-    policy: str
-    etag: str | None = None  # the image response's validators, for a conditional re-crawl
-    last_modified: str | None = None
 
 
 @dataclass
@@ -110,7 +95,7 @@ class GalleryWriter:
         return is_new
 
     def add_sighting(self, image_id: str, sighting: Sighting) -> None:
-        self._batch.sightings.append(_sighting_row(image_id, sighting))
+        self._batch.sightings.append(sighting_row(image_id, sighting))
         if image_id in self._stored_before:
             self._batch.resighted.append(image_id)
 
@@ -209,23 +194,4 @@ def _image_row(image: AnalyzedImage, *, seen_at: datetime) -> dict:
         "first_seen": seen_at,
         "last_seen": seen_at,
         "duplicate_of": None,
-    }
-
-
-def _sighting_row(image_id: str, s: Sighting) -> dict:
-    key = "\n".join((image_id, s.image_url, s.page_url)).encode()
-    return {
-        "sighting_id": hashlib.sha256(key).hexdigest(),
-        "image_id": image_id,
-        "image_url": s.image_url,
-        "page_url": s.page_url,
-        "domain": s.domain,
-        "alt_text": s.alt_text,
-        "license_url": s.license_url,
-        "fetched_at": s.fetched_at,
-        "http_status": s.http_status,
-        "rendered": s.rendered,
-        "policy": s.policy,
-        "etag": s.etag,
-        "last_modified": s.last_modified,
     }

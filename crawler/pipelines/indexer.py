@@ -18,9 +18,10 @@ from crawler.config import IndexerConfig
 from crawler.shared_policy import shared_policy
 from crawler.frontier import look_again, shared_frontier
 from crawler.signals import TOMBSTONE, report_block
-from crawler.items import ImageItem
+from crawler.items import SIGHTING_FIELDS, ImageItem
 from indexer.analyze import Rejected
-from indexer.ingest import Batch, BatchWriteFailed, GalleryWriter, Sighting, WriteResult
+from indexer.ingest import Batch, BatchWriteFailed, GalleryWriter, WriteResult
+from indexer.records import Sighting
 from indexer.store import STORE_ERRORS, Gallery, describe_store_error, utcnow
 from indexer.workers import AnalyzerPool
 from robots_policy.domains import registrable_domain
@@ -235,19 +236,8 @@ class IndexerPipeline:
         self.stats.inc_value("indexer/sightings/repeat")
 
     def _sighting(self, item: ImageItem) -> Sighting:
-        return Sighting(
-            image_url=item.image_url,
-            page_url=item.page_url,
-            domain=registrable_domain(item.page_url),
-            alt_text=item.alt_text,
-            license_url=item.license_url,
-            fetched_at=utcnow(),
-            http_status=item.http_status,
-            rendered=item.rendered,
-            policy=item.policy,
-            etag=item.etag,
-            last_modified=item.last_modified,
-        )
+        found = {name: getattr(item, name) for name in SIGHTING_FIELDS}
+        return Sighting(domain=registrable_domain(item.page_url), fetched_at=utcnow(), **found)
 
     async def _flush(self) -> None:
         batch = self.writer.take_batch()
@@ -301,5 +291,4 @@ class IndexerPipeline:
 
 def _parked_dict(item: ImageItem) -> dict:
     """What a parked sighting needs, as plain JSON-able data (it may wait in Redis)."""
-    fields = ("image_url", "page_url", "alt_text", "license_url", "rendered", "policy", "http_status")
-    return {name: getattr(item, name) for name in fields}
+    return {name: getattr(item, name) for name in SIGHTING_FIELDS}

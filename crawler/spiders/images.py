@@ -205,16 +205,12 @@ class ImagesSpider(scrapy.Spider):
                 report_block(self.crawler, url=ref.url, reason=reservation, page_url=page_url)
             return
         for ref, claim in zip(refs, self.claims.claim_all("images", [ref.url for ref in refs])):
+            # What the page says about this image: the sighting's crawled fields (ImageItem)
+            # but the image URL and the policy trail, which the image's own fetch settles.
+            context = {"page_url": page_url, "alt_text": ref.alt, "license_url": license_url, "rendered": rendered}
             if claim is Claim.SEEN:
                 # Already fetched for another page: record one more sighting, no download.
-                yield ImageItem(
-                    image_url=ref.url,
-                    page_url=page_url,
-                    alt_text=ref.alt,
-                    license_url=license_url,
-                    rendered=rendered,
-                    policy=" ".join(page_trail),
-                )
+                yield ImageItem(image_url=ref.url, policy=" ".join(page_trail), **context)
                 if not recheck:
                     continue
             yield scrapy.Request(
@@ -224,12 +220,7 @@ class ImagesSpider(scrapy.Spider):
                 meta={
                     "allow_offsite": True,  # images often live on a CDN host
                     "policy_trail": [],
-                    "image_context": {
-                        "page_url": page_url,
-                        "alt_text": ref.alt,
-                        "license_url": license_url,
-                        "rendered": rendered,
-                    },
+                    "image_context": context,
                     "page_policy_trail": page_trail,
                 },
             )
