@@ -22,12 +22,8 @@ ImageItem = make_dataclass(
         # The downloaded bytes; None when this image URL was already fetched for another page
         # and this item only records one more sighting of it, or when the server answered 304.
         ("body", bytes | None, field(default=None)),
-        # Set by the spider on a 304 (the stored image it confirms), by the pipeline once known.
+        # Set by the spider on a 304: the stored image it confirms.
         ("image_id", str | None, field(default=None)),
-        # Filled in by the pipeline, so a skip is data: "stored", "duplicate", "sighting",
-        # "not_modified", "skipped".
-        ("status", str, field(default="pending")),
-        ("error_message", str | None, field(default=None)),
     ],
     kw_only=True,
 )

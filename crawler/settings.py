@@ -8,7 +8,6 @@ NEWSPIDER_MODULE = "crawler.spiders"
 USER_AGENT = USER_AGENT
 
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
-REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 # No door into the crawl process: the telnet console and Scrapy's remote control (an HTTP
 # port that runs Python code sent to it) are both off; a crawler reads untrusted pages.
 TELNETCONSOLE_ENABLED = False

@@ -104,7 +104,7 @@ class IndexerPipeline:
         if not isinstance(item, ImageItem):
             return item
         if self.write_failed:  # the crawl is stopping: nothing more can be stored
-            item.status, item.error_message, item.body = "skipped", "gallery_write_failed", None
+            item.body = None
             self.stats.inc_value("indexer/skipped/gallery_write_failed")
             return item
         if item.http_status == 304:
@@ -130,7 +130,6 @@ class IndexerPipeline:
             if self.frontier is not None and self._analysing == self._backlog_limit - 1:
                 look_again(self.crawler)  # room again: take more work now, not at the engine's next look
         if isinstance(result, Rejected):
-            item.status, item.error_message = "skipped", result.detail
             if result.by_policy:
                 report_block(self.crawler, url=item.image_url, reason=result.reason, page_url=item.page_url)
             else:
@@ -139,18 +138,15 @@ class IndexerPipeline:
             return
         optout = self.optouts.check_image(sha256=result.image_id, pdq=result.hashes.pdq)
         if not optout.allowed:
-            item.status, item.error_message = "skipped", optout.reason
             report_block(self.crawler, url=item.image_url, reason=optout.reason, page_url=item.page_url)
             return
         item.policy = " ".join(filter(None, (item.policy, result.policy, "optout-hash:none")))
         sighting = self._sighting(item)
         if self.writer.tombstoned(result, sighting):
-            item.status, item.error_message = "skipped", "tombstone"
             report_block(self.crawler, url=item.image_url, reason=TOMBSTONE, page_url=item.page_url)
             return
         item.image_id = result.image_id
         is_new = self.writer.add(result, sighting)
-        item.status = "stored" if is_new else "duplicate"
         self.stats.inc_value("indexer/stored" if is_new else "indexer/duplicate/exact")
         self._settle(item.image_url, result.image_id)
 
@@ -160,25 +156,21 @@ class IndexerPipeline:
         image_id = item.image_id
         if not self.writer.is_stored(image_id):
             # Removed since the crawl began: there is nothing to point at.
-            item.status, item.error_message = "skipped", "image_removed"
             self.stats.inc_value("indexer/skipped/image_removed")
             return
         # Its PDQ hash is read back only when an opt-out entry needs it.
         pdq = await asyncio.to_thread(self.gallery.stored_pdq, image_id) if self.optouts.has_pdq else None
         optout = self.optouts.check_image(sha256=image_id, pdq=pdq)
         if not optout.allowed:
-            item.status, item.error_message = "skipped", optout.reason
             report_block(self.crawler, url=item.image_url, reason=optout.reason, page_url=item.page_url)
             return
         # "not_modified": the checks made on the bytes themselves (XMP) were made at the earlier fetch.
         item.policy = " ".join(filter(None, (item.policy, "not_modified", "optout-hash:none")))
         sighting = self._sighting(item)
         if self.writer.tombstoned_resighting(image_id, sighting):
-            item.status, item.error_message = "skipped", "tombstone"
             report_block(self.crawler, url=item.image_url, reason=TOMBSTONE, page_url=item.page_url)
             return
         self.writer.add_sighting(image_id, sighting)
-        item.status = "not_modified"
         self.stats.inc_value("indexer/not_modified")
         self._settle(item.image_url, image_id)
 
@@ -229,9 +221,8 @@ class IndexerPipeline:
         image_id = self._image_ids.get(item.image_url)
         if image_id is None:
             self._parked[item.image_url].append(item)
-            item.status = "parked"
             return
-        item.image_id, item.status = image_id, "sighting"
+        item.image_id = image_id
         self.writer.add_sighting(image_id, self._sighting(item))
         self.stats.inc_value("indexer/sightings/repeat")
 
