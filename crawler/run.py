@@ -53,6 +53,7 @@ def summarize(stats: dict) -> dict:
 
     return {
         "pages": stats.get("crawl/pages", 0),
+        "links_skipped": stats.get("crawl/links_skipped", 0),  # documents, archives, media: never requested
         "images_stored": stats.get("indexer/stored", 0),
         "duplicates_exact": stats.get("indexer/duplicate/exact", 0),
         "duplicates_near": stats.get("indexer/duplicate/near", 0),
