@@ -154,18 +154,14 @@ def crawl(name: str, site: StaticSite, *, mode: str, workdir: Path, index: bool 
 
 
 def child_main(spec: str) -> None:
-    from crawler.run import CrawlRequest, run_crawl
+    from crawler.job import CrawlJob, Politeness
+    from crawler.run import run_crawl
 
     args = json.loads(spec)
-    stats = run_crawl(
-        CrawlRequest(
-            seeds=[args["seed"]],
-            gallery_uri=args["gallery"],
-            allow_loopback=True,
-            render=args["mode"],
-            settings={"DOWNLOAD_DELAY": 0, "LOG_LEVEL": "WARNING", **({} if args["index"] else {"ITEM_PIPELINES": {}})},
-        )
+    job = CrawlJob(
+        seeds=(args["seed"],), gallery=args["gallery"], allow_loopback=True, render=args["mode"], politeness=Politeness(delay=0)
     )
+    stats = run_crawl(job, settings={"LOG_LEVEL": "WARNING", **({} if args["index"] else {"ITEM_PIPELINES": {}})})
     print(json.dumps({k: v for k, v in stats.items() if isinstance(v, (int, float))}))
 
 

@@ -2,9 +2,11 @@
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urldefrag, urljoin
+from pathlib import PurePosixPath
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 from parsel import Selector
+from scrapy.linkextractors import IGNORED_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,22 @@ def extract_images(sel: Selector, page_url: str) -> list[ImageRef]:
     return unique
 
 
+# Links not worth a request as a page: Scrapy's LinkExtractor list (documents, archives, media,
+# images: a linked picture is no sighting) plus what it lacks that documentation sites link to.
+NOT_PAGE_EXTENSIONS = frozenset(IGNORED_EXTENSIONS) | {"ipynb", "gz", "bz2", "xz", "zst", "tgz", "whl", "epub", "parquet", "csv"}
+
+
 def extract_links(sel: Selector, page_url: str) -> list[str]:
     base = base_url(sel, page_url)
     links = (_absolute(base, href) for href in sel.css("a::attr(href), area::attr(href)").getall())
     return list(dict.fromkeys(link for link in links if link))
+
+
+def is_page_link(url: str) -> bool:
+    """False for a link whose path ends in a known non-page extension (.pdf, .zip, .ipynb, .mp4...):
+    it would be downloaded only to be dropped as not HTML."""
+    suffix = PurePosixPath(urlsplit(url).path).suffix.lower().lstrip(".")
+    return suffix not in NOT_PAGE_EXTENSIONS
 
 
 def extract_license(sel: Selector, page_url: str) -> str | None:

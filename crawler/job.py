@@ -22,7 +22,7 @@ concurrency_per_host = 2
 
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,25 +40,33 @@ class JobError(ValueError):
         self.key = key  # the job key at fault, so a file's line can be named
 
 
+def _key(toml_type, *, setting: str | None = None, spider_arg: bool = False, **kwargs):
+    """A job key: the TOML type a job file gives it, and where it goes: the Scrapy setting it
+    sets, or an argument of the `images` spider. Every runner (this process, Scrapyd, the
+    workers of a frontier) reads the job through these, so a new key is one field."""
+    return field(metadata={"toml": toml_type, "setting": setting, "spider_arg": spider_arg}, **kwargs)
+
+
 @dataclass(frozen=True)
 class Politeness:
-    delay: float | None = None  # DOWNLOAD_DELAY; None keeps the project's default
-    concurrency_per_host: int | None = None  # CONCURRENT_REQUESTS_PER_DOMAIN
+    delay: float | None = _key((int, float), setting="DOWNLOAD_DELAY", default=None)  # None keeps the project's default
+    concurrency_per_host: int | None = _key(int, setting="CONCURRENT_REQUESTS_PER_DOMAIN", default=None)
 
 
 @dataclass(frozen=True)
 class CrawlJob:
-    seeds: tuple[str, ...] = ()
-    allowed_domains: tuple[str, ...] = ()
-    max_pages: int | None = None
-    render: str = "auto"
-    optout_lists: tuple[str, ...] = ()
-    gallery: str = "./gallery"
-    allow_loopback: bool = False
-    politeness: Politeness = field(default_factory=Politeness)
-    frontier: str | None = None  # redis://HOST:PORT/DB
-    jobdir: str | None = None
-    page_cache: str | None = None  # a directory, "auto" or "off"; None: the project's default ("auto")
+    seeds: tuple[str, ...] = _key(list, spider_arg=True, default=())
+    allowed_domains: tuple[str, ...] = _key(list, spider_arg=True, default=())
+    max_pages: int | None = _key(int, spider_arg=True, default=None)
+    render: str = _key(str, setting="GALLERY_RENDER", default="auto")
+    optout_lists: tuple[str, ...] = _key(list, setting="POLICY_OPTOUT_FILES", default=())
+    gallery: str = _key(str, setting="GALLERY_URI", default="./gallery")
+    allow_loopback: bool = _key(bool, setting="POLICY_ALLOW_LOOPBACK", default=False)
+    politeness: Politeness = _key(dict, default_factory=Politeness)
+    frontier: str | None = _key(str, setting="GALLERY_FRONTIER", default=None)  # redis://HOST:PORT/DB
+    jobdir: str | None = _key(str, setting="JOBDIR", default=None)
+    # A directory, "auto" or "off"; None: the project's default ("auto").
+    page_cache: str | None = _key(str, setting="GALLERY_PAGE_CACHE", default=None)
 
     def override(self, **given) -> "CrawlJob":
         """This job with every value that was given (not None, not empty) replacing its own."""
@@ -96,54 +104,29 @@ class CrawlJob:
             raise JobError(f"politeness.concurrency_per_host must be at least 1, not {per_host}", key="concurrency_per_host")
         return self
 
-    def scrapy_settings(self) -> dict:
-        """The Scrapy settings this job sets, beyond those CrawlRequest carries itself."""
-        settings: dict = {"POLICY_OPTOUT_FILES": list(self.optout_lists)}
-        if self.politeness.delay is not None:
-            settings["DOWNLOAD_DELAY"] = self.politeness.delay
-        if self.politeness.concurrency_per_host is not None:
-            settings["CONCURRENT_REQUESTS_PER_DOMAIN"] = self.politeness.concurrency_per_host
-        if self.frontier:
-            settings["GALLERY_FRONTIER"] = self.frontier
-        if self.jobdir:
-            settings["JOBDIR"] = self.jobdir
-        if self.page_cache:
-            settings["GALLERY_PAGE_CACHE"] = self.page_cache
+    def settings(self) -> dict:
+        """The Scrapy settings this job sets: every key with a setting that has a value."""
+        settings: dict = {}
+        for record in (self, self.politeness):
+            for f in fields(record):
+                value = getattr(record, f.name)
+                if f.metadata["setting"] is None or value in (None, ""):
+                    continue
+                settings[f.metadata["setting"]] = list(value) if isinstance(value, tuple) else value
         return settings
 
     def spider_args(self) -> dict[str, str]:
         """The `images` spider's arguments, as strings (the form `scrapy crawl -a` and Scrapyd pass)."""
-        args = {"seeds": ",".join(self.seeds)}
-        if self.allowed_domains:
-            args["allowed_domains"] = ",".join(self.allowed_domains)
-        if self.max_pages is not None:
-            args["max_pages"] = str(self.max_pages)
+        args = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["spider_arg"] and value not in (None, ()):
+                args[f.name] = ",".join(value) if isinstance(value, tuple) else str(value)
         return args
 
-    def all_settings(self) -> dict:
-        """Every setting of the job, for a runner that only takes settings (Scrapyd)."""
-        return {
-            "GALLERY_URI": self.gallery,
-            "POLICY_ALLOW_LOOPBACK": self.allow_loopback,
-            "GALLERY_RENDER": self.render,
-            **self.scrapy_settings(),
-        }
 
-
-_TYPES = {
-    "seeds": list,
-    "allowed_domains": list,
-    "max_pages": int,
-    "render": str,
-    "optout_lists": list,
-    "gallery": str,
-    "allow_loopback": bool,
-    "frontier": str,
-    "jobdir": str,
-    "page_cache": str,
-    "politeness": dict,
-}
-_POLITENESS_TYPES = {"delay": (int, float), "concurrency_per_host": int}
+_TYPES = {f.name: f.metadata["toml"] for f in fields(CrawlJob)}
+_POLITENESS_TYPES = {f.name: f.metadata["toml"] for f in fields(Politeness)}
 
 
 def load_job(path: Path) -> CrawlJob:

@@ -1,9 +1,9 @@
-"""The resolver Scrapy connects with, refusing what the network guard refuses.
+"""The resolver Scrapy connects with, refusing what the request checks' address check refuses.
 
-NetworkGuardMiddleware checks a request's resolved addresses before it is sent, but the
-connection resolves the name again: a name that answers a public address to the first lookup
-and a private one to the second (DNS rebinding) would slip through. Checking again here, on the
-address actually connected to, closes that gap. The guard stays the place where blocks are
+The request checks (crawler/checks.py) look at a request's resolved addresses before it is
+sent, but the connection resolves the name again: a name that answers a public address to the
+first lookup and a private one to the second (DNS rebinding) would slip through. Checking again
+here, on the address actually connected to, closes that gap. The checks stay the place where blocks are
 counted and logged; a refusal here is a failed download (DNSLookupError) and means a name
 changed its answer between the two lookups.
 """

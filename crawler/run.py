@@ -1,44 +1,24 @@
 """Run one crawl in this process and return its stats: the seam the CLI and the demo use."""
 
-from dataclasses import dataclass, field
-
 from scrapy.crawler import CrawlerProcess
 from scrapy.utils.project import get_project_settings
 
+from crawler.job import CrawlJob
 from crawler.spiders.images import ImagesSpider
 from indexer.store import Gallery, StoreError
-
-
-@dataclass
-class CrawlRequest:
-    seeds: list[str]
-    gallery_uri: str
-    allowed_domains: list[str] = field(default_factory=list)
-    max_pages: int | None = None
-    allow_loopback: bool = False
-    progress: bool = False
-    render: str = "auto"  # never | always | auto: see crawler/render_heuristic.py
-    settings: dict = field(default_factory=dict)  # any other Scrapy setting, e.g. DOWNLOAD_DELAY
 
 
 class CrawlFailed(Exception):
     """The crawl could not run (e.g. the gallery could not be opened)."""
 
 
-def run_crawl(request: CrawlRequest) -> dict:
-    settings = get_project_settings()
+def run_crawl(job: CrawlJob, *, progress: bool = False, settings: dict | None = None) -> dict:
+    """Run `job` (crawler/job.py: the one definition of what a job sets) and return its stats.
+    `settings`: any other Scrapy setting on top, e.g. from `--set` or a benchmark."""
+    overrides, settings = settings or {}, get_project_settings()
     settings.setmodule("crawler.settings", priority="project")
-    settings.update(
-        {
-            "GALLERY_URI": request.gallery_uri,
-            "POLICY_ALLOW_LOOPBACK": request.allow_loopback,
-            "GALLERY_PROGRESS": request.progress,
-            "GALLERY_RENDER": request.render,
-            **request.settings,
-        },
-        priority="cmdline",
-    )
-    if request.progress:
+    settings.update({**job.settings(), "GALLERY_PROGRESS": progress, **overrides}, priority="cmdline")
+    if progress:
         settings.set("LOG_LEVEL", "WARNING", priority="cmdline")  # the live display shows the rest
     if settings.get("GALLERY_FRONTIER"):
         from crawler.frontier import FrontierUnavailable, connect
@@ -54,12 +34,7 @@ def run_crawl(request: CrawlRequest) -> dict:
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(ImagesSpider)
     failures = []
-    done = process.crawl(
-        crawler,
-        seeds=request.seeds,
-        allowed_domains=request.allowed_domains,
-        max_pages=request.max_pages,
-    )
+    done = process.crawl(crawler, **job.spider_args())
     done.addErrback(failures.append)
     process.start()
     if failures:
@@ -78,6 +53,7 @@ def summarize(stats: dict) -> dict:
 
     return {
         "pages": stats.get("crawl/pages", 0),
+        "links_skipped": stats.get("crawl/links_skipped", 0),  # documents, archives, media: never requested
         "images_stored": stats.get("indexer/stored", 0),
         "duplicates_exact": stats.get("indexer/duplicate/exact", 0),
         "duplicates_near": stats.get("indexer/duplicate/near", 0),

@@ -39,7 +39,7 @@ def _setting_value(value) -> str:
 def schedule(job: CrawlJob, *, url: str, project: str) -> str:
     """Queue the job on Scrapyd; returns Scrapyd's job id."""
     fields = [("project", project), ("spider", SPIDER), *job.spider_args().items()]
-    fields += [("setting", f"{name}={_setting_value(value)}") for name, value in job.all_settings().items()]
+    fields += [("setting", f"{name}={_setting_value(value)}") for name, value in job.settings().items()]
     answer = _call(f"{url.rstrip('/')}/schedule.json", data=urllib.parse.urlencode(fields).encode())
     return answer["jobid"]
 

@@ -8,7 +8,6 @@ NEWSPIDER_MODULE = "crawler.spiders"
 USER_AGENT = USER_AGENT
 
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
-REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 # No door into the crawl process: the telnet console and Scrapy's remote control (an HTTP
 # port that runs Python code sent to it) are both off; a crawler reads untrusted pages.
 TELNETCONSOLE_ENABLED = False
@@ -20,8 +19,8 @@ ROBOTSTXT_OBEY = False
 # The address connected to is checked too, not only the one the network guard looked up.
 TWISTED_DNS_RESOLVER = "crawler.resolver.GuardedResolver"
 DOWNLOADER_MIDDLEWARES = {
-    "crawler.downloadermiddlewares.network_guard.NetworkGuardMiddleware": 50,
-    "crawler.downloadermiddlewares.tombstones.TombstoneMiddleware": 75,
+    # Every request check, in the one order crawler/checks.py declares (the browser's guard
+    # walks the same list), then the site's reservations on the response.
     "crawler.downloadermiddlewares.site_policy.SitePolicyMiddleware": 100,
     # After the site policy: a request it blocks takes no slot; its Crawl-delay is known by then.
     "crawler.downloadermiddlewares.host_rate.SharedHostRateMiddleware": 110,
@@ -35,6 +34,7 @@ DOWNLOADER_MIDDLEWARES = {
 ITEM_PIPELINES = {"crawler.pipelines.indexer.IndexerPipeline": 300}
 EXTENSIONS = {
     "crawler.extensions.exclusion_log.ExclusionLog": 400,
+    "crawler.extensions.tombstones.TombstoneRefresh": 410,
     "crawler.extensions.progress.ProgressDisplay": 500,
     "crawler.extensions.jobdir_guard.JobdirGuard": 0,
 }

@@ -63,11 +63,11 @@ def _print_crawl_summary(summary: dict) -> None:
     out.print(table)
 
 
-def _crawl(request, as_json: bool) -> None:
+def _crawl(job, as_json: bool, *, progress: bool, settings: dict | None = None) -> None:
     from crawler.run import CrawlFailed, run_crawl, summarize
 
     try:
-        summary = summarize(run_crawl(request))
+        summary = summarize(run_crawl(job, progress=progress, settings=settings))
     except CrawlFailed as exc:
         _fail(f"crawl failed: {exc}")
     if as_json:
@@ -81,21 +81,15 @@ def _crawl(request, as_json: bool) -> None:
 @app.command()
 def demo(gallery: GalleryOption = "./gallery", as_json: JsonOption = False) -> None:
     """Serve the bundled demo site on 127.0.0.1 and crawl it into the gallery."""
-    from crawler.run import CrawlRequest
+    from crawler.job import CrawlJob, Politeness
     from gallery.demo import build_demo_site
     from gallery.site import StaticSite
 
     with tempfile.TemporaryDirectory(prefix="gallery-demo-") as tmp, StaticSite(build_demo_site(Path(tmp))) as site:
         if not as_json:
             out.print(f"demo site at {site.url}/, crawling into {gallery}")
-        request = CrawlRequest(
-            seeds=[site.url + "/"],
-            gallery_uri=gallery,
-            allow_loopback=True,
-            progress=not as_json,
-            settings={"DOWNLOAD_DELAY": 0},
-        )
-        _crawl(request, as_json)
+        job = CrawlJob(seeds=(site.url + "/",), gallery=gallery, allow_loopback=True, politeness=Politeness(delay=0))
+        _crawl(job, as_json, progress=not as_json)
 
 
 @app.command()
@@ -126,7 +120,6 @@ def crawl(
 ) -> None:
     """Crawl SEEDS and everything they link to on the same hosts into the gallery."""
     from crawler.job import CrawlJob, JobError, load_job
-    from crawler.run import CrawlRequest
 
     try:
         spec = load_job(job) if job is not None else CrawlJob()
@@ -148,7 +141,7 @@ def crawl(
         _fail(str(exc))
     for path in spec.optout_lists:
         _read_optout_file(Path(path))  # fail here, with the line, rather than mid-crawl
-    settings = spec.scrapy_settings()
+    settings = {}  # on top of the job's own
     if render_budget is not None:
         settings["GALLERY_RENDER_BUDGET"] = render_budget
     for item in set_:
@@ -156,17 +149,7 @@ def crawl(
         if not sep or not name.strip():
             _fail(f"--set wants NAME=VALUE, got {item!r}")
         settings[name.strip()] = value
-    request = CrawlRequest(
-        seeds=list(spec.seeds),
-        gallery_uri=spec.gallery,
-        allowed_domains=list(spec.allowed_domains),
-        max_pages=spec.max_pages,
-        allow_loopback=spec.allow_loopback,
-        progress=not as_json and sys.stderr.isatty(),
-        render=spec.render,
-        settings=settings,
-    )
-    _crawl(request, as_json)
+    _crawl(spec, as_json, progress=not as_json and sys.stderr.isatty(), settings=settings)
 
 
 @app.command()

@@ -86,7 +86,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app = FastAPI(title="gallery-crawler search service", version="1")
     gallery = Gallery(config.gallery_uri, create=False, fresh_reads=True)
     hash_index = GalleryHashIndex(gallery)
-    app.state.gallery = gallery
 
     # Starlette's class, not FastAPI's subclass: malformed multipart bodies, unknown routes and
     # wrong methods are raised by Starlette itself and must get the same JSON shape.
@@ -120,8 +119,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
     def require_steward_key(authorization: Annotated[str | None, Header()] = None) -> None:
         if not _key_matches(authorization, config.steward_keys):
             raise ApiError(401, "a steward API key is required (Authorization: Bearer KEY)", {"WWW-Authenticate": "Bearer"})
-
-    app.state.require_steward_key = require_steward_key
 
     def page_of(hits, page: int, per_page: int) -> dict:
         start = (page - 1) * per_page

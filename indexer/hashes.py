@@ -15,7 +15,6 @@ HASH_BITS = {"phash": 64, "pdq": 256, "sha256": 256}
 class ImageHashes:
     phash: bytes  # 8 bytes
     pdq: bytes  # 32 bytes
-    pdq_quality: int
 
 
 def sha256_hex(data: bytes) -> str:
@@ -25,11 +24,11 @@ def sha256_hex(data: bytes) -> str:
 def perceptual_hashes(img: Image.Image) -> ImageHashes:
     """pHash and PDQ of an RGB image already decoded by `decode_bounded`."""
     phash_bits = imagehash.phash(img).hash.flatten()
-    pdq_bits, quality = pdqhash.compute(np.asarray(img))
+    # PDQ's quality score (how much detail the image has) is not kept: nothing decides on it yet.
+    pdq_bits, _quality = pdqhash.compute(np.asarray(img))
     return ImageHashes(
         phash=np.packbits(phash_bits.astype(np.uint8)).tobytes(),
         pdq=np.packbits(np.asarray(pdq_bits, dtype=np.uint8)).tobytes(),
-        pdq_quality=int(quality),
     )
 
 

@@ -5,7 +5,6 @@ decisions, then batched, idempotent appends.
 meant for a worker thread, one batch at a time.
 """
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -13,24 +12,10 @@ from indexer.analyze import AnalyzedImage
 from indexer.hash_index import NearDuplicateFinder
 from indexer.hashes import hamming
 from indexer.purge_lock import PurgeLock
+from indexer.records import Sighting, sighting_row
 from indexer.removal import load_tombstones
 from indexer.store import STORE_ERRORS, Gallery, StoreError, describe_store_error, utcnow
 from robots_policy.match_thresholds import MATCH_DISTANCE
-
-
-@dataclass(frozen=True)
-class Sighting:
-    image_url: str
-    page_url: str
-    domain: str
-    alt_text: str | None
-    license_url: str | None
-    fetched_at: datetime
-    http_status: int
-    rendered: bool
-    policy: str
-    etag: str | None = None  # the image response's validators, for a conditional re-crawl
-    last_modified: str | None = None
 
 
 @dataclass
@@ -48,7 +33,12 @@ class WriteResult:
     images: int
     sightings: int
     near_duplicates: int
-    blocked: int = 0  # sightings dropped at write time: a removal tombstoned them meanwhile
+    # (image_url, page_url) of the sightings dropped at write time: a removal tombstoned them meanwhile.
+    dropped: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def blocked(self) -> int:
+        return len(self.dropped)
 
 
 class BatchWriteFailed(StoreError):
@@ -103,7 +93,7 @@ class GalleryWriter:
         return is_new
 
     def add_sighting(self, image_id: str, sighting: Sighting) -> None:
-        self._batch.sightings.append(_sighting_row(image_id, sighting))
+        self._batch.sightings.append(sighting_row(image_id, sighting))
         if image_id in self._stored_before:
             self._batch.resighted.append(image_id)
 
@@ -128,20 +118,20 @@ class GalleryWriter:
                 after_removal = self.gallery.tombstones.version != self._tombstones_version
                 if after_removal:
                     self._load_tombstones()
-                blocked = self._drop_tombstoned(batch, after_removal=after_removal) if self.tombstones else 0
+                dropped = self._drop_tombstoned(batch, after_removal=after_removal) if self.tombstones else ()
                 self._near.refresh(rebuild=after_removal)  # every write: a removal's rebuild is never skipped
                 near = self._mark_near_duplicates(batch.images)
                 self.gallery.add_images(batch.images)
-                written = WriteResult(len(batch.images), 0, near, blocked)
+                written = WriteResult(len(batch.images), 0, near, dropped)
                 self.gallery.add_sightings(batch.sightings)
-                written = WriteResult(len(batch.images), len(batch.sightings), near, blocked)
+                written = WriteResult(len(batch.images), len(batch.sightings), near, dropped)
                 self.gallery.touch_images(sorted(set(batch.resighted)), utcnow())
         except STORE_ERRORS as exc:
             message = f"writing to the gallery at {self.gallery.uri} failed: {describe_store_error(exc)}"
             raise BatchWriteFailed(message, written=written) from exc
         return written
 
-    def _drop_tombstoned(self, batch: Batch, *, after_removal: bool) -> int:
+    def _drop_tombstoned(self, batch: Batch, *, after_removal: bool) -> tuple[tuple[str, str], ...]:
         """Drop queued rows that tombstones now cover; returns the sightings dropped. The caller
         checks each image before queueing it: this catches what a removal tombstoned meanwhile."""
         queued = {r["image_id"] for r in batch.images}
@@ -163,7 +153,8 @@ class GalleryWriter:
             and not self.tombstones.blocks_url(s["page_url"])
         ]
         with_sighting = {s["image_id"] for s in kept}
-        dropped = len(batch.sightings) - len(kept)
+        kept_ids = {id(s) for s in kept}
+        dropped = tuple((s["image_url"], s["page_url"]) for s in batch.sightings if id(s) not in kept_ids)
         batch.sightings = kept
         batch.images = [r for r in batch.images if r["image_id"] in allowed and r["image_id"] in with_sighting]
         batch.resighted = [i for i in batch.resighted if i in with_sighting and i in self._stored_before]
@@ -201,23 +192,4 @@ def _image_row(image: AnalyzedImage, *, seen_at: datetime) -> dict:
         "first_seen": seen_at,
         "last_seen": seen_at,
         "duplicate_of": None,
-    }
-
-
-def _sighting_row(image_id: str, s: Sighting) -> dict:
-    key = "\n".join((image_id, s.image_url, s.page_url)).encode()
-    return {
-        "sighting_id": hashlib.sha256(key).hexdigest(),
-        "image_id": image_id,
-        "image_url": s.image_url,
-        "page_url": s.page_url,
-        "domain": s.domain,
-        "alt_text": s.alt_text,
-        "license_url": s.license_url,
-        "fetched_at": s.fetched_at,
-        "http_status": s.http_status,
-        "rendered": s.rendered,
-        "policy": s.policy,
-        "etag": s.etag,
-        "last_modified": s.last_modified,
     }

@@ -16,8 +16,7 @@ import pyarrow as pa
 
 from indexer.hashes import HASH_BITS
 from indexer.purge_lock import PurgeLock
-
-TIMESTAMP = pa.timestamp("us", tz="UTC")
+from indexer.records import SIGHTINGS_SCHEMA, TIMESTAMP  # noqa: F401 (defined with their records, read from here too)
 
 
 def _hash_vector(kind: str) -> pa.DataType:
@@ -39,26 +38,6 @@ IMAGES_SCHEMA = pa.schema(
         pa.field("first_seen", TIMESTAMP),
         pa.field("last_seen", TIMESTAMP),
         pa.field("duplicate_of", pa.string()),
-    ]
-)
-
-SIGHTINGS_SCHEMA = pa.schema(
-    [
-        # sha256 of (image_id, image_url, page_url): the key that makes re-crawls idempotent.
-        pa.field("sighting_id", pa.string(), nullable=False),
-        pa.field("image_id", pa.string(), nullable=False),
-        pa.field("image_url", pa.string()),
-        pa.field("page_url", pa.string()),
-        pa.field("domain", pa.string()),
-        pa.field("alt_text", pa.string()),
-        pa.field("license_url", pa.string()),
-        pa.field("fetched_at", TIMESTAMP),
-        pa.field("http_status", pa.int32()),
-        pa.field("rendered", pa.bool_()),
-        pa.field("policy", pa.string()),
-        # The HTTP validators the image URL last answered with, so a re-crawl can ask "changed since?".
-        pa.field("etag", pa.string()),
-        pa.field("last_modified", pa.string()),
     ]
 )
 

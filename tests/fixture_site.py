@@ -43,7 +43,7 @@ def random_image() -> AnalyzedImage:
     """An analyzed image with random hashes, for tests that need rows fast rather than pixels."""
     return AnalyzedImage(
         image_id=os.urandom(32).hex(),
-        hashes=ImageHashes(phash=os.urandom(8), pdq=os.urandom(32), pdq_quality=100),
+        hashes=ImageHashes(phash=os.urandom(8), pdq=os.urandom(32)),
         width=1,
         height=1,
         format="JPEG",
@@ -83,6 +83,7 @@ FORMS = {
     "og_image": "img/og.jpg",
     "base_href": "assets/based.jpg",
 }
+NOT_PAGES = ("/docs/manual.pdf", "/downloads/data.zip", "/notebooks/demo.ipynb", "/media/clip.MP4")
 BAD_IMAGES = {"bomb.png": "too_many_pixels", "truncated.jpg": "corrupt", "empty.jpg": "empty", "html.jpg": "not_an_image"}
 
 
@@ -108,7 +109,10 @@ def build_fixture_site(root: Path) -> Path:
 
     pages = {
         "index.html": '<a href="forms.html">forms</a> <a href="base.html">base</a> <a href="dupes.html">dupes</a> '
-        '<a href="bad.html">bad</a> <a href="faces.html">faces</a> <a href="private/page.html">private</a>',
+        '<a href="bad.html">bad</a> <a href="faces.html">faces</a> <a href="private/page.html">private</a> '
+        # Not pages: never requested (crawler/extract.py NOT_PAGE_EXTENSIONS).
+        '<a href="docs/manual.pdf">pdf</a> <a href="downloads/data.zip">zip</a> '
+        '<a href="notebooks/demo.ipynb">notebook</a> <a href="media/clip.MP4">video</a>',
         "forms.html": '<meta property="og:image" content="/img/og.jpg">'
         '<img src="img/src.jpg" alt="plain">'
         '<img srcset="img/srcset-small.jpg 120w, img/srcset-large.jpg 480w" src="img/srcset-small.jpg" alt="set">'

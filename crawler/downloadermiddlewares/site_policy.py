@@ -1,10 +1,12 @@
 """Ask robots_policy before every request and after every response.
 
-Before: steward opt-outs, then the origin's site files (robots.txt, its Content-Usage rules,
-ai.txt), fetched once per origin ahead of anything else. After: the reservations a response
-carries (X-Robots-Tag, tdm-reservation, Content-Usage, <meta>) and TDMRep. A blocked image is
-dropped here; a blocked page is still parsed for links, but `page_reservation` in its meta
-tells the spider not to request its images.
+Before: the one ordered list of request checks (crawler/checks.py: scheme, removal tombstones,
+steward opt-outs, resolved addresses, the origin's site files), the same list the browser's
+request guard walks. Each origin's site files (robots.txt, its Content-Usage rules, ai.txt,
+TDMRep) are fetched here, once per origin, ahead of anything else. After: the reservations a
+response carries (X-Robots-Tag, tdm-reservation, Content-Usage, <meta>) and TDMRep. A blocked
+image is dropped here; a blocked page is still parsed for links, but `page_reservation` in its
+meta tells the spider not to request its images.
 
 Replaces Scrapy's RobotsTxtMiddleware, which treats an unreachable robots.txt as allow-all.
 """
@@ -18,6 +20,7 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import HtmlResponse
 
 from crawler import USER_AGENT_TOKEN
+from crawler.checks import CheckContext, check_request
 from crawler.compat import download_slot, set_slot_delay
 from crawler.config import PolicyConfig
 from crawler.frontier import shared_frontier
@@ -42,7 +45,6 @@ class SitePolicyMiddleware:
         self.cache = cache
         # Shared with the browser's request guard (crawler/render/), which obeys the same rules.
         self.shared = shared_policy(crawler)
-        self.optouts = self.shared.optouts
         # Parsed policies per origin, each with the time it was built: rebuilt (through the
         # cache) once older than the cache's age limit, so a long crawl sees updated files.
         self._sites: dict[str, tuple[float, asyncio.Task]] = {}
@@ -60,14 +62,18 @@ class SitePolicyMiddleware:
         return cls(crawler, PolicyConfig.from_settings(crawler.settings), cache)
 
     async def process_request(self, request, spider=None):
-        if request.meta.get("site_file"):
-            return None
-        trail = request.meta.setdefault("policy_trail", [])
-        optout = self.optouts.check_url(request.url)
-        self._enforce(request, optout, trail)
-        site = await self._site_policy(request)
-        for decision in site.before_request(request.url, USER_AGENT_TOKEN):
-            self._enforce(request, decision, trail)
+        site_file = bool(request.meta.get("site_file"))
+        context = CheckContext(
+            policy=self.shared,
+            allow_loopback=self.config.allow_loopback,
+            site_policy=lambda url: self._site_policy(request),
+        )
+        page_url = request.meta.get("image_context", {}).get("page_url")
+        result = await check_request(self.crawler, request.url, context, page_url=page_url, site_file=site_file)
+        if result.blocked is not None:
+            raise IgnoreRequest(f"blocked ({result.blocked.reason}): {request.url}")
+        if not site_file:
+            request.meta.setdefault("policy_trail", []).extend(result.passed)
         return None
 
     def process_response(self, request, response, spider=None):

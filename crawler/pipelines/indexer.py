@@ -18,10 +18,11 @@ from crawler.config import IndexerConfig
 from crawler.shared_policy import shared_policy
 from crawler.compat import requests_in_progress
 from crawler.frontier.scheduler import look_again, shared_frontier
-from crawler.signals import report_block
-from crawler.items import ImageItem
+from crawler.signals import TOMBSTONE, report_block
+from crawler.items import SIGHTING_FIELDS, ImageItem
 from indexer.analyze import Rejected
-from indexer.ingest import Batch, BatchWriteFailed, GalleryWriter, Sighting, WriteResult
+from indexer.ingest import Batch, BatchWriteFailed, GalleryWriter, WriteResult
+from indexer.records import Sighting
 from indexer.store import STORE_ERRORS, Gallery, describe_store_error, utcnow
 from indexer.workers import AnalyzerPool
 from robots_policy.domains import registrable_domain
@@ -104,7 +105,7 @@ class IndexerPipeline:
         if not isinstance(item, ImageItem):
             return item
         if self.write_failed:  # the crawl is stopping: nothing more can be stored
-            item.status, item.error_message, item.body = "skipped", "gallery_write_failed", None
+            item.body = None
             self.stats.inc_value("indexer/skipped/gallery_write_failed")
             return item
         if item.http_status == 304:
@@ -130,7 +131,6 @@ class IndexerPipeline:
             if self.frontier is not None and self._analysing == self._backlog_limit - 1:
                 look_again(self.crawler)  # room again: take more work now, not at the engine's next look
         if isinstance(result, Rejected):
-            item.status, item.error_message = "skipped", result.detail
             if result.by_policy:
                 report_block(self.crawler, url=item.image_url, reason=result.reason, page_url=item.page_url)
             else:
@@ -139,19 +139,15 @@ class IndexerPipeline:
             return
         optout = self.optouts.check_image(sha256=result.image_id, pdq=result.hashes.pdq)
         if not optout.allowed:
-            item.status, item.error_message = "skipped", optout.reason
             report_block(self.crawler, url=item.image_url, reason=optout.reason, page_url=item.page_url)
             return
         item.policy = " ".join(filter(None, (item.policy, result.policy, "optout-hash:none")))
         sighting = self._sighting(item)
         if self.writer.tombstoned(result, sighting):
-            # Counted only: the exclusion log would write the removed URL back into the gallery.
-            item.status, item.error_message = "skipped", "tombstone"
-            self.stats.inc_value("policy/blocked/tombstone")
+            report_block(self.crawler, url=item.image_url, reason=TOMBSTONE, page_url=item.page_url)
             return
         item.image_id = result.image_id
         is_new = self.writer.add(result, sighting)
-        item.status = "stored" if is_new else "duplicate"
         self.stats.inc_value("indexer/stored" if is_new else "indexer/duplicate/exact")
         self._settle(item.image_url, result.image_id)
 
@@ -161,25 +157,21 @@ class IndexerPipeline:
         image_id = item.image_id
         if not self.writer.is_stored(image_id):
             # Removed since the crawl began: there is nothing to point at.
-            item.status, item.error_message = "skipped", "image_removed"
             self.stats.inc_value("indexer/skipped/image_removed")
             return
         # Its PDQ hash is read back only when an opt-out entry needs it.
         pdq = await asyncio.to_thread(self.gallery.stored_pdq, image_id) if self.optouts.has_pdq else None
         optout = self.optouts.check_image(sha256=image_id, pdq=pdq)
         if not optout.allowed:
-            item.status, item.error_message = "skipped", optout.reason
             report_block(self.crawler, url=item.image_url, reason=optout.reason, page_url=item.page_url)
             return
         # "not_modified": the checks made on the bytes themselves (XMP) were made at the earlier fetch.
         item.policy = " ".join(filter(None, (item.policy, "not_modified", "optout-hash:none")))
         sighting = self._sighting(item)
         if self.writer.tombstoned_resighting(image_id, sighting):
-            item.status, item.error_message = "skipped", "tombstone"
-            self.stats.inc_value("policy/blocked/tombstone")
+            report_block(self.crawler, url=item.image_url, reason=TOMBSTONE, page_url=item.page_url)
             return
         self.writer.add_sighting(image_id, sighting)
-        item.status = "not_modified"
         self.stats.inc_value("indexer/not_modified")
         self._settle(item.image_url, image_id)
 
@@ -230,26 +222,14 @@ class IndexerPipeline:
         image_id = self._image_ids.get(item.image_url)
         if image_id is None:
             self._parked[item.image_url].append(item)
-            item.status = "parked"
             return
-        item.image_id, item.status = image_id, "sighting"
+        item.image_id = image_id
         self.writer.add_sighting(image_id, self._sighting(item))
         self.stats.inc_value("indexer/sightings/repeat")
 
     def _sighting(self, item: ImageItem) -> Sighting:
-        return Sighting(
-            image_url=item.image_url,
-            page_url=item.page_url,
-            domain=registrable_domain(item.page_url),
-            alt_text=item.alt_text,
-            license_url=item.license_url,
-            fetched_at=utcnow(),
-            http_status=item.http_status,
-            rendered=item.rendered,
-            policy=item.policy,
-            etag=item.etag,
-            last_modified=item.last_modified,
-        )
+        found = {name: getattr(item, name) for name in SIGHTING_FIELDS}
+        return Sighting(domain=registrable_domain(item.page_url), fetched_at=utcnow(), **found)
 
     async def _flush(self) -> None:
         batch = self.writer.take_batch()
@@ -285,8 +265,8 @@ class IndexerPipeline:
         self.stats.inc_value("indexer/duplicate/near", result.near_duplicates)
         self.stats.inc_value("indexer/rows/images", result.images)
         self.stats.inc_value("indexer/rows/sightings", result.sightings)
-        if result.blocked:
-            self.stats.inc_value("policy/blocked/tombstone", result.blocked)
+        for image_url, page_url in result.dropped:
+            report_block(self.crawler, url=image_url, reason=TOMBSTONE, page_url=page_url)
         if self.write_failed:
             self.stats.inc_value("indexer/skipped/gallery_write_failed", len(batch.sightings) - result.sightings)
             # An image counts as stored when queued; once a write failed, only what was committed does.
@@ -303,5 +283,4 @@ class IndexerPipeline:
 
 def _parked_dict(item: ImageItem) -> dict:
     """What a parked sighting needs, as plain JSON-able data (it may wait in Redis)."""
-    fields = ("image_url", "page_url", "alt_text", "license_url", "rendered", "policy", "http_status")
-    return {name: getattr(item, name) for name in fields}
+    return {name: getattr(item, name) for name in SIGHTING_FIELDS}

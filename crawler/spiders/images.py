@@ -9,7 +9,7 @@ from scrapy.http import HtmlResponse
 from crawler.claims import Claim, LocalClaims
 from crawler.config import RenderConfig
 from crawler.frontier.scheduler import RECOVERED, shared_frontier
-from crawler.extract import ImageRef, extract_images, extract_license, extract_links
+from crawler.extract import ImageRef, extract_images, extract_license, extract_links, is_page_link
 from crawler.items import ImageItem
 from crawler.render import RenderFailed
 from crawler.render_heuristic import HostRenderLearner, page_signals, should_render
@@ -99,7 +99,16 @@ class ImagesSpider(scrapy.Spider):
                 rendered=False,
                 recheck=recheck,
             )
-        yield from self._page_requests(extract_links(response.selector, response.url), recheck=recheck)
+        yield from self._page_requests(self._links(response), recheck=recheck)
+
+    def _links(self, response) -> list[str]:
+        """The page's links worth fetching as pages; links to documents, archives and media are
+        counted (crawl/links_skipped) and never requested."""
+        links = extract_links(response.selector, response.url)
+        pages = [link for link in links if is_page_link(link)]
+        if len(pages) < len(links):
+            self.crawler.stats.inc_value("crawl/links_skipped", len(links) - len(pages))
+        return pages
 
     def _render_request(self, response, refs: list[ImageRef], *, page_trail, license_url) -> scrapy.Request | None:
         """A second request for this page, rendered by the browser, when the mode says so."""
@@ -168,7 +177,7 @@ class ImagesSpider(scrapy.Spider):
             rendered=True,
             recheck=meta.get(RECOVERED, False),
         )
-        yield from self._page_requests(extract_links(response.selector, response.url), recheck=meta.get(RECOVERED, False))
+        yield from self._page_requests(self._links(response), recheck=meta.get(RECOVERED, False))
 
     def render_failed(self, failure):
         """A render that did not happen is a counted skip; the static page's images still count."""
@@ -205,16 +214,12 @@ class ImagesSpider(scrapy.Spider):
                 report_block(self.crawler, url=ref.url, reason=reservation, page_url=page_url)
             return
         for ref, claim in zip(refs, self.claims.claim_all("images", [ref.url for ref in refs])):
+            # What the page says about this image: the sighting's crawled fields (ImageItem)
+            # but the image URL and the policy trail, which the image's own fetch settles.
+            context = {"page_url": page_url, "alt_text": ref.alt, "license_url": license_url, "rendered": rendered}
             if claim is Claim.SEEN:
                 # Already fetched for another page: record one more sighting, no download.
-                yield ImageItem(
-                    image_url=ref.url,
-                    page_url=page_url,
-                    alt_text=ref.alt,
-                    license_url=license_url,
-                    rendered=rendered,
-                    policy=" ".join(page_trail),
-                )
+                yield ImageItem(image_url=ref.url, policy=" ".join(page_trail), **context)
                 if not recheck:
                     continue
             yield scrapy.Request(
@@ -224,12 +229,7 @@ class ImagesSpider(scrapy.Spider):
                 meta={
                     "allow_offsite": True,  # images often live on a CDN host
                     "policy_trail": [],
-                    "image_context": {
-                        "page_url": page_url,
-                        "alt_text": ref.alt,
-                        "license_url": license_url,
-                        "rendered": rendered,
-                    },
+                    "image_context": context,
                     "page_policy_trail": page_trail,
                 },
             )

@@ -1,7 +1,7 @@
 import pytest
 from parsel import Selector
 
-from crawler.extract import extract_images, extract_license, extract_links
+from crawler.extract import extract_images, extract_license, extract_links, is_page_link
 
 PAGE = "http://a.test/dir/page.html"
 
@@ -37,3 +37,21 @@ def test_extract_links_and_license():
     sel = Selector(text='<a href="a.html#x">a</a><a href="mailto:x@y">m</a><a href="/b">b</a><a rel="license" href="/lic">l</a>')
     assert extract_links(sel, PAGE) == ["http://a.test/dir/a.html", "http://a.test/b", "http://a.test/lic"]
     assert extract_license(sel, PAGE) == "http://a.test/lic"
+
+
+@pytest.mark.parametrize(
+    ("url", "page"),
+    [
+        ("http://a.test/guide/", True),
+        ("http://a.test/guide/index.html", True),
+        ("http://a.test/api.php?x=1.pdf", True),  # the query is not the path
+        ("http://a.test/v1.2/", True),
+        ("http://a.test/manual.pdf", False),
+        ("http://a.test/src.tar.gz", False),
+        ("http://a.test/demo.ipynb", False),
+        ("http://a.test/CLIP.MP4", False),
+        ("http://a.test/photo.jpg", False),
+    ],
+)
+def test_only_page_links_are_followed(url, page):
+    assert is_page_link(url) is page

@@ -34,7 +34,10 @@ def test_good_job_and_paths_relative_to_the_file(tmp_path):
     assert job.gallery == str(tmp_path / "out/gallery")
     assert job.jobdir == str(tmp_path / "state")
     assert job.politeness == Politeness(delay=1.5, concurrency_per_host=2)
-    assert job.scrapy_settings() == {
+    assert job.settings() == {
+        "GALLERY_URI": str(tmp_path / "out/gallery"),
+        "GALLERY_RENDER": "never",
+        "POLICY_ALLOW_LOOPBACK": False,
         "POLICY_OPTOUT_FILES": [str(tmp_path / "lists/optout.txt")],
         "DOWNLOAD_DELAY": 1.5,
         "CONCURRENT_REQUESTS_PER_DOMAIN": 2,
@@ -51,8 +54,8 @@ def test_object_store_gallery_is_left_as_is(tmp_path):
     )
     job = load_job(path)
     assert job.gallery == "s3://bucket/g"
-    assert job.scrapy_settings()["GALLERY_FRONTIER"] == "redis://127.0.0.1:6379/0"
-    assert job.scrapy_settings()["GALLERY_PAGE_CACHE"] == "off"
+    assert job.settings()["GALLERY_FRONTIER"] == "redis://127.0.0.1:6379/0"
+    assert job.settings()["GALLERY_PAGE_CACHE"] == "off"
 
 
 @pytest.mark.parametrize(

@@ -34,11 +34,11 @@ def test_the_connected_address_is_checked(address, allow_loopback, allowed):
 
 
 def test_crawls_connect_through_it(tmp_path):
-    """With the network guard taken out, the resolver alone keeps a crawl off loopback; with
+    """With the request checks taken out, the resolver alone keeps a crawl off loopback; with
     loopback allowed, a crawl by host name works through it."""
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "index.html").write_text("<!doctype html><html><body><p>hello</p></body></html>")
-    no_guard = '{"crawler.downloadermiddlewares.network_guard.NetworkGuardMiddleware": null}'
+    no_guard = '{"crawler.downloadermiddlewares.site_policy.SitePolicyMiddleware": null}'
     with StaticSite(tmp_path / "site") as site:
         seed = site.url.replace("127.0.0.1", "localhost") + "/"
         refused = run_gallery(

@@ -7,7 +7,7 @@ from indexer.faces import FaceDetector
 from indexer.decode import decode_bounded
 from indexer.store import Gallery
 from tests.conftest import crawl, run_gallery, run_gallery_json
-from tests.fixture_site import BAD_IMAGES, FORMS
+from tests.fixture_site import BAD_IMAGES, FORMS, NOT_PAGES
 
 
 def _sightings(gallery_path):
@@ -42,6 +42,12 @@ def test_robots_disallowed_folder_never_requested(fixture_site, crawled):
     assert summary["blocked"].get("robots", 0) >= 1
     assert not [p for p in fixture_site.requests if p.startswith("/private/")]
     assert "/robots.txt" in fixture_site.requests
+
+
+def test_links_to_documents_archives_and_media_are_never_requested(fixture_site, crawled):
+    summary, _ = crawled
+    assert not set(NOT_PAGES) & set(fixture_site.requests)
+    assert summary["links_skipped"] == len(NOT_PAGES)
 
 
 def test_exact_duplicates_share_one_image_row(fixture_site, crawled):

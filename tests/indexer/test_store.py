@@ -8,7 +8,8 @@ import pytest
 from gallery.demo import make_picture
 from indexer.analyze import analyze_image
 from indexer.faces import FaceDetector
-from indexer.ingest import GalleryWriter, _sighting_row
+from indexer.ingest import GalleryWriter
+from indexer.records import sighting_row
 from indexer.search import search_hash
 from indexer.store import SIGHTINGS_SCHEMA, Gallery, KnownImage
 from tests.fixture_site import jpeg_bytes, sighting
@@ -127,7 +128,7 @@ def test_a_gallery_made_before_the_validator_columns_still_works(tmp_path, analy
     uri = str(tmp_path / "g")
     old_schema = pa.schema([f for f in SIGHTINGS_SCHEMA if f.name not in ("etag", "last_modified")])
     db = lancedb.connect(uri)
-    row = _sighting_row(analyzed[0].image_id, sighting("http://a.test/1.jpg"))
+    row = sighting_row(analyzed[0].image_id, sighting("http://a.test/1.jpg"))
     old_row = {k: v for k, v in row.items() if k in old_schema.names}
     db.create_table("sightings", schema=old_schema).add(pa.Table.from_pylist([old_row], schema=old_schema))
     gallery = Gallery(uri)

@@ -1,25 +1,23 @@
-"""Never request what a removal tombstoned: URL, URL prefix or domain, checked before sending.
+"""Keep the crawl's removal tombstones current, so a removal made while a crawl runs also stops
+its requests, not only its rows (the indexer rereads them before each write).
 
-Tombstones are read from the gallery when the crawl starts (crawler/shared_policy.py; the
-browser's request guard checks the same set) and read again every TOMBSTONE_REFRESH seconds
-when a removal has added some since, so a removal made while a crawl runs also stops its
-requests, not only its rows (the indexer rereads them before each write).
+Tombstones are read from the gallery when the crawl starts (crawler/shared_policy.py) and read
+again every TOMBSTONE_REFRESH seconds when a removal has added some since. The request checks
+(crawler/checks.py) consult the set this replaces, for Scrapy's requests and the browser's.
 """
 
 from scrapy import signals
-from scrapy.exceptions import IgnoreRequest
 from twisted.internet import task, threads
 
 from crawler.config import IndexerConfig
 from crawler.shared_policy import shared_policy
-from crawler.signals import TOMBSTONE, report_block
 from indexer.removal import load_tombstones
 from indexer.store import STORE_ERRORS, Gallery
 
 TOMBSTONE_REFRESH = 30.0  # seconds
 
 
-class TombstoneMiddleware:
+class TombstoneRefresh:
     def __init__(self, crawler, *, gallery_uri: str, refresh: float = TOMBSTONE_REFRESH):
         self.crawler = crawler
         self.policy = shared_policy(crawler)
@@ -34,13 +32,6 @@ class TombstoneMiddleware:
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler, gallery_uri=IndexerConfig.from_settings(crawler.settings).gallery_uri)
-
-    def process_request(self, request, spider=None):
-        # Site files (robots.txt, ai.txt, TDMRep) are fetched to learn the rules, never stored.
-        if request.meta.get("site_file") or not self.policy.tombstones.blocks_url(request.url):
-            return None
-        report_block(self.crawler, url=request.url, reason=TOMBSTONE)
-        raise IgnoreRequest("blocked (tombstone)")
 
     def _spider_opened(self, spider=None):
         self._refresher.start(self._refresh_every, now=True)
