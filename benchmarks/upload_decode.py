@@ -4,7 +4,7 @@ Measures, in one invocation:
 - one ordinary upload (a 1600x1200 JPEG) hashed through each pool: the process pool's round
   trip (pickling the bytes, a second process) against a thread's;
 - how long a small request (`gallery.counts()`, what GET /stats does) waits while four costly
-  decodes run (progressive JPEGs at the scan limit, 64 scans over 4000x4000 pixels);
+  decodes run (progressive JPEGs at the scan limit, 64 scans over 3900x3900 pixels, just within the budget);
 - whether a decode past its time can be stopped: a thread cannot be killed, a process can.
 
     .venv/bin/python benchmarks/upload_decode.py [--rounds 5]
@@ -30,7 +30,7 @@ from indexer.store import Gallery  # noqa: E402
 from indexer.workers import BoundedPool, WorkerBounds  # noqa: E402
 
 
-def costly_jpeg(scans: int = 64, size: int = 4000) -> bytes:
+def costly_jpeg(scans: int = 64, size: int = 3900) -> bytes:
     """A progressive JPEG with `scans` scans (its last refinement scan repeated): within the limit."""
     buffer = io.BytesIO()
     Image.new("RGB", (size, size), (120, 130, 140)).save(buffer, "JPEG", progressive=True, quality=90)

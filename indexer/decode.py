@@ -29,9 +29,10 @@ class DecodeLimits:
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 50_000_000  # width × height of the largest frame, read from the file's own structure
     max_scans: int = 64  # JPEG scans (see DecodeBudget)
+    max_scan_pixels: int = 1_000_000_000  # JPEG scans × pixels (see DecodeBudget)
 
     def budget(self) -> DecodeBudget:
-        return DecodeBudget(max_pixels=self.max_pixels, max_scans=self.max_scans)
+        return DecodeBudget(max_pixels=self.max_pixels, max_scans=self.max_scans, max_scan_pixels=self.max_scan_pixels)
 
 
 @dataclass

@@ -30,6 +30,10 @@ class DecodeBudget:
     # optimising encoders (mozjpeg) stay in that range. 64 leaves room for any real encoder while
     # a scan bomb needs hundreds to thousands; libjpeg-turbo's `djpeg -maxscans` is the model.
     max_scans: int = 64
+    # Each scan is a pass over every block of the picture, so the cost is scans × pixels: a
+    # 16 MP JPEG at 64 scans already decodes for seconds. 10 scans over the 50 MP pixel limit
+    # (a real progressive photo at the largest size we take) times 2 for margin.
+    max_scan_pixels: int = 1_000_000_000
     # Frames whose headers we read; we decode only the first, but a lying later frame is refused.
     max_frames: int = 10_000
 
@@ -113,6 +117,10 @@ def _walk_jpeg(data: bytes, found: Structure, budget: DecodeBudget) -> None:
         pos += length
         if marker == 0xDA:  # SOS: a scan header, then entropy-coded data up to the next marker
             found.scans += 1
+            width, height = found.frames[-1] if found.frames else (0, 0)
+            if found.scans * width * height > budget.max_scan_pixels:
+                total = found.scans + _count_more_scans(data, pos)
+                raise OverBudget("too_many_scans", f"too many scans: {total} over {width}x{height} pixels")
             if found.scans > budget.max_scans:
                 total = found.scans + _count_more_scans(data, pos)
                 raise OverBudget("too_many_scans", f"too many scans: {total} (limit {budget.max_scans})")

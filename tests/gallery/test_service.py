@@ -347,7 +347,7 @@ def test_stats_answers_while_four_costly_uploads_decode(tmp_path):
     config = ServiceConfig(
         gallery_uri=str(tmp_path / "g"),
         steward_keys=frozenset({STEWARD_KEY}),
-        decode_limits=DecodeLimits(max_scans=1_000_000),
+        decode_limits=DecodeLimits(max_scans=1_000_000, max_scan_pixels=10**15),
         upload_workers=2,
         upload_queue=2,
         upload_bounds=WorkerBounds(seconds=2, memory_bytes=1024**3),

@@ -141,6 +141,13 @@ def test_hostile_files_refused_before_decoding(data, reason, words):
     assert time.perf_counter() - started < 0.5  # refused from the headers, not after a decode
 
 
+def test_scans_times_pixels_bounded():
+    # 40 scans are within the count limit, but not over 2000x2000 with a budget of 100 M scan-pixels.
+    with pytest.raises(ImageRejected) as info:
+        decode_bounded(scan_bomb(30), DecodeLimits(max_scan_pixels=100_000_000))
+    assert info.value.reason == "too_many_scans" and "over 2000x2000 pixels" in str(info.value)
+
+
 def test_scan_limit_leaves_real_progressive_jpegs_alone():
     for picture in (make_picture(9, (640, 480)), make_picture(10, (64, 64)).convert("L"), make_picture(11).convert("CMYK")):
         data = _encoded(picture, "JPEG", progressive=True, optimize=True)
