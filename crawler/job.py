@@ -20,13 +20,19 @@ concurrency_per_host = 2
 ```
 """
 
+import logging
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
+
+import idna
 
 from crawler.config import RENDER_MODES
+
+logger = logging.getLogger(__name__)
 
 # tomllib's messages end in "(at line L, column C)"; 3.11 has no attribute for either.
 _POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
@@ -83,9 +89,14 @@ class CrawlJob:
     def validate(self, *, require_seeds: bool = True) -> "CrawlJob":
         if require_seeds and not self.seeds:
             raise JobError("no seeds: give SEED_URL... or a job file with seeds = [...]", key="seeds")
+        seeds = []
         for seed in self.seeds:
-            if urlsplit(seed).scheme not in ("http", "https") or not urlsplit(seed).hostname:
-                raise JobError(f"seed {seed!r} is not an http(s) URL", key="seeds")
+            clean, warning = validate_seed(seed)
+            if warning:
+                logger.warning("warning: %s", warning)  # once: the cleaned seed warns no more
+            seeds.append(clean)
+        seeds = tuple(seeds)
+        allowed_domains = tuple(validate_domain(domain) for domain in self.allowed_domains)
         if self.render not in RENDER_MODES:
             raise JobError(f"render must be one of {', '.join(RENDER_MODES)}, not {self.render!r}", key="render")
         if self.max_pages is not None and self.max_pages < 1:
@@ -98,11 +109,11 @@ class CrawlJob:
         if self.page_cache is not None and "://" in self.page_cache:
             raise JobError(f"page_cache must be a local directory, 'auto' or 'off', not {self.page_cache!r}", key="page_cache")
         delay, per_host = self.politeness.delay, self.politeness.concurrency_per_host
-        if delay is not None and delay < 0:
-            raise JobError(f"politeness.delay must not be negative, not {delay}", key="delay")
+        if delay is not None:
+            validate_delay(delay)
         if per_host is not None and per_host < 1:
             raise JobError(f"politeness.concurrency_per_host must be at least 1, not {per_host}", key="concurrency_per_host")
-        return self
+        return replace(self, seeds=seeds, allowed_domains=allowed_domains)
 
     def settings(self) -> dict:
         """The Scrapy settings this job sets: every key with a setting that has a value."""
@@ -125,6 +136,67 @@ class CrawlJob:
         return args
 
 
+
+# A delay longer than an hour is a mistake, not politeness (and inf would wait forever, deaf to SIGTERM).
+MAX_DELAY = 3600.0
+
+
+def validate_delay(delay: float) -> float:
+    if math.isfinite(delay) and delay < 0:
+        raise JobError(f"politeness.delay must not be negative, not {delay}", key="delay")
+    if not math.isfinite(delay) or delay > MAX_DELAY:
+        raise JobError(f"politeness.delay must be a number of seconds up to {MAX_DELAY:g}, not {delay}", key="delay")
+    return delay
+
+
+def _ascii_host(host: str, what: str) -> str:
+    """An internationalised host name in its ASCII (punycode) form, as DNS and HTTP want it."""
+    if host.isascii():
+        return host.lower()
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise JobError(f"{what} is not a valid internationalised domain name: {exc}", key="seeds") from None
+
+
+def validate_seed(seed: str) -> tuple[str, str | None]:
+    """The seed as it will be crawled: host in ASCII, credentials removed. Also a warning to
+    show when credentials were removed (naming the user, never the password)."""
+    parts = urlsplit(seed.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise JobError(f"seed {_redacted(seed)!r} is not an http(s) URL", key="seeds")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise JobError(f"seed {_redacted(seed)!r}: port must be between 1 and 65535", key="seeds")
+    host = _ascii_host(parts.hostname, f"seed {_redacted(seed)!r}")
+    if parts.username is None and parts.password is None and parts.hostname.isascii():
+        return seed, None  # nothing to change: the seed stays as written
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{port}" if port is not None else ""
+    warning = None
+    if parts.username is not None or parts.password is not None:
+        # Credentials would be sent to every host the crawl reaches and kept in the gallery's rows.
+        warning = f"seed {_redacted(seed)!r}: credentials removed; they are neither sent nor stored"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), warning
+
+
+def validate_domain(domain: str) -> str:
+    if not domain.strip() or "/" in domain or ":" in domain:
+        raise JobError(f"allowed domain {domain!r} is not a host name", key="allowed_domains")
+    return _ascii_host(domain.strip().rstrip("."), f"allowed domain {domain!r}")
+
+
+def _redacted(url: str) -> str:
+    """The URL with any password replaced, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+
+
 _TYPES = {f.name: f.metadata["toml"] for f in fields(CrawlJob)}
 _POLITENESS_TYPES = {f.name: f.metadata["toml"] for f in fields(Politeness)}
 
@@ -141,6 +213,8 @@ def load_job(path: Path) -> CrawlJob:
         raise JobError(f"{path}: not UTF-8 text") from None
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise JobError(f"{path}: arrays or tables nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = _POSITION.search(message)

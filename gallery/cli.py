@@ -1,6 +1,7 @@
 """The `gallery` command line. Thin: parse, call into crawler/ and indexer/, print."""
 
 import json
+import math
 import sys
 import tempfile
 from enum import Enum
@@ -102,13 +103,13 @@ def crawl(
     allow_loopback: Annotated[
         bool | None, typer.Option("--allow-loopback/--no-allow-loopback", help="Open 127.0.0.0/8 and ::1 (demo and tests only).")
     ] = None,
-    delay: Annotated[float | None, typer.Option(min=0, help="Seconds between requests to one host.")] = None,
+    delay: Annotated[float | None, typer.Option(help="Seconds between requests to one host (0 to 3600).")] = None,
     concurrency_per_host: Annotated[int | None, typer.Option(min=1, help="Requests in flight to one host.")] = None,
     optout_list: Annotated[list[Path], typer.Option(help="A steward opt-out list to honour (repeatable).")] = [],
     render: Annotated[
         RenderMode | None, typer.Option(help="Render pages in Chromium: auto renders only pages that look script-built.")
     ] = None,
-    render_budget: Annotated[float | None, typer.Option(min=1, help="Seconds one rendered page may take.")] = None,
+    render_budget: Annotated[float | None, typer.Option(help="Seconds one rendered page may take (1 to 600).")] = None,
     frontier: Annotated[str | None, typer.Option(help="redis://HOST:PORT/DB: share one frontier between workers.")] = None,
     jobdir: Annotated[Path | None, typer.Option(help="Keep the crawl's state here to pause and resume it.")] = None,
     page_cache: Annotated[
@@ -143,13 +144,19 @@ def crawl(
         _read_optout_file(Path(path))  # fail here, with the line, rather than mid-crawl
     settings = {}  # on top of the job's own
     if render_budget is not None:
-        settings["GALLERY_RENDER_BUDGET"] = render_budget
+        settings["GALLERY_RENDER_BUDGET"] = _validate_render_budget(render_budget)
     for item in set_:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             _fail(f"--set wants NAME=VALUE, got {item!r}")
         settings[name.strip()] = value
     _crawl(spec, as_json, progress=not as_json and sys.stderr.isatty(), settings=settings)
+
+
+def _validate_render_budget(seconds: float) -> float:
+    if not math.isfinite(seconds) or not 1 <= seconds <= 600:
+        _fail(f"--render-budget must be between 1 and 600 seconds, not {seconds}")
+    return seconds
 
 
 @app.command()
@@ -226,7 +233,7 @@ def stats(
 def serve(
     gallery: GalleryOption = "./gallery",
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on, 1 to 65535.")] = 8000,
     steward_keys_file: Annotated[Path | None, typer.Option(help="Steward API keys, one a line (also GALLERY_STEWARD_KEYS).")] = None,
     search_keys_file: Annotated[Path | None, typer.Option(help="Search API keys; without any, search is open (also GALLERY_SEARCH_KEYS).")] = None,
 ) -> None:
@@ -235,9 +242,15 @@ def serve(
 
     from gallery.service import ServiceConfig, create_app, load_keys
 
+    if not 1 <= port <= 65535:
+        _fail(f"--port must be between 1 and 65535, not {port}")
     try:
         steward = load_keys(env_var="GALLERY_STEWARD_KEYS", file=steward_keys_file)
         search_keys = load_keys(env_var="GALLERY_SEARCH_KEYS", file=search_keys_file)
+        for option, file in (("--steward-keys-file", steward_keys_file), ("--search-keys-file", search_keys_file)):
+            if file is not None and not load_keys(env_var="", file=file):
+                # Given a keys file, the operator meant keys: serving open instead would be the opposite.
+                _fail(f"{option} {file} holds no key (one a line); refusing to start")
     except OSError as exc:
         _fail(f"cannot read a key file: {exc}")
     if not steward:
@@ -279,13 +292,20 @@ def _optout_entries(entries: list[str], file: Path | None) -> list[str]:
 def optout_add(
     entries: Annotated[list[str] | None, typer.Argument(help="Domains, URL prefixes, sha256:HEX or pdq:HEX.")] = None,
     file: Annotated[Path | None, typer.Option(help="An opt-out list file to add whole.")] = None,
+    create: Annotated[bool, typer.Option("--create", help="Create the gallery if there is none at --gallery yet.")] = False,
     gallery: GalleryOption = "./gallery",
     as_json: JsonOption = False,
 ) -> None:
     """Add opt-out entries to the gallery."""
     from indexer.store import Gallery
 
-    added = Gallery(gallery).add_optout_entries(_optout_entries(entries or [], file))
+    parsed = _optout_entries(entries or [], file)
+    # A mistyped --gallery would otherwise create a new, empty gallery no crawl ever reads.
+    try:
+        store = Gallery(gallery, create=create)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(f"{exc}; give --create to start a new gallery there")
+    added = store.add_optout_entries(parsed)
     if as_json:
         _print_json({"added": added})
     else:
@@ -339,6 +359,9 @@ def remove(
     requests: Annotated[Path | None, typer.Option("--requests", help="A batch: CSV or JSON lines.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would go; change nothing.")] = False,
     yes_all: Annotated[bool, typer.Option("--yes-all", help="Allow a request that matches every row.")] = False,
+    yes_public_suffix: Annotated[
+        bool, typer.Option("--yes-public-suffix", help="Allow --domain to name a public suffix (github.io: every site under it).")
+    ] = False,
     gallery: GalleryOption = "./gallery",
     as_json: JsonOption = False,
 ) -> None:
@@ -355,12 +378,20 @@ def remove(
     try:
         if requests is not None:
             batch, line_errors = parse_requests_file(requests)
+            # The whole batch is checked before the first delete: one bad line, nothing done.
+            if line_errors:
+                first = line_errors[0]
+                more = f" (and {len(line_errors) - 1} more bad line(s))" if len(line_errors) > 1 else ""
+                _fail(f"{requests}:{first.line}: {first.message}{more}; nothing removed")
+            for request in batch:
+                _refuse_public_suffixes(request.selectors, allowed=yes_public_suffix, where=f"{requests}: ")
         else:
             batch = [
                 build_request(
                     selectors, basis=basis, requester=requester, reference=reference, notice=notice, received=received
                 )
             ]
+            _refuse_public_suffixes(batch[0].selectors, allowed=yes_public_suffix, where="")
     except RequestError as exc:
         _fail(str(exc))
     try:
@@ -386,6 +417,17 @@ def remove(
         typer.echo(f"error: {problem}", err=True)
     if problems:
         raise typer.Exit(1)
+
+
+def _refuse_public_suffixes(selectors, *, allowed: bool, where: str) -> None:
+    from robots_policy.domains import public_suffix_of
+
+    for selector in selectors:
+        if selector.kind == "domain" and not allowed and public_suffix_of(selector.value):
+            _fail(
+                f"{where}--domain {selector.value} is a public suffix: it covers every unrelated site registered "
+                "under it; pass --yes-public-suffix if that is meant; nothing removed"
+            )
 
 
 def _print_removal(report) -> None:

@@ -4,26 +4,35 @@ requests for data stewards. Thin: parse, call into indexer/, answer JSON.
 Every error is a 4xx with a JSON body {"error": "..."}; read-only endpoints never write.
 """
 
-import hmac
+import asyncio
 import importlib.resources
 import logging
 import os
-from dataclasses import dataclass
+import threading
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, UploadFile
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from indexer.decode import ImageRejected
+from gallery.gate import OPEN_PATHS, Gate, RequestGate
+from indexer.analyze import Rejected, init_query_worker, query_in_worker
+from indexer.decode import DecodeLimits
+from indexer.decode_budget import OverBudget, check_budget
 from indexer.hash_index import GalleryHashIndex
 from indexer.removal import RequestError, build_request, list_removals, process_requests
 from indexer.hashes import parse_hash
-from indexer.search import search_hash, search_image
+from indexer.search import search_hash, search_hashes
 from indexer.store import Gallery, StoreError
+from robots_policy.domains import public_suffix_of
+from indexer.workers import BoundedPool, PoolFull, WorkerBounds
 
 MAX_PER_PAGE = 100
 
@@ -46,6 +55,7 @@ class RemovalBody(BaseModel):
     received_at: str | None = Field(None, description="ISO date the request was received (default: now)")
     dry_run: bool = False
     yes_all: bool = False
+    yes_public_suffix: bool = Field(False, description="Allow domain to be a public suffix (github.io: every site under it)")
 
     def selectors(self) -> dict[str, str | None]:
         return {"url": self.url, "url_prefix": self.url_prefix, "domain": self.domain, "hash": self.hash}
@@ -57,6 +67,18 @@ class ServiceConfig:
     steward_keys: frozenset[str]  # may file and read removals
     search_keys: frozenset[str] | None = None  # None: search is open to anyone
     max_upload_bytes: int = 20 * 1024 * 1024
+    max_removal_bytes: int = 64 * 1024  # a removal request is a few selectors, never a file
+    decode_limits: DecodeLimits = field(default_factory=DecodeLimits)
+    upload_workers: int = 2  # processes decoding uploads
+    upload_queue: int = 4  # uploads waiting for a worker beyond those; more get 503
+    upload_bounds: WorkerBounds = field(default_factory=lambda: WorkerBounds(seconds=10.0, memory_bytes=1024**3))
+
+
+# Room for the multipart framing around an upload (boundaries, part headers, the form fields).
+MULTIPART_OVERHEAD = 64 * 1024
+# Bodies on routes that take none (GET): enough for any client's stray empty form, nothing more.
+NO_BODY = 1024
+RETRY_AFTER_SECONDS = 2
 
 
 def load_keys(*, env_var: str, file: Path | None) -> frozenset[str]:
@@ -71,19 +93,69 @@ class ApiError(HTTPException):
     pass
 
 
-def _key_matches(authorization: str | None, keys: frozenset[str]) -> bool:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return False
-    # Compare against every key, without stopping early: timing says nothing about which matched.
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(token.strip().encode(), key.encode())
-    return matched
+def gate_for(config: ServiceConfig):
+    """Each route's keys and body size: the one place that says who may call what."""
+    search = Gate(config.search_keys, "search", NO_BODY)
+    upload = Gate(config.search_keys, "search", config.max_upload_bytes + MULTIPART_OVERHEAD)
+    steward = Gate(config.steward_keys, "steward", NO_BODY)
+    removal = Gate(config.steward_keys, "steward", config.max_removal_bytes)
+    page = Gate(None, "", NO_BODY)
+
+    def gate(method: str, path: str) -> Gate:
+        if path in OPEN_PATHS:
+            return page
+        if path == "/removals" or path.startswith("/removals/"):
+            return removal if method == "POST" else steward
+        return upload if (method, path) == ("POST", "/search") else search
+
+    return gate
+
+
+class UploadDecoder:
+    """Uploads decoded and hashed in worker processes, started on the first upload (a service
+    that never gets one never starts them); a full queue is refused rather than waited on."""
+
+    def __init__(self, config: ServiceConfig):
+        self.config = config
+        self._pool: BoundedPool | None = None
+        self._lock = threading.Lock()
+
+    async def hashes(self, data: bytes):
+        # The header walk first, in a thread: a known bomb is refused without a worker's time.
+        try:
+            await run_in_threadpool(check_budget, data, self.config.decode_limits.budget())
+        except OverBudget as exc:
+            return Rejected(exc.reason, f"{exc.reason}: {exc.detail}")
+        with self._lock:
+            if self._pool is None:
+                self._pool = BoundedPool(
+                    workers=self.config.upload_workers,
+                    initializer=init_query_worker,
+                    initargs=(self.config.decode_limits,),
+                    bounds=self.config.upload_bounds,
+                    queue_limit=self.config.upload_queue,
+                )
+        try:
+            future = self._pool.submit(query_in_worker, data)
+        except PoolFull:
+            raise ApiError(503, "busy decoding other uploads; try again shortly", {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+        return await asyncio.wrap_future(future)
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.stop()
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
-    app = FastAPI(title="gallery-crawler search service", version="1")
+    decoder = UploadDecoder(config)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        decoder.stop()
+
+    app = FastAPI(title="gallery-crawler search service", version="1", lifespan=lifespan)
+    app.add_middleware(RequestGate, gate_for=gate_for(config))
     gallery = Gallery(config.gallery_uri, create=False, fresh_reads=True)
     hash_index = GalleryHashIndex(gallery)
 
@@ -112,14 +184,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
         where = ".".join(str(part) for part in first.get("loc", ()))
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
 
-    def require_search_key(authorization: Annotated[str | None, Header()] = None) -> None:
-        if config.search_keys is not None and not _key_matches(authorization, config.search_keys):
-            raise ApiError(401, "a search API key is required (Authorization: Bearer KEY)", {"WWW-Authenticate": "Bearer"})
-
-    def require_steward_key(authorization: Annotated[str | None, Header()] = None) -> None:
-        if not _key_matches(authorization, config.steward_keys):
-            raise ApiError(401, "a steward API key is required (Authorization: Bearer KEY)", {"WWW-Authenticate": "Bearer"})
-
     def page_of(hits, page: int, per_page: int) -> dict:
         start = (page - 1) * per_page
         return {
@@ -133,7 +197,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     def web_page() -> str:
         return (importlib.resources.files("gallery") / "web" / "index.html").read_text()
 
-    @app.get("/search", dependencies=[Depends(require_search_key)])
+    @app.get("/search")
     def search_by_hash(
         hash: Annotated[str, Query(description="KIND:HEX, KIND one of pdq, phash, sha256")],
         max_distance: Annotated[int | None, Query(ge=0, le=256)] = None,
@@ -147,42 +211,51 @@ def create_app(config: ServiceConfig) -> FastAPI:
         hits = search_hash(gallery, kind, value, max_distance=max_distance, hash_index=hash_index)
         return page_of(hits, page, per_page)
 
-    @app.post("/search", dependencies=[Depends(require_search_key)])
+    @app.post("/search", openapi_extra=UPLOAD_SCHEMA)
     async def search_by_upload(
         request: Request,
-        image: UploadFile,
         max_distance: Annotated[int | None, Query(ge=0, le=256)] = None,
         page: Annotated[int, Query(ge=1)] = 1,
         per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 20,
     ) -> dict:
-        data = await image.read(config.max_upload_bytes + 1)
+        # The form read here, not by FastAPI: one file and a few fields, so a body of many
+        # parts is refused (400) after the first few, not parsed whole.
+        form = await request.form(max_files=1, max_fields=4)
+        try:
+            image = form.get("image")
+            if not isinstance(image, UploadFile):
+                raise ApiError(422, "image: Field required (a multipart file field named image)")
+            data = await image.read(config.max_upload_bytes + 1)
+        finally:
+            await form.close()
         if len(data) > config.max_upload_bytes:
             raise ApiError(413, f"upload larger than {config.max_upload_bytes} bytes")
-        try:
-            hits = search_image(gallery, data, max_distance=max_distance, hash_index=hash_index)
-        except ImageRejected as exc:
-            raise ApiError(422, f"not a usable image ({exc})") from None
+        result = await decoder.hashes(data)
+        if isinstance(result, Rejected):
+            raise ApiError(422, f"not a usable image ({result.detail})")
+        sha256, hashes = result
+        hits = await run_in_threadpool(search_hashes, gallery, sha256, hashes, max_distance=max_distance, hash_index=hash_index)
         return page_of(hits, page, per_page)
 
-    @app.get("/images/{image_id}", dependencies=[Depends(require_search_key)])
+    @app.get("/images/{image_id}")
     def image(image_id: str) -> dict:
         hits = search_hash(gallery, "sha256", _image_id_bytes(image_id))
         if not hits:
             raise ApiError(404, f"no image {image_id}")
         return hits[0].to_json()
 
-    @app.get("/images/{image_id}/thumbnail", dependencies=[Depends(require_search_key)])
+    @app.get("/images/{image_id}/thumbnail")
     def thumbnail(image_id: str) -> Response:
         rows = gallery.get_images([_image_id_bytes(image_id).hex()], with_thumbnail=True)
         if not rows:
             raise ApiError(404, f"no image {image_id}")
         return Response(rows[0]["thumbnail"], media_type="image/jpeg")
 
-    @app.get("/stats", dependencies=[Depends(require_search_key)])
+    @app.get("/stats")
     def stats() -> dict:
         return gallery.counts()
 
-    @app.post("/removals", dependencies=[Depends(require_steward_key)], status_code=201)
+    @app.post("/removals", status_code=201)
     def file_removal(body: RemovalBody) -> dict:
         selectors = [(kind, value) for kind, value in body.selectors().items() if value]
         try:
@@ -194,6 +267,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 notice=body.notice,
                 received=body.received_at,
             )
+            if body.domain and not body.yes_public_suffix and public_suffix_of(body.domain):
+                raise ApiError(400, f"domain {body.domain} is a public suffix: it covers every unrelated site under it; "
+                               "send yes_public_suffix if that is meant")
             report = process_requests(gallery, [request], dry_run=body.dry_run, yes_all=body.yes_all)[0]
         except RequestError as exc:
             raise ApiError(400, str(exc)) from None
@@ -201,11 +277,11 @@ def create_app(config: ServiceConfig) -> FastAPI:
             raise ApiError(409, f"refused: {report.refused}")
         return report.to_json()
 
-    @app.get("/removals", dependencies=[Depends(require_steward_key)])
+    @app.get("/removals")
     def removals() -> dict:
         return {"removals": [status.to_json() for status in list_removals(gallery)]}
 
-    @app.get("/removals/{request_id}", dependencies=[Depends(require_steward_key)])
+    @app.get("/removals/{request_id}")
     def removal(request_id: str) -> dict:
         for status in list_removals(gallery):
             if status.request_id == request_id:
@@ -213,6 +289,18 @@ def create_app(config: ServiceConfig) -> FastAPI:
         raise ApiError(404, f"no removal request {request_id}")
 
     return app
+
+
+UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "required": ["image"], "properties": {"image": {"type": "string", "format": "binary"}}}
+            }
+        },
+    }
+}
 
 
 def _image_id_bytes(image_id: str) -> bytes:

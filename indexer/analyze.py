@@ -84,3 +84,21 @@ def analyze_in_worker(data: bytes) -> AnalyzedImage | Rejected:
         return analyze_image(data, detector=_worker_detector, limits=_worker_limits)
     except ImageRejected as exc:
         return Rejected(exc.reason, str(exc), by_policy=isinstance(exc, ReservedByMetadata))
+    except MemoryError:
+        # The worker's address-space bound (indexer/workers.py) stopped an allocation.
+        return Rejected("out_of_memory", "out_of_memory: decoding needed more memory than a worker may use")
+
+
+def init_query_worker(limits: DecodeLimits) -> None:
+    global _worker_limits
+    _worker_limits = limits
+
+
+def query_in_worker(data: bytes) -> tuple[str, ImageHashes] | Rejected:
+    """`query_hashes` in a worker process (the search service's uploads)."""
+    try:
+        return query_hashes(data, _worker_limits)
+    except ImageRejected as exc:
+        return Rejected(exc.reason, str(exc))
+    except MemoryError:
+        return Rejected("out_of_memory", "out_of_memory: decoding needed more memory than a worker may use")

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from indexer.decode_budget import DecodeBudget, OverBudget, check_budget
+
 # Longest side we decode to. Thumbnails, hashes and face detection all work at this size.
 WORKING_SIZE = 512
 
@@ -25,7 +27,12 @@ class ImageRejected(Exception):
 @dataclass(frozen=True)
 class DecodeLimits:
     max_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 50_000_000  # width × height as declared in the header
+    max_pixels: int = 50_000_000  # width × height of the largest frame, read from the file's own structure
+    max_scans: int = 64  # JPEG scans (see DecodeBudget)
+    max_scan_pixels: int = 1_000_000_000  # JPEG scans × pixels (see DecodeBudget)
+
+    def budget(self) -> DecodeBudget:
+        return DecodeBudget(max_pixels=self.max_pixels, max_scans=self.max_scans, max_scan_pixels=self.max_scan_pixels)
 
 
 @dataclass
@@ -43,6 +50,11 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Decode
     if len(data) > limits.max_bytes:
         raise ImageRejected("too_large", f"{len(data)} bytes")
     try:
+        # Every frame's true size and every JPEG scan, before Pillow allocates anything.
+        check_budget(data, limits.budget())
+    except OverBudget as exc:
+        raise ImageRejected(exc.reason, exc.detail) from None
+    try:
         with warnings.catch_warnings():
             # PIL warns before it raises on bombs; we apply our own, stricter limit.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -58,6 +70,10 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Decode
                 img.draft("RGB", (WORKING_SIZE, WORKING_SIZE))
             img.seek(0)  # first frame of animations
             img.load()
+            if img.width * img.height > limits.max_pixels:
+                # A format the walk does not know, whose header lied about the size (the decode
+                # itself is bounded in time and memory by the worker that runs it).
+                raise ImageRejected("too_many_pixels", f"decoded as {img.width}x{img.height}")
     except ImageRejected:
         raise
     except UnidentifiedImageError as exc:

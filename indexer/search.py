@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from indexer.analyze import query_hashes
-from indexer.hashes import format_hash
+from indexer.hashes import ImageHashes, format_hash
 from indexer.hash_index import GalleryHashIndex
 from indexer.store import Gallery
 from robots_policy.match_thresholds import MATCH_DISTANCE
@@ -53,6 +53,18 @@ def search_image(
 ) -> list[SearchHit]:
     """Search with a picture: exact bytes first, then PDQ near-duplicates."""
     sha256, hashes = query_hashes(data)
+    return search_hashes(gallery, sha256, hashes, max_distance=max_distance, hash_index=hash_index)
+
+
+def search_hashes(
+    gallery: Gallery,
+    sha256: str,
+    hashes: ImageHashes,
+    *,
+    max_distance: int | None = None,
+    hash_index: GalleryHashIndex | None = None,
+) -> list[SearchHit]:
+    """`search_image` for a picture already hashed (by a worker process)."""
     hits = search_hash(gallery, "sha256", bytes.fromhex(sha256))
     seen = {hit.image["image_id"] for hit in hits}
     near = search_hash(gallery, "pdq", hashes.pdq, max_distance=max_distance, hash_index=hash_index)

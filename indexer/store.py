@@ -207,6 +207,9 @@ class Gallery:
         if "://" not in uri and (Path(uri) / "__init__.py").exists():
             raise ValueError(f"{uri} is a Python package, not a gallery: pass --gallery with another path")
         self.uri = uri
+        if not create and "://" not in uri and not Path(uri).is_dir():
+            # Before connecting: LanceDB creates the directory, and a mistyped path would stay behind.
+            raise FileNotFoundError(f"no gallery at {uri} (run a crawl first)")
         try:
             self.db = lancedb.connect(
                 uri, read_consistency_interval=timedelta(0) if fresh_reads else None, storage_options=storage_options(uri)

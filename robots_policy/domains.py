@@ -20,3 +20,15 @@ def registrable_domain(host_or_url: str) -> str:
     except ValueError:
         pass
     return _extract(host).top_domain_under_public_suffix or host
+
+
+# The private section too: github.io or blogspot.com is a suffix under which thousands of
+# unrelated owners register their own names, so a rule over all of it is a rule over them all.
+_extract_private = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True)
+
+
+def public_suffix_of(domain: str) -> str | None:
+    """`domain` itself when it is a public suffix (ICANN or private section of the list), else None."""
+    host = domain.lower().strip().rstrip(".")
+    parts = _extract_private(host)
+    return host if host and not parts.domain and parts.suffix == host else None

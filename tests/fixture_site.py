@@ -64,6 +64,16 @@ def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
+def scan_bomb(scans: int = 2000, size: tuple[int, int] = (2000, 2000)) -> bytes:
+    """A valid progressive JPEG whose last refinement scan is repeated `scans` times before EOI:
+    on a flat picture that scan is 14 bytes, and each copy is one more pass over every block."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (120, 130, 140)).save(buffer, "JPEG", progressive=True, quality=90)
+    data = buffer.getvalue()
+    last_scan = data[data.rfind(b"\xff\xda") : -2]  # up to EOI
+    return data[:-2] + last_scan * scans + data[-2:]
+
+
 def astronaut() -> Image.Image:
     return Image.fromarray(skimage.data.astronaut())
 
@@ -84,7 +94,13 @@ FORMS = {
     "base_href": "assets/based.jpg",
 }
 NOT_PAGES = ("/docs/manual.pdf", "/downloads/data.zip", "/notebooks/demo.ipynb", "/media/clip.MP4")
-BAD_IMAGES = {"bomb.png": "too_many_pixels", "truncated.jpg": "corrupt", "empty.jpg": "empty", "html.jpg": "not_an_image"}
+BAD_IMAGES = {
+    "bomb.png": "too_many_pixels",
+    "scan-bomb.jpg": "too_many_scans",
+    "truncated.jpg": "corrupt",
+    "empty.jpg": "empty",
+    "html.jpg": "not_an_image",
+}
 
 
 def build_fixture_site(root: Path) -> Path:
@@ -103,6 +119,7 @@ def build_fixture_site(root: Path) -> Path:
 
     good = jpeg_bytes(make_picture(500))
     (root / "bad" / "bomb.png").write_bytes(png_bomb())
+    (root / "bad" / "scan-bomb.jpg").write_bytes(scan_bomb())
     (root / "bad" / "truncated.jpg").write_bytes(good[: len(good) // 2])
     (root / "bad" / "empty.jpg").write_bytes(b"")
     (root / "bad" / "html.jpg").write_bytes(b"<!doctype html><html><body>not a picture</body></html>")

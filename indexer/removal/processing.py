@@ -82,14 +82,27 @@ def process_requests(
     A store that fails a request stops the run with StoreError; rerunning finishes the work.
     """
     try:
-        return _process(gallery, requests, dry_run=dry_run, yes_all=yes_all)
+        if dry_run:
+            return _process(gallery, requests, dry_run=True, yes_all=yes_all, lock=None)
+        return _serialized(gallery, requests, yes_all=yes_all)
     except PurgeFailed:
         raise
     except STORE_ERRORS as exc:
         raise StoreError(f"the removal stopped (rerun it to finish): {describe_store_error(exc)}") from exc
 
 
-def _process(gallery: Gallery, requests: list[RemovalRequest], *, dry_run: bool, yes_all: bool) -> list[RemovalReport]:
+def _serialized(gallery: Gallery, requests: list[RemovalRequest], *, yes_all: bool) -> list[RemovalReport]:
+    """One removal at a time, across processes (CLI, service): the purge lock is held from the
+    first look at the rows, so the "would remove every row" guard sees what an earlier removal
+    left, and two requests that each match half the gallery cannot both pass it."""
+    lock = PurgeLock(gallery.uri)
+    with lock.exclusive():
+        return _process(gallery, requests, dry_run=False, yes_all=yes_all, lock=lock)
+
+
+def _process(
+    gallery: Gallery, requests: list[RemovalRequest], *, dry_run: bool, yes_all: bool, lock: PurgeLock | None
+) -> list[RemovalReport]:
     gallery.refresh()
     tables = Tables.for_batch(gallery, requests)  # one read of the tables for the whole batch
     done: list[_Pending] = []
@@ -122,31 +135,30 @@ def _process(gallery: Gallery, requests: list[RemovalRequest], *, dry_run: bool,
     if not done:
         return reports
     versions = (gallery.images.version, gallery.sightings.version)
-    lock = PurgeLock(gallery.uri)
-    with lock.exclusive():
-        clock = _Clock()
-        gallery.refresh()
-        if (gallery.images.version, gallery.sightings.version) != versions:
-            # An append that began before the tombstones were written landed after the delete.
-            # No append can run now, and every later one rereads the tombstones: catch up once.
-            for item in done:
-                _catch_up(gallery, item)
-        purge(gallery, lock=lock)
-        clear_page_cache(gallery.uri)
-        purged_at, purge_seconds = utcnow(), clock.lap()
+    assert lock is not None, "a removal that deletes holds the purge lock (_serialized)"
+    clock = _Clock()
+    gallery.refresh()
+    if (gallery.images.version, gallery.sightings.version) != versions:
+        # An append that began before the tombstones were written landed after the delete.
+        # No append can run now, and every later one rereads the tombstones: catch up once.
         for item in done:
-            result = verify_purged(
-                gallery,
-                item.request,
-                image_ids=set(item.plan.image_ids) | item.earlier_sha256,
-                sighting_ids=set(item.plan.sighting_ids),
+            _catch_up(gallery, item)
+    purge(gallery, lock=lock)
+    clear_page_cache(gallery.uri)
+    purged_at, purge_seconds = utcnow(), clock.lap()
+    for item in done:
+        result = verify_purged(
+            gallery,
+            item.request,
+            image_ids=set(item.plan.image_ids) | item.earlier_sha256,
+            sighting_ids=set(item.plan.sighting_ids),
+        )
+        if result.traces:
+            raise PurgeFailed(
+                f"request {item.report.request_id}: removed data still on disk in {'; '.join(result.traces[:3])}"
             )
-            if result.traces:
-                raise PurgeFailed(
-                    f"request {item.report.request_id}: removed data still on disk in {'; '.join(result.traces[:3])}"
-                )
-            item.report.purged, item.report.purged_at, item.report.files_scanned = True, purged_at, result.files_scanned
-            item.report.timings.update(purge=purge_seconds, verify=clock.lap())
+        item.report.purged, item.report.purged_at, item.report.files_scanned = True, purged_at, result.files_scanned
+        item.report.timings.update(purge=purge_seconds, verify=clock.lap())
     for item in done:
         if not item.logged:
             gallery.add_removal_log(_log_row(item.report, item.request))

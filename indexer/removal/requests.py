@@ -6,11 +6,12 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from indexer.removal.errors import RequestError
 from indexer.removal.selectors import SELECTOR_KINDS, Selector, parse_selector
+from indexer.store import utcnow
 
 BASES = ("copyright", "erasure", "opt-out", "other")
 # 17 U.S.C. § 512(c)(3)(A): the elements a takedown notice must contain, under our key names.
@@ -69,11 +70,25 @@ def load_notice(path: Path) -> tuple[dict, list[str]]:
 def parse_received(text: str | None) -> datetime | None:
     if not text:
         return None
+    if not isinstance(text, str):
+        raise RequestError(f"received date {text!r} is not ISO 8601 text (YYYY-MM-DD)")
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
         raise RequestError(f"received date {text!r} is not ISO 8601 (YYYY-MM-DD)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return validate_received(parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc))
+
+
+# A request cannot arrive in the future (a day's slack for time zones), nor before there were
+# galleries; within these bounds every deadline computed from the date is a valid date too.
+EARLIEST_RECEIVED = datetime(2000, 1, 1, tzinfo=timezone.utc)
+RECEIVED_SLACK = timedelta(days=1)
+
+
+def validate_received(received_at: datetime) -> datetime:
+    if not EARLIEST_RECEIVED <= received_at <= utcnow() + RECEIVED_SLACK:
+        raise RequestError(f"received date {received_at:%Y-%m-%d} is outside {EARLIEST_RECEIVED:%Y-%m-%d} .. today")
+    return received_at
 
 
 def build_request(
@@ -103,7 +118,7 @@ def build_request(
             notice_fields, notes = load_notice(Path(notice))
     for selector in parsed:
         notes += selector.notes()
-    received_at = received if isinstance(received, datetime) else parse_received(received)
+    received_at = validate_received(received) if isinstance(received, datetime) else parse_received(received)
     return RemovalRequest(
         selectors=parsed,
         basis=basis,

@@ -5,6 +5,7 @@ import shutil
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -14,10 +15,12 @@ from PIL import Image
 
 from gallery.service import ServiceConfig, create_app
 from indexer.analyze import query_hashes
-from indexer.decode import decode_bounded
+from indexer.decode import DecodeLimits, decode_bounded
 from indexer.faces import FaceDetector
+from indexer.ingest import GalleryWriter
 from indexer.store import Gallery
-from tests.fixture_site import png_bomb
+from indexer.workers import WorkerBounds
+from tests.fixture_site import png_bomb, random_image, scan_bomb, sighting
 
 STEWARD_KEY = "steward-secret-key"
 SEARCH_KEY = "search-key"
@@ -261,5 +264,169 @@ def test_web_page_search_then_remove(steward_service, fixture_site, tmp_path):
             match.locator("button").click()
             expect(page.locator("#status")).to_contain_text("row(s) removed", timeout=60_000)
             expect(page.locator(".match")).to_have_count(0)
+        finally:
+            browser.close()
+
+
+# --- hostile requests: refused on their headers, decoded off the event loop -------------------
+
+
+@pytest.fixture(scope="module")
+def keyed(crawled):
+    """The crawled gallery behind a service with search and steward keys and small limits: its URL."""
+    config = ServiceConfig(
+        gallery_uri=str(crawled[1]),
+        steward_keys=frozenset({STEWARD_KEY}),
+        search_keys=frozenset({SEARCH_KEY}),
+        max_upload_bytes=1_000_000,
+        max_removal_bytes=10_000,
+    )
+    with ServiceThread(create_app(config)) as service:
+        yield service.url
+
+
+def _headers_only(url: str, path: str, *, length: int, key: str | None = None) -> tuple[int, float]:
+    """POST with a declared body that never comes: (status, seconds until the answer)."""
+    port = int(url.rsplit(":", 1)[1])
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
+    head += f"Authorization: Bearer {key}\r\n" if key else ""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall((head + "\r\n").encode())
+        status_line = conn.makefile("rb").readline()
+    return int(status_line.split()[1]), time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "status"),
+    [("/search", None, 401), ("/search", SEARCH_KEY, 413), ("/removals", None, 401), ("/removals", SEARCH_KEY, 401),
+     ("/removals", STEWARD_KEY, 413)],
+)
+def test_declared_300mb_body_answered_on_headers_alone(keyed, path, key, status):
+    answered, seconds = _headers_only(keyed, path, length=300_000_000, key=key)
+    assert answered == status
+    assert seconds < 1
+
+
+def test_streamed_body_over_the_limit_is_cut_at_the_limit(keyed):
+    sent = 0
+
+    def chunks():  # no Content-Length: chunked, as a client streaming a body would send it
+        nonlocal sent
+        for _ in range(1000):
+            sent += 1000
+            yield b"x" * 1000
+
+    with httpx.Client(base_url=keyed, timeout=10) as client:
+        response = client.post("/removals", content=chunks(), headers={"Authorization": f"Bearer {STEWARD_KEY}"})
+    assert response.status_code == 413 and "10000 bytes" in response.json()["error"]
+
+
+def test_multipart_parts_are_bounded(keyed):
+    files = [("image", (f"{i}.jpg", b"\xff" * 1000, "image/jpeg")) for i in range(20)]
+    with httpx.Client(base_url=keyed, timeout=10) as client:
+        response = client.post("/search", files=files, headers={"Authorization": f"Bearer {SEARCH_KEY}"})
+    assert response.status_code == 400, response.text
+    assert "files" in response.json()["error"]
+
+
+def test_scan_bomb_upload_refused_within_a_second(keyed):
+    with httpx.Client(base_url=keyed, timeout=10) as client:
+        started = time.monotonic()
+        response = client.post("/search", files={"image": ("bomb.jpg", scan_bomb(2000), "image/jpeg")},
+                               headers={"Authorization": f"Bearer {SEARCH_KEY}"})
+    assert response.status_code == 422 and "too many scans: 2010" in response.json()["error"]
+    assert time.monotonic() - started < 1
+
+
+def test_stats_answers_while_four_costly_uploads_decode(tmp_path):
+    """Decoding runs in worker processes: a burst of uploads that each cost many seconds (the scan
+    limit lifted here, so they reach the decoder) never holds up the event loop; past the queue
+    limit an upload is told to come back later; a decode past its wall time is cut off."""
+    Gallery(str(tmp_path / "g"))
+    config = ServiceConfig(
+        gallery_uri=str(tmp_path / "g"),
+        steward_keys=frozenset({STEWARD_KEY}),
+        decode_limits=DecodeLimits(max_scans=1_000_000, max_scan_pixels=10**15),
+        upload_workers=2,
+        upload_queue=2,
+        upload_bounds=WorkerBounds(seconds=2, memory_bytes=1024**3),
+    )
+    bomb = scan_bomb(4000)
+    with ServiceThread(create_app(config)) as service, httpx.Client(base_url=service.url, timeout=120) as client:
+        with ThreadPoolExecutor(4) as uploads:
+            answers = [uploads.submit(client.post, "/search", files={"image": ("b.jpg", bomb, "image/jpeg")}) for _ in range(4)]
+            time.sleep(0.5)
+            extra = client.post("/search", files={"image": ("b.jpg", bomb, "image/jpeg")})
+            stats_seconds = []
+            while not all(a.done() for a in answers):
+                started = time.monotonic()
+                assert client.get("/stats").status_code == 200
+                stats_seconds.append(time.monotonic() - started)
+                time.sleep(0.2)
+            results = [a.result() for a in answers]
+    assert extra.status_code == 503 and extra.headers["Retry-After"] == "2"
+    assert [r.status_code for r in results] == [422] * 4
+    assert all("decode_timeout" in r.json()["error"] for r in results), [r.json() for r in results]
+    assert len(stats_seconds) >= 3 and max(stats_seconds) < 1, stats_seconds
+
+
+def test_concurrent_removals_cannot_both_pass_the_every_row_guard(tmp_path):
+    """Two requests, each matching half the gallery, filed at the same moment: one at a time, so
+    the second sees only its own half left, which is every row, and is refused."""
+    gallery = tmp_path / "gallery"
+    writer = GalleryWriter(Gallery(str(gallery)))
+    for host in ("a.test", "b.test"):
+        for i in range(3):
+            writer.add(random_image(), sighting(f"http://{host}/{i}.jpg", f"http://{host}/"))
+    writer.write(writer.take_batch())
+    app = create_app(ServiceConfig(gallery_uri=str(gallery), steward_keys=frozenset({STEWARD_KEY})))
+    with ServiceThread(app) as service, httpx.Client(base_url=service.url, timeout=120) as client:
+        start = threading.Barrier(2)
+
+        def remove(domain):
+            start.wait()
+            return client.post("/removals", json={"domain": domain}, headers=STEWARD)
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(remove, ["a.test", "b.test"]))
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+    assert "every row" in next(a for a in answers if a.status_code == 409).json()["error"]
+    assert len(Gallery(str(gallery), create=False).sightings.to_arrow()) == 3
+
+
+def test_public_suffix_domain_refused_over_http(steward_service):
+    client, _, _ = steward_service
+    response = client.post("/removals", json={"domain": "github.io"}, headers=STEWARD)
+    assert response.status_code == 400 and "public suffix" in response.json()["error"]
+
+
+def test_web_page_asks_for_a_search_key_once_per_tab(keyed, fixture_site, tmp_path):
+    """With search keys on, the page asks once, keeps the key for the tab and sends it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    upload = tmp_path / "copy.jpg"
+    upload.write_bytes(_jpeg(fixture_site.root / "img" / "og.jpg", size=(320, 240), quality=60))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/lib/chromium/chromium", args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(keyed + "/")
+            expect(page.locator("#search-key-box")).to_be_hidden()
+            page.set_input_files("#file", str(upload))
+            expect(page.locator("#search-key-box")).to_be_visible()
+            page.fill("#search-key", "wrong-key")
+            page.click("#search-key-box button")
+            expect(page.locator("#status")).to_contain_text("not accepted")
+            page.fill("#search-key", SEARCH_KEY)
+            page.click("#search-key-box button")
+            match = page.locator(".match").first
+            expect(match).to_contain_text("og.jpg", timeout=20_000)
+            expect(match.locator("img")).to_have_js_property("complete", True)
+            page.wait_for_function("document.querySelector('.match img').naturalWidth > 0")  # thumbnail fetched with the key
+            assert page.evaluate("sessionStorage.getItem('gallery-search-key')") == SEARCH_KEY
+            page.set_input_files("#file", str(fixture_site.root / "img" / "src.jpg"))  # a second search: no question
+            expect(page.locator("#status")).to_contain_text("match(es)", timeout=20_000)
+            expect(page.locator("#search-key-box")).to_be_hidden()
         finally:
             browser.close()

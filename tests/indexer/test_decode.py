@@ -1,11 +1,17 @@
 import io
+import struct
+import time
+import zlib
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from gallery.demo import make_picture
 from indexer.decode import DecodeLimits, ImageRejected, decode_bounded
-from tests.fixture_site import jpeg_bytes, png_bomb
+from indexer.decode_budget import check_budget
+from tests.fixture_site import jpeg_bytes, png_bomb, scan_bomb
 
 
 def _encoded(img: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -62,3 +68,167 @@ def test_jpeg_draft_mode_decodes_at_reduced_scale():
     img.draft("RGB", (512, 512))
     assert img.size == (1000, 750)
     assert decode_bounded(GOOD_JPEG).image.size == (512, 384)
+
+
+# --- hostile files: each built here, each refused before a pixel is allocated ------------------
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _lying_ico(listed: int = 16, real: int = 12_000) -> bytes:
+    """An icon directory that says 16x16 around a PNG that is 12000x12000."""
+    embedded = png_bomb(real, real)
+    entry = struct.pack("<BBBBHHII", listed, listed, 0, 0, 1, 32, len(embedded), 6 + 16)
+    return struct.pack("<HHH", 0, 1, 1) + entry + embedded
+
+
+def _two_page_tiff(second: tuple[int, int]) -> bytes:
+    """A small first page, then a second page whose IFD declares `second`."""
+
+    def ifd(width: int, height: int, next_offset: int) -> bytes:
+        entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (262, 3, 1, 1)]
+        body = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries)
+        return body + struct.pack("<I", next_offset)
+
+    first_size = 2 + 4 * 12 + 4
+    return b"II*\x00" + struct.pack("<I", 8) + ifd(8, 8, 8 + first_size) + ifd(*second, 0)
+
+
+def _apng(second: tuple[int, int]) -> bytes:
+    """A two-frame APNG made by Pillow, then its second frame control chunk rewritten to `second`."""
+    frames = [make_picture(7, (32, 32)), make_picture(8, (32, 32))]
+    data = bytearray(_encoded(frames[0], "PNG", save_all=True, append_images=frames[1:]))
+    at = data.find(b"fcTL", data.find(b"fcTL") + 4) - 4  # the second frame's chunk, from its length
+    body = bytearray(data[at + 8 : at + 8 + 26])
+    body[4:12] = struct.pack(">II", *second)
+    data[at : at + 12 + 26] = _chunk(b"fcTL", bytes(body))
+    return bytes(data)
+
+
+def _webp_canvas(width: int, height: int) -> bytes:
+    vp8x = struct.pack("<I", 0) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    body = b"WEBP" + b"VP8X" + struct.pack("<I", len(vp8x)) + vp8x
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _gif_frame_past_screen(width: int, height: int) -> bytes:
+    """A 1x1 screen holding one frame of width x height (Pillow grows its canvas to hold it)."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0, 0, 0)
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00"
+    return screen + frame + b"\x3b"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason", "words"),
+    [
+        (scan_bomb(2000), "too_many_scans", "too many scans: 2010"),
+        (_lying_ico(), "too_many_pixels", "listed as 16x16"),
+        (_two_page_tiff((100_000, 100_000)), "too_many_pixels", "TIFF page 2"),
+        (_apng((100_000, 100_000)), "too_many_pixels", "APNG frame"),
+        (_webp_canvas(16_000, 16_000), "too_many_pixels", "WebP canvas"),
+        (_gif_frame_past_screen(60_000, 60_000), "too_many_pixels", "GIF frame"),
+    ],
+    ids=["jpeg-scan-bomb", "ico-lying-directory", "tiff-second-page", "apng-frame", "webp-canvas", "gif-frame"],
+)
+def test_hostile_files_refused_before_decoding(data, reason, words):
+    started = time.perf_counter()
+    with pytest.raises(ImageRejected) as info:
+        decode_bounded(data)
+    assert info.value.reason == reason
+    assert words in str(info.value)
+    assert time.perf_counter() - started < 0.5  # refused from the headers, not after a decode
+
+
+def test_scans_times_pixels_bounded():
+    # 40 scans are within the count limit, but not over 2000x2000 with a budget of 100 M scan-pixels.
+    with pytest.raises(ImageRejected) as info:
+        decode_bounded(scan_bomb(30), DecodeLimits(max_scan_pixels=100_000_000))
+    assert info.value.reason == "too_many_scans" and "over 2000x2000 pixels" in str(info.value)
+
+
+def test_scan_limit_leaves_real_progressive_jpegs_alone():
+    for picture in (make_picture(9, (640, 480)), make_picture(10, (64, 64)).convert("L"), make_picture(11).convert("CMYK")):
+        data = _encoded(picture, "JPEG", progressive=True, optimize=True)
+        assert 1 < check_budget(data, DecodeLimits().budget()).scans <= 64
+        decode_bounded(data)
+    # The bomb's base file, without its extra scans, is a real picture and decodes.
+    assert decode_bounded(scan_bomb(0)).width == 2000
+
+
+def _sample_images() -> list[tuple[str, bytes]]:
+    """Every photo scikit-image and Matplotlib ship, as files: the real images nothing may refuse."""
+    import matplotlib.cbook
+    import skimage.data
+
+    samples = []
+    data_dir = Path(skimage.data.__file__).parent
+    mpl_dir = Path(matplotlib.cbook._get_data_path("sample_data"))
+    for path in sorted([*data_dir.rglob("*"), *mpl_dir.rglob("*")]):
+        if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif", ".tif", ".tiff", ".bmp", ".webp"):
+            samples.append((path.name, path.read_bytes()))
+    return samples
+
+
+def test_no_real_sample_image_is_refused():
+    samples = _sample_images()
+    assert len(samples) >= 20
+    refused = []
+    for name, data in samples:
+        check_budget(data, DecodeLimits().budget())  # raises on a refusal
+        try:
+            decode_bounded(data)
+        except ImageRejected as exc:
+            # skimage's multipage_rgb.tif uses a TIFF layout Pillow cannot open at all; that was
+            # so before any budget existed and is not a refusal of ours.
+            if exc.reason != "not_an_image":
+                refused.append(f"{name}: {exc}")
+    assert refused == []
+
+
+SEEDS = {
+    "jpeg-progressive": _encoded(make_picture(12, (96, 64)), "JPEG", progressive=True),
+    "jpeg": _encoded(make_picture(13, (96, 64)), "JPEG"),
+    "png": _encoded(make_picture(14, (48, 32)), "PNG"),
+    "apng": _apng((32, 32)),
+    "gif": _encoded(make_picture(15, (48, 32)).convert("P"), "GIF"),
+    "webp": _encoded(make_picture(16, (48, 32)), "WEBP"),
+    "tiff": _encoded(make_picture(17, (48, 32)), "TIFF"),
+    "ico": _encoded(make_picture(18, (48, 48)), "ICO", sizes=[(16, 16), (48, 48)]),
+    "bmp": _encoded(make_picture(19, (48, 32)), "BMP"),
+}
+FUZZ_LIMITS = DecodeLimits(max_pixels=1_000_000, max_scans=64)
+
+
+@st.composite
+def mangled(draw):
+    """A real small file, cut short, with a stretch repeated, or with header bytes overwritten."""
+    data = bytearray(SEEDS[draw(st.sampled_from(sorted(SEEDS)))])
+    for _ in range(draw(st.integers(1, 3))):
+        how = draw(st.sampled_from(["truncate", "repeat", "lie"]))
+        at = draw(st.integers(0, max(0, len(data) - 1)))
+        if how == "truncate":
+            data = data[:at]
+        elif how == "repeat":
+            stretch = data[at : at + draw(st.integers(1, 64))]
+            data[at:at] = stretch * draw(st.integers(1, 200))
+        else:  # headers sit in the first few hundred bytes: overwrite a few with anything
+            at = draw(st.integers(0, min(len(data), 300)))
+            data[at : at + 4] = draw(st.binary(min_size=1, max_size=4))
+    return bytes(data)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the corrupt data it skips
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(data=mangled())
+def test_fuzz_refused_with_a_reason_or_decoded_within_budget(data):
+    started = time.perf_counter()
+    try:
+        decoded = decode_bounded(data, FUZZ_LIMITS)
+    except ImageRejected as exc:
+        assert exc.reason and str(exc)
+        return
+    assert decoded.width * decoded.height <= FUZZ_LIMITS.max_pixels
+    assert max(decoded.image.size) <= 512
+    assert time.perf_counter() - started < 2
