@@ -51,8 +51,8 @@ def _print_crawl_summary(summary: dict) -> None:
     table = Table(title="crawl summary", show_header=False)
     for key in ("pages", "images_stored", "duplicates_exact", "duplicates_near", "sightings_written"):
         table.add_row(key.replace("_", " "), str(summary[key]))
-    for group in ("not_modified", "blocked", "skipped"):
-        for reason, count in summary[group].items():
+    for group in ("not_modified", "blocked", "skipped", "notes"):
+        for reason, count in summary.get(group, {}).items():
             table.add_row(f"{group.replace('_', ' ')}: {reason}", str(count))
     if summary["render"]["pages"] or summary["render"]["skipped"]:
         table.add_row("pages rendered", str(summary["render"]["pages"]))

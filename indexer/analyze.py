@@ -23,6 +23,7 @@ class AnalyzedImage:
     face_count: int
     thumbnail: bytes  # JPEG, faces pixelated, longest side <= 512
     policy: str  # what the embedded metadata check said, for the sighting's provenance
+    notes: tuple[str, ...] = ()  # the decode's notes (DecodedImage.notes), counted as indexer/notes/<note>
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ def analyze_image(data: bytes, *, detector: FaceDetector, limits: DecodeLimits =
         face_count=len(faces),
         thumbnail=buffer.getvalue(),
         policy=metadata.reason,
+        notes=decoded.notes,
     )
 
 

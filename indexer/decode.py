@@ -32,9 +32,12 @@ class DecodeLimits:
 class DecodedImage:
     image: Image.Image  # RGB, longest side <= WORKING_SIZE
     format: str  # e.g. "JPEG", "PNG"
-    width: int  # of the original
+    width: int  # of the original, as shown (EXIF orientation applied)
     height: int
     xmp: bytes  # raw XMP packet if the file carries one (rights metadata is read from it)
+    # What was decoded other than asked, each a short token for stats (indexer/notes/<note>):
+    # "animated_first_frame" (only the first frame is analysed and stored), "exif_orientation_invalid".
+    notes: tuple[str, ...] = ()
 
 
 def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedImage:
@@ -58,6 +61,9 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Decode
                 img.draft("RGB", (WORKING_SIZE, WORKING_SIZE))
             img.seek(0)  # first frame of animations
             img.load()
+            orientation, notes = _orientation(img)
+            if getattr(img, "is_animated", False) and fmt != "MPO":  # MPO: a phone's photo plus previews
+                notes += ("animated_first_frame",)
     except ImageRejected:
         raise
     except UnidentifiedImageError as exc:
@@ -69,7 +75,36 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Decode
         raise ImageRejected("corrupt", str(exc)) from exc
     img = _to_rgb(img)
     img.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.LANCZOS)
-    return DecodedImage(image=img, format=fmt, width=width, height=height, xmp=xmp)
+    if orientation in _TRANSPOSE:
+        # Upright as a browser shows it, for the detector, the thumbnail and both sides' hashes.
+        img = img.transpose(_TRANSPOSE[orientation])
+        if orientation >= 5:
+            width, height = height, width
+    return DecodedImage(image=img, format=fmt, width=width, height=height, xmp=xmp, notes=notes)
+
+
+# EXIF orientation -> the transpose that shows the picture upright (1 is upright already).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _orientation(img: Image.Image) -> tuple[int, tuple[str, ...]]:
+    """The EXIF orientation; a tag that is missing is 1, one that is unreadable or out of range
+    is 1 too, and noted: the picture is still stored, as its pixels lie."""
+    try:
+        value = img.getexif().get(0x0112, 1)  # 0x0112: Orientation
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError):  # PIL's EXIF parser on broken IFDs
+        return 1, ("exif_orientation_invalid",)
+    if isinstance(value, int) and 1 <= value <= 8:
+        return value, ()
+    return 1, ("exif_orientation_invalid",)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -148,6 +148,9 @@ class IndexerPipeline:
             item.status, item.error_message = "skipped", "tombstone"
             self.stats.inc_value("policy/blocked/tombstone")
             return
+        for note in result.notes:
+            self.stats.inc_value(f"indexer/notes/{note}")
+            logger.info("%s: %s", item.image_url, note)
         item.image_id = result.image_id
         is_new = self.writer.add(result, sighting)
         item.status = "stored" if is_new else "duplicate"
