@@ -8,6 +8,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 # Longest side we decode to. Thumbnails, hashes and face detection all work at this size.
@@ -110,6 +111,13 @@ def _orientation(img: Image.Image) -> tuple[int, tuple[str, ...]]:
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
+    if img.mode.startswith("I") or img.mode == "F":
+        # 16-bit (and 32-bit) grey: PIL's conversion clips at 255, so nearly every picture
+        # would turn white; scale 16-bit ranges down instead.
+        pixels = np.asarray(img, dtype=np.float64)
+        if pixels.size and pixels.max() > 255:
+            pixels = pixels / 257
+        return Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).convert("RGB")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Flatten transparency onto white so hashes match what a browser shows.
         rgba = img.convert("RGBA")
