@@ -63,6 +63,8 @@ def summarize(stats: dict) -> dict:
         "blocked": by_prefix("policy/blocked/"),
         "crawl_delays": by_prefix("policy/crawl_delay/"),
         "skipped": by_prefix("indexer/skipped/"),
+        # Stored, but decoded other than as published: an animation's first frame, an invalid EXIF orientation.
+        "notes": by_prefix("indexer/notes/"),
         "render": {
             "pages": stats.get("render/pages", 0),
             "skipped": by_prefix("crawl/skipped/render_"),

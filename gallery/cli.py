@@ -54,8 +54,8 @@ def _print_crawl_summary(summary: dict) -> None:
     table = Table(title="crawl summary", show_header=False)
     for key in ("pages", "images_stored", "duplicates_exact", "duplicates_near", "sightings_written"):
         table.add_row(key.replace("_", " "), str(summary[key]))
-    for group in ("not_modified", "blocked", "skipped"):
-        for reason, count in summary[group].items():
+    for group in ("not_modified", "blocked", "skipped", "notes"):
+        for reason, count in summary.get(group, {}).items():
             table.add_row(f"{group.replace('_', ' ')}: {reason}", str(count))
     if summary["render"]["pages"] or summary["render"]["skipped"]:
         table.add_row("pages rendered", str(summary["render"]["pages"]))
@@ -207,26 +207,41 @@ def search(
 def stats(
     gallery: GalleryOption = "./gallery",
     exclusions: Annotated[bool, typer.Option(help="Also list every URL the last crawl was not allowed to take.")] = False,
+    uncertain_faces: Annotated[bool, typer.Option(help="Also list images whose face detection scored just under the threshold, for review.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Counts of images, sightings and tombstones, and what the last crawl blocked or skipped, by reason."""
+    """Counts of images, sightings and tombstones, faces masked, and what the last crawl blocked or skipped, by reason."""
     from crawler.run import summarize
 
     store = _open_gallery(gallery)
     document = store.counts()
+    document["faces"] = store.face_counts()
     last = store.last_crawl()
     document["last_crawl"] = {"run_id": last["run_id"], "finished_at": last["finished_at"], **summarize(last)} if last else None
     if exclusions:
         rows = store.exclusions_of(last["run_id"]) if last else []
         document["exclusions"] = [{k: r[k] for k in ("url", "page_url", "reason", "at")} for r in rows]
+    if uncertain_faces:
+        flagged = store.face_uncertain_images()
+        urls = {}
+        for s in store.sightings_of([r["image_id"] for r in flagged]):
+            urls.setdefault(s["image_id"], s["image_url"])
+        document["uncertain_faces"] = [{**r, "image_url": urls.get(r["image_id"])} for r in flagged]
     if as_json:
         _print_json(document)
         return
+    faces = document["faces"]
     out.print(f"images: {document['images']}  sightings: {document['sightings']}  tombstones: {document['tombstones']}")
+    out.print(
+        f"faces masked: {faces['faces_masked']} in {faces['images_with_faces_masked']} images; "
+        f"{faces['images_face_uncertain']} images flagged for review (--uncertain-faces)"
+    )
     if last:
         _print_crawl_summary(document["last_crawl"])
     for row in document.get("exclusions", []):
         out.print(f"{row['reason']:<24} {row['url']}" + (f"  (on {row['page_url']})" if row["page_url"] else ""))
+    for row in document.get("uncertain_faces", []):
+        out.print(f"face uncertain  {row['image_id'][:16]}…  {row['face_count']} masked  {row['image_url'] or ''}")
 
 
 @app.command()

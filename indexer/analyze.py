@@ -20,9 +20,11 @@ class AnalyzedImage:
     height: int
     format: str
     bytes: int
-    face_count: int
+    face_count: int  # boxes masked; nothing else about a face is kept
     thumbnail: bytes  # JPEG, faces pixelated, longest side <= 512
     policy: str  # what the embedded metadata check said, for the sighting's provenance
+    face_uncertain: bool = False  # something scored just under the face threshold: for a steward's review
+    notes: tuple[str, ...] = ()  # the decode's notes (DecodedImage.notes), counted as indexer/notes/<note>
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,8 @@ def analyze_image(data: bytes, *, detector: FaceDetector, limits: DecodeLimits =
     # Hashes describe the picture as published (faces included), so a search with the
     # original finds it; only pixels we store are masked.
     hashes = perceptual_hashes(decoded.image)
-    faces = detector.detect(decoded.image)
-    masked = pixelate_faces(decoded.image, faces) if faces else decoded.image
+    scan = detector.scan(decoded.image)
+    masked = pixelate_faces(decoded.image, scan.faces) if scan.faces else decoded.image
     buffer = io.BytesIO()
     masked.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
     return AnalyzedImage(
@@ -57,9 +59,11 @@ def analyze_image(data: bytes, *, detector: FaceDetector, limits: DecodeLimits =
         height=decoded.height,
         format=decoded.format,
         bytes=len(data),
-        face_count=len(faces),
+        face_count=len(scan.faces),
+        face_uncertain=scan.uncertain,
         thumbnail=buffer.getvalue(),
         policy=metadata.reason,
+        notes=decoded.notes,
     )
 
 

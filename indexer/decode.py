@@ -8,6 +8,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from indexer.decode_budget import DecodeBudget, OverBudget, check_budget
@@ -39,9 +40,12 @@ class DecodeLimits:
 class DecodedImage:
     image: Image.Image  # RGB, longest side <= WORKING_SIZE
     format: str  # e.g. "JPEG", "PNG"
-    width: int  # of the original
+    width: int  # of the original, as shown (EXIF orientation applied)
     height: int
     xmp: bytes  # raw XMP packet if the file carries one (rights metadata is read from it)
+    # What was decoded other than asked, each a short token for stats (indexer/notes/<note>):
+    # "animated_first_frame" (only the first frame is analysed and stored), "exif_orientation_invalid".
+    notes: tuple[str, ...] = ()
 
 
 def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedImage:
@@ -74,6 +78,9 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Decode
                 # A format the walk does not know, whose header lied about the size (the decode
                 # itself is bounded in time and memory by the worker that runs it).
                 raise ImageRejected("too_many_pixels", f"decoded as {img.width}x{img.height}")
+            orientation, notes = _orientation(img)
+            if getattr(img, "is_animated", False) and fmt != "MPO":  # MPO: a phone's photo plus previews
+                notes += ("animated_first_frame",)
     except ImageRejected:
         raise
     except UnidentifiedImageError as exc:
@@ -85,12 +92,48 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Decode
         raise ImageRejected("corrupt", str(exc)) from exc
     img = _to_rgb(img)
     img.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.LANCZOS)
-    return DecodedImage(image=img, format=fmt, width=width, height=height, xmp=xmp)
+    if orientation in _TRANSPOSE:
+        # Upright as a browser shows it, for the detector, the thumbnail and both sides' hashes.
+        img = img.transpose(_TRANSPOSE[orientation])
+        if orientation >= 5:
+            width, height = height, width
+    return DecodedImage(image=img, format=fmt, width=width, height=height, xmp=xmp, notes=notes)
+
+
+# EXIF orientation -> the transpose that shows the picture upright (1 is upright already).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _orientation(img: Image.Image) -> tuple[int, tuple[str, ...]]:
+    """The EXIF orientation; a tag that is missing is 1, one that is unreadable or out of range
+    is 1 too, and noted: the picture is still stored, as its pixels lie."""
+    try:
+        value = img.getexif().get(0x0112, 1)  # 0x0112: Orientation
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError):  # PIL's EXIF parser on broken IFDs
+        return 1, ("exif_orientation_invalid",)
+    if isinstance(value, int) and 1 <= value <= 8:
+        return value, ()
+    return 1, ("exif_orientation_invalid",)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
+    if img.mode.startswith("I") or img.mode == "F":
+        # 16-bit (and 32-bit) grey: PIL's conversion clips at 255, so nearly every picture
+        # would turn white; scale 16-bit ranges down instead.
+        pixels = np.asarray(img, dtype=np.float64)
+        if pixels.size and pixels.max() > 255:
+            pixels = pixels / 257
+        return Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).convert("RGB")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Flatten transparency onto white so hashes match what a browser shows.
         rgba = img.convert("RGBA")

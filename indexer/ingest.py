@@ -188,6 +188,7 @@ def _image_row(image: AnalyzedImage, *, seen_at: datetime) -> dict:
         "format": image.format,
         "bytes": image.bytes,
         "face_count": image.face_count,
+        "face_uncertain": image.face_uncertain,
         "thumbnail": image.thumbnail,
         "first_seen": seen_at,
         "last_seen": seen_at,

@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 import lancedb
 from lancedb.index import BTree
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from indexer.hashes import HASH_BITS
 from indexer.purge_lock import PurgeLock
@@ -34,6 +35,7 @@ IMAGES_SCHEMA = pa.schema(
         pa.field("format", pa.string()),
         pa.field("bytes", pa.int64()),
         pa.field("face_count", pa.int32()),
+        pa.field("face_uncertain", pa.bool_()),  # a score just under the threshold: listed for review (gallery stats --uncertain-faces)
         pa.field("thumbnail", pa.binary()),
         pa.field("first_seen", TIMESTAMP),
         pa.field("last_seen", TIMESTAMP),
@@ -375,6 +377,22 @@ class Gallery:
             "sightings": self.sightings.count_rows(),
             "tombstones": self.tombstones.count_rows(),
         }
+
+    def face_counts(self) -> dict[str, int]:
+        """Images stored with faces masked, the faces masked, and images flagged for review;
+        reads two small columns (a gallery from before `face_uncertain` counts none flagged)."""
+        table = self.images.to_lance().to_table(columns=["face_count", "face_uncertain"])
+        faces = pc.fill_null(table["face_count"], 0)
+        return {
+            "images_with_faces_masked": pc.sum(pc.greater(faces, 0)).as_py() or 0,
+            "faces_masked": pc.sum(faces).as_py() or 0,
+            "images_face_uncertain": pc.sum(pc.fill_null(table["face_uncertain"], False)).as_py() or 0,
+        }
+
+    def face_uncertain_images(self) -> list[dict]:
+        """Images whose detection scored something just under the threshold, for a steward to review."""
+        columns = ["image_id", "face_count", "width", "height", "first_seen"]
+        return self.images.to_lance().to_table(columns=columns, filter="face_uncertain = true").to_pylist()
 
     def exclusions_of(self, run_id: str) -> list[dict]:
         return self.exclusions.search().where(f"run_id = '{run_id}'").limit(None).to_list()

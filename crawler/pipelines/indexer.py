@@ -146,6 +146,9 @@ class IndexerPipeline:
         if self.writer.tombstoned(result, sighting):
             report_block(self.crawler, url=item.image_url, reason=TOMBSTONE, page_url=item.page_url)
             return
+        for note in result.notes:
+            self.stats.inc_value(f"indexer/notes/{note}")
+            logger.info("%s: %s", item.image_url, note)
         item.image_id = result.image_id
         is_new = self.writer.add(result, sighting)
         self.stats.inc_value("indexer/stored" if is_new else "indexer/duplicate/exact")

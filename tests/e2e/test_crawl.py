@@ -87,6 +87,7 @@ def test_stats_reports_counts_and_reasons(crawled):
     assert stats["sightings"] == summary["sightings_written"]
     assert stats["last_crawl"]["blocked"]["robots"] >= 1
     assert stats["last_crawl"]["skipped"]["empty"] == 1
+    assert stats["faces"]["images_with_faces_masked"] == 2  # the two portraits on faces.html
 
 
 def test_search_finds_resized_recompressed_copy(fixture_site, crawled, tmp_path):

@@ -66,3 +66,22 @@ def test_json_output_is_one_document(tmp_path):
     document = json.loads(result.stdout)
     assert len(document["matches"]) == 6
     assert all(m["image"]["pdq"].startswith("pdq:") for m in document["matches"])
+
+
+def test_stats_counts_faces_and_lists_uncertain_ones(tmp_path):
+    from dataclasses import replace
+
+    from indexer.ingest import GalleryWriter
+    from indexer.store import Gallery
+    from tests.fixture_site import random_image, sighting
+
+    flagged, masked, plain = replace(random_image(), face_count=1, face_uncertain=True), replace(random_image(), face_count=2), random_image()
+    writer = GalleryWriter(Gallery(str(tmp_path / "g")))
+    for index, image in enumerate((flagged, masked, plain)):
+        writer.add(image, sighting(f"http://a.test/{index}.jpg"))
+    writer.write(writer.take_batch())
+    stats = run_gallery_json("stats", "--uncertain-faces", "--gallery", str(tmp_path / "g"))
+    assert stats["faces"] == {"images_with_faces_masked": 2, "faces_masked": 3, "images_face_uncertain": 1}
+    assert [(r["image_id"], r["image_url"]) for r in stats["uncertain_faces"]] == [(flagged.image_id, "http://a.test/0.jpg")]
+    text = run_gallery("stats", "--uncertain-faces", "--gallery", str(tmp_path / "g")).stdout
+    assert "faces masked: 3 in 2 images" in text and flagged.image_id[:16] in text

@@ -4,6 +4,7 @@ import time
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 from PIL import Image
@@ -232,3 +233,59 @@ def test_fuzz_refused_with_a_reason_or_decoded_within_budget(data):
     assert decoded.width * decoded.height <= FUZZ_LIMITS.max_pixels
     assert max(decoded.image.size) <= 512
     assert time.perf_counter() - started < 2
+
+
+def _with_orientation(img: Image.Image, orientation) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    img.save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+# The pixels a camera writes for each EXIF orientation, given the upright picture.
+STORED_AS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+@pytest.mark.parametrize("orientation", sorted(STORED_AS))
+def test_exif_orientation_decodes_upright(orientation):
+    upright = make_picture(7, (300, 200))
+    decoded = decode_bounded(_with_orientation(upright.transpose(STORED_AS[orientation]), orientation))
+    assert decoded.image.size == (300, 200) and (decoded.width, decoded.height) == (300, 200)
+    difference = np.abs(np.asarray(decoded.image, np.int16) - np.asarray(upright, np.int16)).mean()
+    assert difference < 4, f"orientation {orientation} not undone (mean difference {difference:.1f})"
+    assert decoded.notes == ()
+
+
+@pytest.mark.parametrize("orientation", [0, 9, 65535], ids=["zero", "nine", "max"])
+def test_invalid_exif_orientation_is_upright_and_noted(orientation):
+    picture = make_picture(8, (300, 200))
+    decoded = decode_bounded(_with_orientation(picture, orientation))
+    assert decoded.image.size == (300, 200)
+    assert decoded.notes == ("exif_orientation_invalid",)
+
+
+def test_unreadable_exif_is_noted_not_fatal():
+    # An IFD that claims five entries and ends after the first tag number.
+    broken = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12\x00\x03"
+    buffer = io.BytesIO()
+    make_picture(9, (120, 80)).save(buffer, "JPEG", exif=broken)
+    decoded = decode_bounded(buffer.getvalue())
+    assert decoded.image.size == (120, 80)
+
+
+def test_animated_image_keeps_first_frame_and_says_so():
+    frames = [Image.new("RGB", (64, 48), colour) for colour in ("red", "blue", "green")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    decoded = decode_bounded(buffer.getvalue())
+    assert decoded.image.getpixel((10, 10)) == (255, 0, 0)
+    assert decoded.notes == ("animated_first_frame",)

@@ -29,3 +29,92 @@ def test_no_faces_in_abstract_picture(detector):
 def test_odd_sizes_are_padded_not_resized(detector):
     # 77 x 45 is no multiple of 32: the detector must pad, and must not crash on tiny input.
     assert detector.detect(Image.new("RGB", (77, 45), "white")) == []
+
+
+# -- every face masked: turned, small, and through bad input ------------------------------
+
+import io  # noqa: E402
+
+import numpy as np  # noqa: E402
+import skimage.data  # noqa: E402
+
+from indexer.analyze import analyze_image  # noqa: E402
+
+
+def _stored_pixels(result) -> Image.Image:
+    return decode_bounded(result.thumbnail).image
+
+
+def _face_grid(side: int = 28, per_row: int = 3) -> Image.Image:
+    """A page of small grey face crops (scikit-image's LFW sample), as a manual's figure has them."""
+    crops = skimage.data.lfw_subset()[:per_row * per_row]
+    page = Image.new("RGB", (per_row * (side + 12) + 12, per_row * (side + 12) + 12), "white")
+    for index, crop in enumerate(crops):
+        face = Image.fromarray((crop * 255).astype(np.uint8)).resize((side, side), Image.Resampling.BICUBIC)
+        page.paste(face.convert("RGB"), (12 + (index % per_row) * (side + 12), 12 + (index // per_row) * (side + 12)))
+    return page
+
+
+def _encoded(img: Image.Image, fmt: str = "JPEG", **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "at_least"),
+    [
+        ("upside-down", lambda: astronaut().transpose(Image.Transpose.ROTATE_180), 1),
+        ("on its side", lambda: grace_hopper().transpose(Image.Transpose.ROTATE_90), 1),
+        ("on its other side", lambda: astronaut().transpose(Image.Transpose.ROTATE_270), 1),
+        ("small faces in a grid", _face_grid, 9),
+        ("small faces upside down", lambda: _face_grid().transpose(Image.Transpose.ROTATE_180), 9),
+    ],
+)
+def test_turned_and_small_faces_are_masked_and_unfindable_after(detector, name, make, at_least):
+    result = analyze_image(jpeg_bytes(make()), detector=detector)
+    assert result.face_count >= at_least, name
+    assert detector.detect(_stored_pixels(result)) == [], name
+
+
+def _exif_jpeg(img: Image.Image, orientation) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return _encoded(img, quality=90, exif=exif.tobytes())
+
+
+def _animated_gif(first: Image.Image) -> bytes:
+    frames = [first.convert("P"), Image.new("P", first.size, 3)]
+    return _encoded(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+
+
+def _sixteen_bit_png(img: Image.Image) -> bytes:
+    grey = np.asarray(img.convert("L"), dtype=np.uint16) * 257
+    return _encoded(Image.fromarray(grey), "PNG")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "note"),
+    [
+        # A phone's portrait: pixels stored on their side, the tag says turn them upright.
+        ("EXIF orientation 6", lambda: _exif_jpeg(astronaut().transpose(Image.Transpose.ROTATE_90), 6), None),
+        ("invalid EXIF orientation", lambda: _exif_jpeg(astronaut(), 9), "exif_orientation_invalid"),
+        ("huge", lambda: jpeg_bytes(astronaut().resize((6000, 6000))), None),
+        ("animated", lambda: _animated_gif(astronaut()), "animated_first_frame"),
+        ("CMYK", lambda: _encoded(grace_hopper().convert("CMYK"), quality=90), None),
+        ("16-bit grey", lambda: _sixteen_bit_png(grace_hopper()), None),
+    ],
+)
+def test_bad_input_is_still_masked(detector, name, data, note):
+    result = analyze_image(data(), detector=detector)
+    assert result.face_count >= 1, name
+    stored = _stored_pixels(result)
+    assert max(stored.size) <= 512
+    assert detector.detect(stored) == [], name
+    assert result.notes == ((note,) if note else ())
+
+
+@pytest.mark.parametrize("size", [(1, 4000), (4000, 1), (1, 1)])
+def test_one_pixel_strips_are_analysed_without_error(detector, size):
+    result = analyze_image(_encoded(Image.new("RGB", size, "grey"), "PNG"), detector=detector)
+    assert result.face_count == 0

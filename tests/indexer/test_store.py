@@ -54,7 +54,7 @@ def test_contract_columns(tmp_path, analyzed):
     gallery = Gallery(str(tmp_path / "g"))
     images = set(gallery.images.schema.names)
     sightings = set(gallery.sightings.schema.names)
-    assert {"image_id", "phash", "pdq", "width", "height", "format", "bytes", "face_count", "thumbnail",
+    assert {"image_id", "phash", "pdq", "width", "height", "format", "bytes", "face_count", "face_uncertain", "thumbnail",
             "first_seen", "last_seen", "duplicate_of"} <= images
     assert {"image_id", "image_url", "page_url", "domain", "alt_text", "license_url", "fetched_at",
             "http_status", "rendered", "policy"} <= sightings
@@ -138,3 +138,12 @@ def test_a_gallery_made_before_the_validator_columns_still_works(tmp_path, analy
     _ingest(uri, analyzed[1:], [replace(sighting("http://a.test/2.jpg"), etag='"e"')])
     assert Gallery(uri).counts() == {"images": 1, "sightings": 2, "tombstones": 0}
     assert Gallery(uri).known_images()["http://a.test/2.jpg"].etag == '"e"'
+
+
+def test_face_counts_and_uncertain_images(tmp_path, analyzed):
+    uri = str(tmp_path / "g")
+    masked = replace(analyzed[0], face_count=3, face_uncertain=True)
+    _ingest(uri, [masked, analyzed[1]], [sighting("http://a.test/1.jpg"), sighting("http://a.test/2.jpg")])
+    gallery = Gallery(uri)
+    assert gallery.face_counts() == {"images_with_faces_masked": 1, "faces_masked": 3, "images_face_uncertain": 1}
+    assert [r["image_id"] for r in gallery.face_uncertain_images()] == [masked.image_id]

@@ -1,0 +1,367 @@
+"""Face masking recall on a labeled set, per edit, and the detector's CPU per image.
+
+The set is built only from pictures that installed packages ship: scikit-image's astronaut and
+cameraman, Matplotlib's Grace Hopper, scikit-image's LFW face crops (tiled into groups, grids,
+a two-column figure and border cuts at 20-200 px per face), and face-free photos for false
+positives. Face boxes were labeled once by hand (benchmarks/faces_labels.json); every scene and
+edit derives its boxes from those geometrically. Nothing here tells faces apart.
+
+Each picture goes the way a crawled one does: JPEG bytes -> the one bounded decode -> the
+detector on the decoded working image (the stored thumbnail's pixels). A labeled face counts as
+found when a detection's centre lies in its box and its centre lies in the detection's box;
+faces under MIN_FACE px in the working image are listed apart, not in the recall. A detection
+that matches no face (of any size) is a false positive.
+
+    .venv/bin/python benchmarks/faces.py [--variants NAME,...] [--quick]
+
+Last line: `faces_min_recall: X.XX` (the lowest recall over every edit, for the first variant).
+"""
+
+import argparse
+import io
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.cbook
+import numpy as np
+import skimage.data
+from PIL import Image, ImageDraw, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import onnx  # noqa: E402
+import onnxruntime  # noqa: E402
+
+import indexer.faces as faces_module  # noqa: E402
+from indexer.decode import decode_bounded  # noqa: E402
+from indexer.faces import FaceDetector  # noqa: E402
+
+LABELS = json.loads((Path(__file__).with_name("faces_labels.json")).read_text())
+MIN_FACE = 20  # px, shorter side of a face box in the working image: the issue's floor
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class Scene:
+    name: str
+    family: str
+    image: Image.Image
+    faces: list[Box]
+
+
+# -- sources ------------------------------------------------------------------------
+
+
+def photo(name: str) -> Image.Image:
+    if name == "grace_hopper":
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+            return Image.open(io.BytesIO(f.read())).convert("RGB")
+    pixels = getattr(skimage.data, name)()
+    if pixels.dtype != np.uint8:
+        pixels = (pixels / pixels.max() * 255).astype(np.uint8)
+    return Image.fromarray(pixels).convert("RGB")
+
+
+def face_crops() -> list[Image.Image]:
+    crops = skimage.data.lfw_subset()[:100]  # the first 100 are faces
+    return [Image.fromarray((c * 255).astype(np.uint8)).convert("RGB") for c in crops]
+
+
+def crop_face_box(size: tuple[int, int]) -> Box:
+    x1, y1, x2, y2 = LABELS["face_crops"]["face_in_crop"]
+    return (x1 * size[0] / 25, y1 * size[1] / 25, x2 * size[0] / 25, y2 * size[1] / 25)
+
+
+def shifted(box: Box, dx: float, dy: float, scale: float = 1.0) -> Box:
+    return (box[0] * scale + dx, box[1] * scale + dy, box[2] * scale + dx, box[3] * scale + dy)
+
+
+def clipped(box: Box, size: tuple[int, int]) -> Box | None:
+    x1, y1, x2, y2 = max(0, box[0]), max(0, box[1]), min(size[0], box[2]), min(size[1], box[3])
+    return (x1, y1, x2, y2) if x2 - x1 >= 2 and y2 - y1 >= 2 else None
+
+
+# -- scenes -------------------------------------------------------------------------
+
+
+def scenes() -> list[Scene]:
+    photos = {name: (photo(name), [tuple(b) for b in entry["faces"]]) for name, entry in LABELS["photos"].items()}
+    crops = face_crops()
+    out = [Scene(name, "portrait", img, boxes) for name, (img, boxes) in photos.items()]
+    out.append(collage(photos))
+    out += [group(crops, seed=seed, background=bg) for seed, bg in enumerate(("rocket", "grass", "coffee", "brick"))]
+    out += [grid(crops, face=size) for size in (20, 24, 32, 48)]
+    out.append(two_columns(crops))
+    out += partial_faces(photos, crops)
+    out += [Scene(name, "no_faces", photo(name), []) for name in LABELS["no_faces"]]
+    return out
+
+
+def collage(photos) -> Scene:
+    canvas, faces = Image.new("RGB", (512, 512), (240, 240, 240)), []
+    for index, name in enumerate(("astronaut", "grace_hopper", "camera")):
+        img, boxes = photos[name]
+        scale = 250 / max(img.size)
+        x, y = 3 + (index % 2) * 256, 3 + (index // 2) * 256
+        canvas.paste(img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS), (x, y))
+        faces += [shifted(b, x, y, scale) for b in boxes]
+    canvas.paste(photo("coffee").resize((250, 166)), (259, 300))
+    return Scene("collage", "collage", canvas, faces)
+
+
+def group(crops, *, seed: int, background: str) -> Scene:
+    """Eight faces of 24-120 px scattered over a photo, none overlapping."""
+    rng = np.random.default_rng(seed)
+    canvas = photo(background).resize((512, 384), Image.Resampling.LANCZOS)
+    faces: list[Box] = []
+    while len(faces) < 8:
+        side = int(rng.integers(24, 121))
+        x, y = int(rng.integers(0, 512 - side)), int(rng.integers(0, 384 - side))
+        box = (x, y, x + side, y + side)
+        if any(not (box[2] + 4 < f[0] or f[2] + 4 < box[0] or box[3] + 4 < f[1] or f[3] + 4 < box[1]) for f in faces):
+            continue
+        canvas.paste(crops[int(rng.integers(0, len(crops)))].resize((side, side), Image.Resampling.BICUBIC), (x, y))
+        faces.append(shifted(crop_face_box((side, side)), x, y))
+    return Scene(f"group-{background}", "group", canvas, faces)
+
+
+def grid(crops, *, face: int) -> Scene:
+    """A contact sheet: up to 8x8 faces of `face` px on a 512 px page."""
+    gap = max(4, face // 4)
+    per_row = min(8, (512 - gap) // (face + gap))
+    canvas, faces = Image.new("RGB", (512, 512), (255, 255, 255)), []
+    for index in range(per_row * per_row):
+        x, y = gap + (index % per_row) * (face + gap), gap + (index // per_row) * (face + gap)
+        canvas.paste(crops[(index * 7 + face) % len(crops)].resize((face, face), Image.Resampling.BICUBIC), (x, y))
+        faces.append(shifted(crop_face_box((face, face)), x, y))
+    return Scene(f"grid-{face}px", "grid", canvas, faces)
+
+
+def two_columns(crops) -> Scene:
+    """A manual's figure: six face crops in two columns, each with a caption bar."""
+    canvas, faces = Image.new("RGB", (360, 500), (255, 255, 255)), []
+    draw = ImageDraw.Draw(canvas)
+    for index in range(6):
+        x, y = 30 + (index % 2) * 170, 20 + (index // 2) * 160
+        canvas.paste(crops[40 + index].resize((120, 120), Image.Resampling.BICUBIC), (x, y))
+        draw.rectangle((x, y + 128, x + 100, y + 136), fill=(90, 90, 90))
+        faces.append(shifted(crop_face_box((120, 120)), x, y))
+    return Scene("figure-two-columns", "figure", canvas, faces)
+
+
+def partial_faces(photos, crops) -> list[Scene]:
+    """Faces cut by the picture's edge, and a close-up that shows only part of one."""
+    out = []
+    astronaut, (box,) = photos["astronaut"]
+    cut = astronaut.crop((220, 0, 512, 512))  # the left third of her face is outside
+    out.append(Scene("astronaut-cut-left", "partial", cut, [clipped(shifted(box, -220, 0), cut.size)]))
+    hopper, (box,) = photos["grace_hopper"]
+    cut = hopper.crop((0, 190, 512, 600))  # the forehead and brows are outside
+    out.append(Scene("hopper-cut-top", "partial", cut, [clipped(shifted(box, 0, -190), cut.size)]))
+    close = hopper.crop((150, 150, 390, 300)).resize((480, 300), Image.Resampling.LANCZOS)  # eyes and nose, 2x
+    out.append(Scene("hopper-eyes-close-up", "partial", close, [shifted(clipped(shifted(box, -150, -150), (240, 150)), 0, 0, 2.0)]))
+    canvas, faces = photo("grass").resize((512, 384)), []
+    for index, (x, y) in enumerate(((-30, 40), (200, -35), (452, 150), (120, 334), (-25, 300))):
+        canvas.paste(crops[60 + index].resize((80, 80), Image.Resampling.BICUBIC), (x, y))
+        faces.append(clipped(shifted(crop_face_box((80, 80)), x, y), canvas.size))
+    out.append(Scene("faces-at-borders", "partial", canvas, faces))
+    return out
+
+
+# -- edits --------------------------------------------------------------------------
+
+
+def rotate(img: Image.Image, faces: list[Box], degrees: float) -> tuple[Image.Image, list[Box]]:
+    """Counter-clockwise by `degrees`, canvas grown to fit; boxes become their rotated corners' hull."""
+    exact = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+    out = img.transpose(exact[degrees]) if degrees in exact else img.rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=(128, 128, 128))
+    theta = math.radians(degrees)
+    cx, cy, ncx, ncy = img.width / 2, img.height / 2, out.width / 2, out.height / 2
+
+    def turn(x: float, y: float) -> tuple[float, float]:
+        dx, dy = x - cx, y - cy
+        return ncx + dx * math.cos(theta) + dy * math.sin(theta), ncy - dx * math.sin(theta) + dy * math.cos(theta)
+
+    boxes = []
+    for x1, y1, x2, y2 in faces:
+        corners = [turn(x, y) for x, y in ((x1, y1), (x2, y1), (x1, y2), (x2, y2))]
+        xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+        boxes.append((min(xs), min(ys), max(xs), max(ys)))
+    return out, boxes
+
+
+def mirror(img: Image.Image, faces: list[Box]) -> tuple[Image.Image, list[Box]]:
+    return ImageOps.mirror(img), [(img.width - x2, y1, img.width - x1, y2) for x1, y1, x2, y2 in faces]
+
+
+EDITS = {  # name -> (edit, JPEG quality the picture is published at)
+    "original": (lambda img, faces: (img, faces), 90),
+    "mirrored": (mirror, 90),
+    "grayscale": (lambda img, faces: (img.convert("L").convert("RGB"), faces), 90),
+    "jpeg_q30": (lambda img, faces: (img, faces), 30),
+    "rot90": (lambda img, faces: rotate(img, faces, 90), 90),
+    "rot180": (lambda img, faces: rotate(img, faces, 180), 90),
+    "rot270": (lambda img, faces: rotate(img, faces, 270), 90),
+    "rot+20": (lambda img, faces: rotate(img, faces, 20), 90),
+    "rot-20": (lambda img, faces: rotate(img, faces, -20), 90),
+}
+
+
+# -- measuring ----------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    faces: int = 0
+    found: int = 0
+    tiny: int = 0
+    tiny_found: int = 0
+    false_positives: int = 0
+    images: int = 0
+    cpu: float = 0.0
+
+    def add(self, other: "Tally") -> None:
+        for field in self.__dataclass_fields__:
+            setattr(self, field, getattr(self, field) + getattr(other, field))
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.faces if self.faces else 1.0
+
+
+def _inside(point: tuple[float, float], box) -> bool:
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+
+def _centre(box) -> tuple[float, float]:
+    return ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+
+
+def measure(detector, img: Image.Image, faces: list[Box], quality: int) -> tuple[Tally, list]:
+    buffer = io.BytesIO()
+    img.save(buffer, "JPEG", quality=quality)
+    working = decode_bounded(buffer.getvalue()).image
+    scale = working.width / img.width
+    labels = [tuple(v * scale for v in box) for box in faces]
+    start = time.process_time()
+    detections = [(d.x1, d.y1, d.x2, d.y2) for d in detector.detect(working)]
+    tally = Tally(images=1, cpu=time.process_time() - start)
+    matched = set()
+    for label in labels:
+        hits = [i for i, d in enumerate(detections) if _inside(_centre(d), label) and _inside(_centre(label), d)]
+        matched.update(hits)
+        if min(label[2] - label[0], label[3] - label[1]) >= MIN_FACE:
+            tally.faces, tally.found = tally.faces + 1, tally.found + bool(hits)
+        else:
+            tally.tiny, tally.tiny_found = tally.tiny + 1, tally.tiny_found + bool(hits)
+    tally.false_positives = len(detections) - len(matched)
+    return tally, [label for label in labels]
+
+
+def weights_as_inputs(detector: FaceDetector) -> FaceDetector:
+    """The model as the project first loaded it, every weight also a graph input: the baseline."""
+    model = onnx.load_from_string(faces_module._load_model())
+    for weight in model.graph.initializer:
+        model.graph.input.append(onnx.helper.make_tensor_value_info(weight.name, weight.data_type, weight.dims))
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level = 1, 1, 3
+    detector._session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return detector
+
+
+VARIANTS = {  # name -> (what it is, how to make it); the first is the detector the indexer uses
+    "now": ("four views, weak small spots looked at again enlarged", lambda: FaceDetector()),
+    "before": ("upright only, weights as graph inputs: the detector before this benchmark", lambda: weights_as_inputs(FaceDetector(views=1, refine=False))),
+    "upright": ("upright only", lambda: FaceDetector(views=1, refine=False)),
+    "upright+refine": ("upright only, weak small spots looked at again", lambda: FaceDetector(views=1)),
+    "4views": ("four views, no second look", lambda: FaceDetector(refine=False)),
+    "now@0.3": ("as now, score threshold 0.3", lambda: FaceDetector(threshold=0.3)),
+}
+
+
+def run(variant: str, all_scenes: list[Scene], *, edits: list[str]) -> tuple[dict, dict]:
+    detector = VARIANTS[variant][1]()
+    detector.detect(all_scenes[0].image)  # warm-up: the session's first run allocates
+    by_edit, by_family = {}, {}
+    for edit in edits:
+        transform, quality = EDITS[edit]
+        for scene in all_scenes:
+            img, faces = transform(scene.image, scene.faces)
+            tally, _ = measure(detector, img, faces, quality)
+            by_edit.setdefault(edit, Tally()).add(tally)
+            by_family.setdefault(scene.family, Tally()).add(tally)
+    return by_edit, by_family
+
+
+def print_table(title: str, rows: dict[str, Tally], baseline_cpu: float | None = None) -> None:
+    print(f"\n{title}")
+    print(f"{'':<20}{'faces':>7}{'found':>7}{'recall':>8}{'<20px':>8}{'FP':>5}{'images':>8}{'CPU ms/img':>12}" + ("  vs baseline" if baseline_cpu else ""))
+    for name, t in rows.items():
+        ms = 1000 * t.cpu / t.images
+        ratio = f"{ms / baseline_cpu:>12.2f}x" if baseline_cpu else ""
+        tiny = f"{t.tiny_found}/{t.tiny}" if t.tiny else "-"
+        print(f"{name:<20}{t.faces:>7}{t.found:>7}{t.recall:>8.3f}{tiny:>8}{t.false_positives:>5}{t.images:>8}{ms:>12.1f}{ratio}")
+
+
+def dump(all_scenes: list[Scene], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for scene in all_scenes:
+        for edit, (transform, _) in EDITS.items():
+            img, faces = transform(scene.image, scene.faces)
+            img = img.copy()
+            draw = ImageDraw.Draw(img)
+            for box in faces:
+                draw.rectangle(box, outline=(0, 255, 0), width=2)
+            img.save(folder / f"{scene.name}-{edit}.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, the first decides the last line: {', '.join(VARIANTS)}")
+    parser.add_argument("--quick", action="store_true", help="original, rot180 and rot+20 only")
+    parser.add_argument("--families", help="comma-separated scene families only (portrait, collage, group, grid, figure, partial, no_faces)")
+    parser.add_argument("--dump", type=Path, help="write every scene, edited, with its labels drawn, to this folder (for checking labels)")
+    args = parser.parse_args()
+    if args.dump:
+        dump(scenes(), args.dump)
+        return
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants: {unknown}")
+    edits = ["original", "rot180", "rot+20"] if args.quick else list(EDITS)
+    all_scenes = scenes()
+    if args.families:
+        all_scenes = [s for s in all_scenes if s.family in args.families.split(",")]
+    labeled = sum(len(s.faces) for s in all_scenes)
+    print(f"{len(all_scenes)} scenes ({labeled} labeled faces) x {len(edits)} edits; faces under {MIN_FACE} px in the working image listed apart")
+    for name in variants:
+        print(f"  {name}: {VARIANTS[name][0]}")
+    results = {name: run(name, all_scenes, edits=edits) for name in variants}
+    before = "before"
+    reference_ms = None
+    if before in results:
+        t = Tally()
+        for row in results[before][0].values():
+            t.add(row)
+        reference_ms = 1000 * t.cpu / t.images
+    for name in variants:
+        by_edit, by_family = results[name]
+        total = Tally()
+        for t in by_edit.values():
+            total.add(t)
+        ms = 1000 * total.cpu / total.images
+        reference_ms = reference_ms or ms
+        print_table(f"== {name}: by edit", {**by_edit, "all": total}, reference_ms)
+        print_table(f"== {name}: by scene family (all edits)", by_family)
+    summary = [(name, min(t.recall for t in results[name][0].values())) for name in variants]
+    print("\nmin recall per variant: " + ", ".join(f"{name} {r:.3f}" for name, r in summary))
+    print(f"faces_min_recall: {summary[0][1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
