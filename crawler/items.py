@@ -11,6 +11,7 @@ class ImageItem:
     license_url: str | None
     rendered: bool
     policy: str  # the checks this image (and its page) passed, for the sighting's provenance
+    found_via: str | None = None  # how the URL was found: crawler.extract's VIA_* names
     http_status: int = 0
     # The downloaded bytes; None when this image URL was already fetched for another page
     # and this item only records one more sighting of it, or when the server answered 304.

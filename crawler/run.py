@@ -87,6 +87,9 @@ def summarize(stats: dict) -> dict:
         "blocked": by_prefix("policy/blocked/"),
         "crawl_delays": by_prefix("policy/crawl_delay/"),
         "skipped": by_prefix("indexer/skipped/"),
+        # What a page, stylesheet or sitemap held that was too big or malformed to read.
+        "sources_skipped": {k: v for k, v in by_prefix("crawl/skipped/").items() if not k.startswith("render_")},
+        "sources": {"stylesheets": stats.get("crawl/stylesheets", 0), "sitemaps": stats.get("crawl/sitemaps", 0)},
         "render": {
             "pages": stats.get("render/pages", 0),
             "skipped": by_prefix("crawl/skipped/render_"),

@@ -33,6 +33,7 @@ class Sighting:
     policy: str
     etag: str | None = None  # the image response's validators, for a conditional re-crawl
     last_modified: str | None = None
+    found_via: str | None = None  # how the crawler found the image URL (crawler.extract's VIA_* names)
 
 
 @dataclass
@@ -219,6 +220,7 @@ def _sighting_row(image_id: str, s: Sighting) -> dict:
         "fetched_at": s.fetched_at,
         "http_status": s.http_status,
         "rendered": s.rendered,
+        "found_via": s.found_via,
         "policy": s.policy,
         "etag": s.etag,
         "last_modified": s.last_modified,

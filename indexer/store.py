@@ -59,6 +59,8 @@ SIGHTINGS_SCHEMA = pa.schema(
         # The HTTP validators the image URL last answered with, so a re-crawl can ask "changed since?".
         pa.field("etag", pa.string()),
         pa.field("last_modified", pa.string()),
+        # How the crawler found the image URL: img, srcset, og, twitter, jsonld, css, sitemap...
+        pa.field("found_via", pa.string()),
     ]
 )
 

@@ -248,6 +248,7 @@ class IndexerPipeline:
             policy=item.policy,
             etag=item.etag,
             last_modified=item.last_modified,
+            found_via=item.found_via,
         )
 
     async def _flush(self) -> None:
@@ -302,5 +303,5 @@ class IndexerPipeline:
 
 def _parked_dict(item: ImageItem) -> dict:
     """What a parked sighting needs, as plain JSON-able data (it may wait in Redis)."""
-    fields = ("image_url", "page_url", "alt_text", "license_url", "rendered", "policy", "http_status")
+    fields = ("image_url", "page_url", "alt_text", "license_url", "rendered", "policy", "http_status", "found_via")
     return {name: getattr(item, name) for name in fields}
