@@ -30,7 +30,7 @@ from crawler.extract import (
 from crawler.items import ImageItem
 from crawler.render import RenderFailed
 from crawler.render_heuristic import HostRenderLearner, page_signals, should_render
-from crawler.shared_policy import origin_of, shared_policy
+from crawler.shared_policy import known_site, origin_of
 from crawler.sitemaps import MAX_INDEX_DEPTH, MAX_SITEMAP_BYTES, MAX_SITEMAP_FILES, read_sitemap
 from crawler.signals import report_block
 
@@ -188,7 +188,7 @@ class ImagesSpider(scrapy.Spider):
     def _sitemap_requests(self, page_url: str):
         """Once per origin in scope: the sitemaps its robots.txt names."""
         origin = origin_of(page_url)
-        site = shared_policy(self.crawler).sites.get(origin)
+        site = known_site(self.crawler, origin)
         if site is None or not site.sitemaps or origin in self._sitemap_origins:
             return
         self._sitemap_origins.add(origin)

@@ -86,3 +86,13 @@ def test_misbehaving_pages_are_contained(render_site, crawls):
     assert counts.get("capped/steps", 0) + counts.get("capped/time", 0) >= 1
     assert "/popup.html" not in render_site.requests
     assert "/elsewhere.html" not in render_site.requests
+
+
+@pytest.mark.parametrize("mode", ["auto", "always"])
+def test_only_the_page_adding_images_forever_is_held_to_the_dom_cap(render_site, crawls, mode):
+    summary, sightings = crawls[mode]
+    # The carousel cycles through slides it already showed: nothing new, so it does not hold
+    # the render; the page that adds images forever is cut, keeping what it built so far.
+    assert summary["render"]["counts"].get("dom_wait_capped") == 1
+    forever = [url for url in sightings if "/img/forever.jpg?n=" in url]
+    assert 1 <= len(forever) <= 40
