@@ -19,7 +19,7 @@ SCRIPT_IMAGES = {
     "timer.html": ["img/timer.jpg"],
     # A carousel that rotates forever: every slide is in the DOM, and it must not hold the render.
     "carousel.html": ["img/slide-0.jpg", "img/slide-1.jpg", "img/slide-2.jpg"],
-    # Adds an image every 400 ms, forever: bounded, and what it built so far is kept.
+    # Adds an image every 100 ms, forever: bounded, and what it built so far is kept.
     "forever.html": ["img/forever.jpg?n=0"],
 }
 STATIC_IMAGES = {"static.html": ["img/static-1.jpg", "img/static-2.jpg", "img/static-3.jpg"]}
@@ -81,9 +81,12 @@ _PAGES = {
     " let at = 0; function turn() { slides[at].className = 'slide'; at = (at + 1) % 3;"
     " slides[at].className = 'slide active'; box.style.transform = `translateX(${-at}px)`; setTimeout(turn, 200); }"
     " setTimeout(turn, 200);</script>",
+    # Its first image is allowed; the rest, one every 100 ms, are under /private/: each is
+    # refused by the spider's policy gate without a download, so "forever" stays cheap here.
     "forever.html": '<div id="feed" style="height:100px;overflow:hidden"></div><script>let n = 0;'
     ' const feed = document.getElementById("feed"); function more() { const img = document.createElement("img");'
-    " img.src = `/img/forever.jpg?n=${n++}`; feed.prepend(img); } more(); setInterval(more, 400);</script>",
+    " img.src = n ? `/private/forever-${n}.jpg` : '/img/forever.jpg?n=0'; n++; feed.prepend(img); }"
+    " more(); setInterval(more, 100);</script>",
     # Never finishes: the renderer is stuck in a loop; the render must be cut by its budget.
     HANGS: '<div id="gallery"></div><script>while (true) {}</script>',
 }
