@@ -162,12 +162,15 @@ class PageSession:
         for event, listener in (("popup", self._close_popup), ("pageerror", self._count_js_error), ("crash", self._mark_crashed)):
             self.page.remove_listener(event, listener)
 
-    async def settle(self) -> bool:
+    async def settle(self, *, until: float | None = None) -> bool:
         """Wait until the network has been quiet for QUIET seconds and the DOM for DOM_QUIET
         (no watched timer pending); False if STEP ran out first. After DOM_STEP seconds only
-        the network is waited for: a page adding images forever gets no more of our time."""
+        the network is waited for: a page adding images forever gets no more of our time.
+        `until` (monotonic) cuts the wait short too: a page requesting something every few
+        milliseconds is never quiet, and must not take the rest of its budget here."""
         start = time.monotonic()
-        deadline, dom_deadline = start + STEP, start + min(DOM_STEP, self._dom_left)
+        deadline = min(start + STEP, until) if until is not None else start + STEP
+        dom_deadline = start + min(DOM_STEP, self._dom_left)
         try:
             while time.monotonic() < deadline:
                 if self._inflight == 0 and time.monotonic() - self._last_activity >= QUIET:
@@ -201,7 +204,7 @@ class PageSession:
                 return "time"
             before = (await self.page.evaluate(_HEIGHT), self._requests)
             await self.page.evaluate(_SWEEP, MAX_SWEEP_POSITIONS)
-            await self.settle()
+            await self.settle(until=until)
             if (await self.page.evaluate(_HEIGHT), self._requests) == before:
                 return None
         return "steps" if steps > 0 else None

@@ -89,9 +89,11 @@ def test_misbehaving_pages_are_contained(render_site, crawls):
 
 
 @pytest.mark.parametrize("mode", ["auto", "always"])
-def test_only_the_page_adding_images_forever_is_held_to_the_dom_cap(render_site, crawls, mode):
+def test_a_page_adding_images_forever_is_bounded_and_keeps_what_it_built(render_site, crawls, mode):
     summary, sightings = crawls[mode]
-    # The carousel cycles through slides it already showed: nothing new, so it does not hold
-    # the render; the page that adds images forever is cut, keeping what it built so far.
-    assert summary["render"]["counts"].get("dom_wait_capped") == 1
+    # It is cut (by its scroll steps, or on a loaded machine by the scroll time), never by the
+    # page budget: the render succeeds with the image it showed first. Only hangs.html times out.
+    counts = summary["render"]["counts"]
+    assert counts.get("capped/steps", 0) + counts.get("capped/time", 0) >= 2  # endless.html and forever.html
+    assert summary["render"]["skipped"] == {"timeout": 1}
     assert [url for url in sightings if "forever" in url] == [f"{render_site.url}/img/forever.jpg?n=0"]
