@@ -65,6 +65,9 @@ def summarize(stats: dict) -> dict:
         "skipped": by_prefix("indexer/skipped/"),
         # Stored, but decoded other than as published: an animation's first frame, an invalid EXIF orientation.
         "notes": by_prefix("indexer/notes/"),
+        # What a page, stylesheet or sitemap held that was too big or malformed to read.
+        "sources_skipped": {k: v for k, v in by_prefix("crawl/skipped/").items() if not k.startswith("render_")},
+        "sources": {"stylesheets": stats.get("crawl/stylesheets", 0), "sitemaps": stats.get("crawl/sitemaps", 0)},
         "render": {
             "pages": stats.get("render/pages", 0),
             "skipped": by_prefix("crawl/skipped/render_"),

@@ -39,6 +39,12 @@ def shared_policy(crawler) -> SharedPolicy:
     return state
 
 
+def known_site(crawler, origin: str) -> SitePolicy | None:
+    """An origin's site files if SitePolicyMiddleware has read them; builds no state."""
+    state = _BY_CRAWLER.get(crawler)
+    return state.sites.get(origin) if state is not None else None
+
+
 def origin_of(url: str) -> str:
     """The key `sites` is filed under: scheme and lower-cased host[:port]."""
     parts = urlsplit(url)

@@ -41,6 +41,8 @@ class Sighting:
     # The HTTP validators the image URL last answered with, so a re-crawl can ask "changed since?".
     etag: str | None = column(pa.string(), crawled=True, default=None)
     last_modified: str | None = column(pa.string(), crawled=True, default=None)
+    # How the crawler found the image URL: crawler/extract.py's VIA_* names (img, srcset, css, sitemap...).
+    found_via: str | None = column(pa.string(), crawled=True, default=None)
 
 
 SIGHTINGS_SCHEMA = pa.schema(

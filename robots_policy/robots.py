@@ -21,6 +21,8 @@ from robots_policy.decision import Decision
 
 # RFC 9309 §2.5: parsers must handle at least 500 KiB; anything past the limit is ignored.
 MAX_ROBOTS_BYTES = 512 * 1024
+# Sitemap lines read from one robots.txt; a file listing thousands is a trap, not an index.
+MAX_ROBOTS_SITEMAPS = 50
 
 # Google's parser keeps at most this many bytes of a line (8 times the 2083-byte URL limit
 # of old browsers, less its terminator) and drops the rest; it bounds the cost of one rule.
@@ -63,6 +65,12 @@ _MATCH_ORIGIN = "http://robots.invalid"
 def is_allowed_by_robots(robots_txt: str, user_agent: str, url: str) -> bool:
     """May `user_agent`, a product token such as "gallery-crawler", fetch `url` under this robots.txt?"""
     return RobotsRules.parse(robots_txt).allows(url, user_agent)
+
+
+def sitemap_urls(robots_txt: str) -> list[str]:
+    """The `Sitemap:` URLs a robots.txt names (they apply to every crawler, outside any group),
+    at most MAX_ROBOTS_SITEMAPS."""
+    return list(dict.fromkeys(Protego.parse(robots_txt).sitemaps))[:MAX_ROBOTS_SITEMAPS]
 
 
 def is_valid_product_token(token: str) -> bool:

@@ -8,7 +8,7 @@ from robots_policy.aitxt import AiTxt
 from robots_policy.cache import CachedFetch
 from robots_policy.decision import Decision
 from robots_policy.reservations import check_reservations, check_robots_content_usage, robots_content_usage
-from robots_policy.robots import MAX_ROBOTS_BYTES, RobotsRules
+from robots_policy.robots import MAX_ROBOTS_BYTES, RobotsRules, sitemap_urls
 from robots_policy.tdmrep import TdmRep
 
 # The files every origin is asked for, and how many bytes of each we read (RFC 9309: >= 500 KiB).
@@ -25,6 +25,7 @@ class SitePolicy:
     content_usage: list[tuple[str, str]]
     ai_txt: AiTxt
     tdmrep: TdmRep
+    sitemaps: tuple[str, ...] = ()  # robots.txt's Sitemap: lines, as written
 
     @classmethod
     def from_fetches(cls, *, robots: CachedFetch, ai_txt: CachedFetch, tdmrep: CachedFetch) -> "SitePolicy":
@@ -36,6 +37,7 @@ class SitePolicy:
             content_usage=robots_content_usage(robots_text),
             ai_txt=AiTxt.from_fetch(status=ai_txt.status, body=ai_txt.body),
             tdmrep=TdmRep.parse(tdmrep.body) if tdm_ok else TdmRep(()),
+            sitemaps=tuple(sitemap_urls(robots_text)) if robots_text else (),
         )
 
     def before_request(self, url: str, token: str) -> list[Decision]:

@@ -15,6 +15,12 @@ SCRIPT_IMAGES = {
     "background.html": ["img/background.jpg"],
     "endless.html": ["img/endless-0.jpg", "img/endless-1.jpg"],
     "misbehaves.html": ["img/misbehaves.jpg"],
+    # Built by a timer 300 ms after DOMContentLoaded: no network traffic announces it.
+    "timer.html": ["img/timer.jpg"],
+    # A carousel that rotates forever: every slide is in the DOM, and it must not hold the render.
+    "carousel.html": ["img/slide-0.jpg", "img/slide-1.jpg", "img/slide-2.jpg"],
+    # Adds an image every 100 ms, forever: bounded, and what it built so far is kept.
+    "forever.html": ["img/forever.jpg?n=0"],
 }
 STATIC_IMAGES = {"static.html": ["img/static-1.jpg", "img/static-2.jpg", "img/static-3.jpg"]}
 HANGS = "hangs.html"
@@ -65,6 +71,22 @@ _PAGES = {
     ' window.open("/popup.html");'
     ' setTimeout(() => { location.href = "/elsewhere.html"; }, 50);'
     ' throw new Error("broken script");</script>',
+    "timer.html": "<p>timer</p><script>document.addEventListener('DOMContentLoaded', () => setTimeout(() => {"
+    ' const img = document.createElement("img"); img.src = "/img/timer.jpg"; document.body.appendChild(img);'
+    " }, 300));</script>",
+    "carousel.html": '<div id="carousel" style="width:200px;height:100px;overflow:hidden"></div><script>'
+    'const box = document.getElementById("carousel"); const slides = [];'
+    " for (let n = 0; n < 3; n++) { const img = document.createElement(\"img\"); img.src = `/img/slide-${n}.jpg`;"
+    " img.className = n ? 'slide' : 'slide active'; box.appendChild(img); slides.push(img); }"
+    " let at = 0; function turn() { slides[at].className = 'slide'; at = (at + 1) % 3;"
+    " slides[at].className = 'slide active'; box.style.transform = `translateX(${-at}px)`; setTimeout(turn, 200); }"
+    " setTimeout(turn, 200);</script>",
+    # Its first image is allowed; the rest, one every 100 ms, are under /private/: each is
+    # refused by the spider's policy gate without a download, so "forever" stays cheap here.
+    "forever.html": '<div id="feed" style="height:100px;overflow:hidden"></div><script>let n = 0;'
+    ' const feed = document.getElementById("feed"); function more() { const img = document.createElement("img");'
+    " img.src = n ? `/private/forever-${n}.jpg` : '/img/forever.jpg?n=0'; n++; feed.prepend(img); }"
+    " more(); setInterval(more, 100);</script>",
     # Never finishes: the renderer is stuck in a loop; the render must be cut by its budget.
     HANGS: '<div id="gallery"></div><script>while (true) {}</script>',
 }
@@ -76,7 +98,7 @@ def build_render_site(root: Path) -> Path:
         (root / folder).mkdir(parents=True, exist_ok=True)
     paths = [p for paths in (*SCRIPT_IMAGES.values(), *STATIC_IMAGES.values()) for p in paths]
     for seed, path in enumerate(paths, start=700):
-        (root / path).write_bytes(jpeg_bytes(make_picture(seed)))
+        (root / path.partition("?")[0]).write_bytes(jpeg_bytes(make_picture(seed)))
     (root / "private" / "secret.jpg").write_bytes(jpeg_bytes(make_picture(799)))
     (root / "private" / "data.json").write_text("{}")
     (root / "js" / "gallery.js").write_text(_GALLERY_JS)

@@ -32,7 +32,7 @@ from crawler.config import RenderConfig
 from crawler.render.addon import ABORT_REQUEST
 from crawler.render import RenderFailed
 from crawler.render.guard import BrowserRequestGuard
-from crawler.render.session import PageSession, let_go
+from crawler.render.session import WATCH_SCRIPT, PageSession, let_go
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +208,8 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
                 page.context.on("close", partial(self._forget_context, context_name, page.context))
                 # Pages we did not open (popups) have no route of ours: refuse all they ask for.
                 await page.context.route("**", self._refuse_stray)
+                # Every document of the context, before its own scripts: see session.settle.
+                await page.context.add_init_script(WATCH_SCRIPT)
                 self._guarded_contexts.add(page.context)
             if page not in self._guarded_pages:
                 # WebSockets are not routed like requests: a handler that never connects

@@ -23,13 +23,76 @@ from playwright.async_api import Error as PlaywrightError
 ABORTED_TYPES = frozenset({"image", "media", "font"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5  # as Scrapy's REDIRECT_MAX_TIMES
-# A page is taken as settled once no request of its own has been in flight for QUIET seconds;
-# one wait lasts at most STEP seconds (a page that polls forever must not hold us).
+# A page is taken as settled once no request of its own has been in flight for QUIET seconds,
+# no short timer it set is pending, and its DOM has shown no new image URL for DOM_QUIET
+# seconds (benchmarks/coverage.py measures the choice). One wait lasts at most STEP seconds, of
+# which at most DOM_STEP on the DOM: a page that polls or adds images forever must not hold us.
 QUIET = 0.1
+DOM_QUIET = 0.2
 STEP = 3.0
+DOM_STEP = 1.5
+DOM_BUDGET = 3.0  # seconds of DOM waiting per render, all settles together
 # Viewport positions visited per sweep to the bottom; lazy loaders watch what intersects the
 # viewport, so jumping straight to the bottom would skip everything in between.
 MAX_SWEEP_POSITIONS = 40
+
+# Installed in every document before its own scripts (an init script of the context): watches
+# the DOM for image URLs it has not shown before, and the short timers a script set. A carousel
+# cycling through the same slides shows no new URL, and a timer set from a timer's callback
+# is followed only TIMER_DEPTH deep, so neither holds a render to its cap; the slides are in
+# the DOM, where the snapshot finds them.
+WATCH_SCRIPT = """(() => {
+  if (window.__galleryWatch) return;
+  const TIMER_MAX_MS = 1000, TIMER_DEPTH = 2;
+  const seen = new Set(), pending = new Set();
+  let last = performance.now(), depth = 0;
+  const note = (value) => {
+    if (value && !seen.has(value)) { seen.add(value); last = performance.now(); }
+  };
+  const ATTRS = ["src", "srcset", "data-src", "data-srcset", "poster", "href", "xlink:href"];
+  const look = (el) => {
+    for (const name of ATTRS) note(el.getAttribute(name));
+    const style = el.getAttribute("style");
+    if (style && style.includes("url(")) note(style);
+  };
+  const SELECTOR = "img,source,image,video,[style*='url(']";
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.type === "attributes") {
+        if (r.attributeName !== "style" || (r.target.getAttribute("style") || "").includes("url(")) {
+          note(r.target.getAttribute(r.attributeName));
+        }
+        continue;
+      }
+      for (const node of r.addedNodes) {
+        if (node.nodeType !== 1) continue;
+        if (node.matches(SELECTOR)) look(node);
+        if (node.firstElementChild) for (const el of node.querySelectorAll(SELECTOR)) look(el);
+      }
+    }
+  }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: [...ATTRS, "style"] });
+  const setTimer = window.setTimeout, clearTimer = window.clearTimeout;
+  window.setTimeout = function (fn, delay, ...args) {
+    if (typeof fn !== "function" || depth >= TIMER_DEPTH || (Number(delay) || 0) > TIMER_MAX_MS) {
+      return setTimer.call(window, fn, delay, ...args);
+    }
+    const inner = depth + 1;
+    const id = setTimer.call(window, function () {
+      pending.delete(id);
+      const outer = depth;
+      depth = inner;
+      try { return fn.apply(this, arguments); } finally { depth = outer; }
+    }, delay, ...args);
+    pending.add(id);
+    return id;
+  };
+  window.clearTimeout = function (id) { pending.delete(id); return clearTimer.call(window, id); };
+  // Milliseconds the DOM has shown nothing new, 0 while a watched timer is pending.
+  Object.defineProperty(window, "__galleryWatch", {
+    value: () => (pending.size ? 0 : performance.now() - last),
+  });
+})();"""
+_QUIET_FOR = "() => window.__galleryWatch ? window.__galleryWatch() : 1e9"
 
 _HEIGHT = "() => document.documentElement ? document.documentElement.scrollHeight : 0"
 _SWEEP = """async (maxPositions) => {
@@ -70,6 +133,7 @@ class PageSession:
         self._inflight = 0
         self._requests = 0
         self._last_activity = time.monotonic()
+        self._dom_left = DOM_BUDGET  # seconds settle may still wait on the DOM
 
     async def attach(self, page) -> None:
         """Called for the page of this render (new or reused), before it navigates. Called again
@@ -98,14 +162,36 @@ class PageSession:
         for event, listener in (("popup", self._close_popup), ("pageerror", self._count_js_error), ("crash", self._mark_crashed)):
             self.page.remove_listener(event, listener)
 
-    async def settle(self) -> bool:
-        """Wait until the page has been quiet for QUIET seconds; False if STEP ran out first."""
-        deadline = time.monotonic() + STEP
-        while time.monotonic() < deadline:
-            if self._inflight == 0 and time.monotonic() - self._last_activity >= QUIET:
-                return True
-            await asyncio.sleep(QUIET / 3)
-        return False
+    async def settle(self, *, until: float | None = None) -> bool:
+        """Wait until the network has been quiet for QUIET seconds and the DOM for DOM_QUIET
+        (no watched timer pending); False if STEP ran out first. After DOM_STEP seconds only
+        the network is waited for: a page adding images forever gets no more of our time.
+        `until` (monotonic) cuts the wait short too: a page requesting something every few
+        milliseconds is never quiet, and must not take the rest of its budget here."""
+        start = time.monotonic()
+        deadline = min(start + STEP, until) if until is not None else start + STEP
+        dom_deadline = start + min(DOM_STEP, self._dom_left)
+        try:
+            while time.monotonic() < deadline:
+                if self._inflight == 0 and time.monotonic() - self._last_activity >= QUIET:
+                    if time.monotonic() >= dom_deadline:
+                        if self._dom_left > 0 and time.monotonic() - start >= self._dom_left:
+                            self.stats.inc_value("render/dom_wait_capped")  # once per render
+                        return True
+                    if await self._dom_quiet_for() >= DOM_QUIET:
+                        return True
+                await asyncio.sleep(QUIET / 3)
+            return False
+        finally:
+            self._dom_left = max(0.0, self._dom_left - (time.monotonic() - start))
+
+    async def _dom_quiet_for(self) -> float:
+        """Seconds since the page's DOM last showed a new image URL (0 while a watched timer
+        is pending); a page that cannot answer is taken as quiet."""
+        try:
+            return float(await self.page.evaluate(_QUIET_FOR)) / 1000
+        except PlaywrightError:
+            return float("inf")
 
     async def scroll(self, steps: int, *, until: float) -> str | None:
         """Sweep to the bottom up to `steps` times, settling after each, until nothing grows
@@ -118,7 +204,7 @@ class PageSession:
                 return "time"
             before = (await self.page.evaluate(_HEIGHT), self._requests)
             await self.page.evaluate(_SWEEP, MAX_SWEEP_POSITIONS)
-            await self.settle()
+            await self.settle(until=until)
             if (await self.page.evaluate(_HEIGHT), self._requests) == before:
                 return None
         return "steps" if steps > 0 else None

@@ -30,7 +30,7 @@ def test_auto_defers_the_images_to_a_picklable_render_request():
     assert len(renders) == 1
     render = renders[0]
     assert not [r for r in out if isinstance(r, Request) and r.url.endswith("logo.png")]  # deferred
-    assert render.dont_filter and render.meta["static_images"] == [["http://example.org/logo.png", None]]
+    assert render.dont_filter and render.meta["static_images"] == [["http://example.org/logo.png", None, "img"]]
     # As a disk or Redis queue would store it: no Page, PageMethod or callable in meta.
     stored = pickle.loads(pickle.dumps(render.to_dict(spider=spider)))
     restored = request_from_dict(stored, spider=spider)

@@ -86,3 +86,14 @@ def test_misbehaving_pages_are_contained(render_site, crawls):
     assert counts.get("capped/steps", 0) + counts.get("capped/time", 0) >= 1
     assert "/popup.html" not in render_site.requests
     assert "/elsewhere.html" not in render_site.requests
+
+
+@pytest.mark.parametrize("mode", ["auto", "always"])
+def test_a_page_adding_images_forever_is_bounded_and_keeps_what_it_built(render_site, crawls, mode):
+    summary, sightings = crawls[mode]
+    # It is cut (by its scroll steps, or on a loaded machine by the scroll time), never by the
+    # page budget: the render succeeds with the image it showed first. Only hangs.html times out.
+    counts = summary["render"]["counts"]
+    assert counts.get("capped/steps", 0) + counts.get("capped/time", 0) >= 2  # endless.html and forever.html
+    assert summary["render"]["skipped"] == {"timeout": 1}
+    assert [url for url in sightings if "forever" in url] == [f"{render_site.url}/img/forever.jpg?n=0"]
