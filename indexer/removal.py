@@ -29,6 +29,7 @@ from indexer.analyze import query_hashes
 from indexer.decode import ImageRejected, decode_bounded
 from indexer.hashes import ImageHashes, parse_hash, perceptual_hashes
 from indexer.purge_lock import PurgeLock
+from indexer.export.record import exports_containing
 from indexer.search import DEFAULT_MAX_DISTANCE
 from indexer.store import STORE_ERRORS, Gallery, StoreError, _in_list, default_page_cache, describe_store_error, storage_options, utcnow
 from robots_policy.domains import registrable_domain
@@ -609,6 +610,8 @@ class RemovalReport:
     timings: dict[str, float] = field(default_factory=dict)
     sample: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Earlier exports that handed on matched rows (manifest, counts): their holders should be told.
+    exports: list[dict] = field(default_factory=list)
 
     @property
     def rows_removed(self) -> int:
@@ -753,6 +756,7 @@ def _prepare(gallery: Gallery, request: RemovalRequest, *, tombstones: list[dict
         near_matches_found=plan.near_found,
         near_matches_removed=plan.near_removed,
         notes=list(request.notes),
+        exports=exports_containing(gallery, sighting_ids=plan.sighting_ids, image_ids=plan.image_ids),
     )
     if previous:
         report.already_done = not plan.sighting_ids and not plan.image_ids
