@@ -51,3 +51,27 @@ def test_export_cli_on_a_full_disk_removes_the_partial_shard(gallery, tmp_path):
     listed = {s["path"] for s in manifest["shards"]}
     on_disk = {p.name for p in out.iterdir()} - {"_manifest.json"}
     assert listed == on_disk and listed and all(s["bytes"] <= 40_000 for s in manifest["shards"])
+
+
+def test_duckdb_reads_the_gallery_tables_with_the_counts_stats_gives(crawled):
+    import duckdb
+    import lance
+
+    from indexer.hashes import format_hash
+    from tests.conftest import run_gallery_json
+
+    gallery = crawled[1]
+    stats = run_gallery_json("stats", "--gallery", str(gallery))
+    # As the README shows: a Lance dataset is an Arrow dataset, which DuckDB scans by name.
+    images = lance.dataset(str(gallery / "images.lance"))
+    sightings = lance.dataset(str(gallery / "sightings.lance"))  # noqa: F841
+    con = duckdb.connect()
+    assert con.execute("SELECT count(*) FROM images").fetchone()[0] == stats["images"]
+    assert con.execute("SELECT count(*) FROM sightings").fetchone()[0] == stats["sightings"]
+    joined = con.execute("SELECT count(*) FROM sightings s JOIN images i USING (image_id)").fetchone()[0]
+    assert joined == stats["sightings"]
+    # The README's KIND:HEX in SQL gives what the command line prints.
+    hex_sql = "'phash:' || list_aggregate(list_transform(phash, lambda b: lpad(lower(hex(b)), 2, '0')), 'string_agg', '')"
+    in_sql = con.execute(f"SELECT image_id, {hex_sql} FROM images").fetchall()
+    by_lance = images.to_table(columns=["image_id", "phash"]).to_pylist()
+    assert dict(in_sql) == {r["image_id"]: format_hash("phash", bytes(r["phash"])) for r in by_lance}
