@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from indexer.export.record import exports_containing, record_export
-from indexer.export.rows import ExportRows, Filters, PinnedGallery
+from indexer.export.rows import ExportBatch, ExportRows, Filters, PinnedGallery
 from indexer.export.writers import EXTENSIONS, FORMATS, SHARD_WRITERS, Shard, ShardWriter
 from indexer.store import Gallery, describe_store_error, utcnow
 
@@ -66,11 +66,11 @@ def run_export(
     thumbnails = options.with_thumbnails or options.format == "webdataset"
     rows = ExportRows(pinned, filters=options.filters, with_thumbnails=thumbnails)
     run = _ShardRun(fs, root, options=options, schema=rows.schema, open_file=open_file)
-    for table in rows:
+    for batch in rows:
         if options.format == "webdataset":
-            table = run.drop_missing_thumbnails(table)
+            batch = run.drop_missing_thumbnails(batch)
         try:
-            run.write(table)
+            run.write(batch)
         except OSError as exc:
             run.fail(exc)
             break
@@ -92,7 +92,7 @@ def run_export(
         "error": run.error,
         "counts": {
             "rows": sum(s.rows for s in run.shards),
-            "images": len(run.image_ids()),
+            "images": len(image_ids := run.image_ids(rows.image_ids)),
             "shards": len(run.shards),
             "left_out": run.left_out,
         },
@@ -114,7 +114,7 @@ def run_export(
             "rows": manifest["counts"]["rows"],
         },
         sighting_ids=run.sighting_ids(),
-        image_ids=run.image_ids(),
+        image_ids=image_ids,
     )
     return ExportResult(manifest, shown_path)
 
@@ -148,19 +148,21 @@ class _ShardRun:
         self.fs, self.root, self.options, self.schema, self.open_file = fs, root, options, schema, open_file
         self.shards: list[Shard] = []
         self.current: ShardWriter | None = None
-        self.ids: list[pa.Table] = []  # sighting and image ids of the rows in complete shards
-        self.pending_ids: list[pa.Table] = []
+        # (sighting ids, image row numbers) of the rows in complete shards, and in the open one.
+        self.ids: list[tuple[pa.ChunkedArray, pa.ChunkedArray]] = []
+        self.pending_ids: list[tuple[pa.ChunkedArray, pa.ChunkedArray]] = []
         self.error: str | None = None
         self.left_out: dict[str, int] = {}
 
-    def drop_missing_thumbnails(self, table: pa.Table) -> pa.Table:
-        present = pc.fill_null(pc.greater(pc.binary_length(table["thumbnail"]), 0), False)
+    def drop_missing_thumbnails(self, batch: ExportBatch) -> ExportBatch:
+        present = pc.fill_null(pc.greater(pc.binary_length(batch.table["thumbnail"]), 0), False)
         missing = len(present) - pc.sum(present).as_py() if len(present) else 0
         if missing:
             self.left_out["no_thumbnail"] = self.left_out.get("no_thumbnail", 0) + missing
-        return table.filter(present)
+        return ExportBatch(batch.table.filter(present), batch.image_positions.filter(present))
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, batch: ExportBatch) -> None:
+        table = batch.table
         start = 0
         while start < table.num_rows:
             if self.current is None:
@@ -168,7 +170,7 @@ class _ShardRun:
             take = min(table.num_rows - start, self.options.shard_rows - self.current.rows)
             part = table.slice(start, take)
             self.current.write(part)
-            self.pending_ids.append(part.select(["sighting_id", "image_id"]))
+            self.pending_ids.append((part["sighting_id"], batch.image_positions.slice(start, take)))
             start += take
             if self.current.rows >= self.options.shard_rows or self.current.file.size >= self.options.shard_bytes:
                 self._close()
@@ -198,7 +200,9 @@ class _ShardRun:
         self.current, self.pending_ids = None, []
 
     def sighting_ids(self) -> pa.Array:
-        return pa.chunked_array([t["sighting_id"] for t in self.ids], pa.string()).combine_chunks()
+        return pa.chunked_array([c for ids, _ in self.ids for c in ids.chunks], pa.string()).combine_chunks()
 
-    def image_ids(self) -> pa.Array:
-        return pc.unique(pa.chunked_array([t["image_id"] for t in self.ids], pa.string()))
+    def image_ids(self, all_image_ids: pa.Array) -> pa.Array:
+        # Distinct row numbers (integers), then their ids: cheaper than distinct id strings.
+        positions = pa.chunked_array([c for _, p in self.ids for c in p.chunks], pa.int32())
+        return all_image_ids.take(pc.unique(positions)) if len(positions) else pa.array([], pa.string())

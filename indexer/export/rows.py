@@ -86,6 +86,12 @@ class PinnedGallery:
         return {"images": self.images.version, "sightings": self.sightings.version}
 
 
+@dataclass
+class ExportBatch:
+    table: pa.Table  # export rows
+    image_positions: pa.ChunkedArray  # each row's image, as a row number of the pinned images table
+
+
 class ExportRows:
     """Batches of EXPORT_SCHEMA rows (plus `thumbnail` when asked) from a pinned gallery."""
 
@@ -96,42 +102,51 @@ class ExportRows:
         self.batch_rows = batch_rows
         # Images once, without thumbnails (those are taken per batch by row position).
         images = pinned.images.to_table(columns=["image_id", "phash", "pdq", *IMAGE_COLUMNS])
-        self.image_ids = images["image_id"]
-        self.image_columns = {
-            "sha256": pc.binary_join_element_wise("sha256", images["image_id"], ":"),
-            "phash": hash_text("phash", images["phash"]),
-            "pdq": hash_text("pdq", images["pdq"]),
-            **{c: images[c] for c in IMAGE_COLUMNS},
-        }
+        self.image_ids = images["image_id"].combine_chunks()
+        self.image_side = pa.table(
+            {
+                "sha256": pc.binary_join_element_wise("sha256", images["image_id"], ":"),
+                "phash": hash_text("phash", images["phash"]),
+                "pdq": hash_text("pdq", images["pdq"]),
+                **{c: images[c] for c in IMAGE_COLUMNS},
+            }
+        ).combine_chunks()
         self.schema = export_schema(with_thumbnails=with_thumbnails)
 
-    def __iter__(self) -> Iterator[pa.Table]:
+    def __iter__(self) -> Iterator[ExportBatch]:
+        # Each sighting's image row, looked up once for the whole table (one hash table of image
+        # ids, not one per batch); the unfiltered scans below return rows in this same order.
+        image_of = self.pinned.sightings.to_table(columns=["image_id"])["image_id"]
+        all_positions = pc.index_in(image_of, value_set=self.image_ids)
+        start = 0
         for batch in self.pinned.sightings.to_batches(columns=SIGHTING_COLUMNS, batch_size=self.batch_rows):
-            table = self._join(pa.Table.from_batches([batch]))
-            if table.num_rows:
-                yield table
+            positions = all_positions.slice(start, batch.num_rows)
+            start += batch.num_rows
+            joined = self._join(pa.Table.from_batches([batch]), positions)
+            if joined.table.num_rows:
+                yield joined
 
-    def _join(self, sightings: pa.Table) -> pa.Table:
+    def _join(self, sightings: pa.Table, positions: pa.ChunkedArray) -> "ExportBatch":
         f = self.filters
-        if f.domain is not None:
-            sightings = sightings.filter(pc.equal(sightings["domain"], f.domain))
-        if f.since is not None:
-            sightings = sightings.filter(pc.greater_equal(sightings["fetched_at"], pa.scalar(f.since, sightings["fetched_at"].type)))
-        positions = pc.index_in(sightings["image_id"], value_set=self.image_ids)
-        # A sighting whose image this version lacks (written between the two tables' commits) is left out.
         keep = positions.is_valid()
+        # A sighting whose image this version lacks (written between the two tables' commits) is left out.
+        if f.domain is not None:
+            keep = pc.and_(keep, pc.fill_null(pc.equal(sightings["domain"], f.domain), False))
+        if f.since is not None:
+            since = pa.scalar(f.since, sightings["fetched_at"].type)
+            keep = pc.and_(keep, pc.fill_null(pc.greater_equal(sightings["fetched_at"], since), False))
         if f.min_side is not None:
-            shorter = pc.min_element_wise(self._take("width", positions), self._take("height", positions))
+            side = self.image_side.select(["width", "height"]).take(pc.fill_null(positions, 0))
+            shorter = pc.min_element_wise(side["width"], side["height"])
             keep = pc.and_(keep, pc.fill_null(pc.greater_equal(shorter, f.min_side), False))
         sightings, positions = sightings.filter(keep), positions.filter(keep)
+        image = self.image_side.take(positions)
         columns = {c: sightings[c] for c in SIGHTING_COLUMNS}
-        columns.update({c: self._take(c, positions) for c in HASH_COLUMNS + IMAGE_COLUMNS})
+        columns.update({c: image[c] for c in HASH_COLUMNS + IMAGE_COLUMNS})
         if self.with_thumbnails:
             columns["thumbnail"] = self._thumbnails(positions)
-        return pa.table({name: columns[name] for name in self.schema.names}, schema=self.schema)
-
-    def _take(self, column: str, positions) -> pa.Array:
-        return self.image_columns[column].take(positions)
+        table = pa.table({name: columns[name] for name in self.schema.names}, schema=self.schema)
+        return ExportBatch(table, positions)
 
     def _thumbnails(self, positions) -> pa.Array:
         if not len(positions):

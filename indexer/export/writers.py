@@ -2,15 +2,13 @@
 img2dataset-style. A shard is hashed as it is written; one that fails is deleted, so only
 complete shards ever lie in an export."""
 
-import io
 import hashlib
 import json
-import tarfile
 from dataclasses import dataclass
-from datetime import datetime
 from typing import BinaryIO, Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 FORMATS = ("parquet", "webdataset", "jsonl")
@@ -72,9 +70,15 @@ class HashingFile:
             pass
 
 
-def json_ready(row: dict) -> dict:
-    """A row as JSON values: timestamps as ISO 8601, no bytes."""
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items() if not isinstance(v, bytes)}
+def json_rows(table: pa.Table) -> list[dict]:
+    """Rows as JSON values: timestamps as ISO 8601 text (converted by Arrow, not per row), no bytes."""
+    columns = {}
+    for column, field in zip(table.columns, table.schema):
+        if pa.types.is_timestamp(field.type):
+            columns[field.name] = pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")
+        elif not pa.types.is_binary(field.type):
+            columns[field.name] = column
+    return pa.table(columns).to_pylist()
 
 
 class ShardWriter:
@@ -120,32 +124,50 @@ class ParquetShard(ShardWriter):
 
 class JsonlShard(ShardWriter):
     def _write(self, table: pa.Table) -> None:
-        lines = [json.dumps(json_ready(row), ensure_ascii=False) for row in table.to_pylist()]
+        lines = [json.dumps(row, ensure_ascii=False) for row in json_rows(table)]
         self.file.write(("\n".join(lines) + "\n").encode())
 
 
 class WebDatasetShard(ShardWriter):
     """A tar of `{key}.jpg` (the stored thumbnail: faces already pixelated, never the original
-    pixels) and `{key}.json` per row, keyed by sighting id."""
+    pixels) and `{key}.json` per row, keyed by sighting id.
 
-    def __init__(self, raw: BinaryIO, *, path: str, schema: pa.Schema):
-        super().__init__(raw, path=path, schema=schema)
-        self.tar = tarfile.open(fileobj=self.file, mode="w|", format=tarfile.PAX_FORMAT)
+    The ustar headers are written here rather than by `tarfile`, whose per-member cost (PAX
+    header building, copies) made it a hundred times slower than the rest of the export."""
 
     def _write(self, table: pa.Table) -> None:
-        for row in table.to_pylist():
+        parts = []
+        for thumbnail, row in zip(table["thumbnail"].to_pylist(), json_rows(table)):
             key = row["sighting_id"]
-            self._member(f"{key}.jpg", row["thumbnail"])
-            self._member(f"{key}.json", json.dumps(json_ready(row), ensure_ascii=False).encode())
-
-    def _member(self, name: str, data: bytes) -> None:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mode = 0o644
-        self.tar.addfile(info, io.BytesIO(data))
+            parts.append(tar_member(f"{key}.jpg", thumbnail))
+            parts.append(tar_member(f"{key}.json", json.dumps(row, ensure_ascii=False).encode()))
+        self.file.write(b"".join(parts))
 
     def _finish(self) -> None:
-        self.tar.close()
+        self.file.write(bytes(2 * TAR_BLOCK))  # end of archive
+
+
+TAR_BLOCK = 512
+
+
+def tar_member(name: str, data: bytes, *, mtime: int = 0) -> bytes:
+    """One regular file in a POSIX ustar archive: header block, data, padding to a block."""
+    encoded = name.encode()
+    if len(encoded) > 100:
+        raise ValueError(f"tar member name longer than 100 bytes: {name!r}")
+    header = bytearray(TAR_BLOCK)
+    header[0 : len(encoded)] = encoded
+    header[100:108] = b"0000644\0"  # mode
+    header[108:116] = b"0000000\0"  # uid
+    header[116:124] = b"0000000\0"  # gid
+    header[124:136] = b"%011o\0" % len(data)
+    header[136:148] = b"%011o\0" % mtime
+    header[148:156] = b" " * 8  # the checksum is summed with its own field as spaces
+    header[156:157] = b"0"  # regular file
+    header[257:265] = b"ustar\x0000"
+    header[148:156] = b"%06o\0 " % sum(header)
+    padding = -len(data) % TAR_BLOCK
+    return bytes(header) + data + bytes(padding)
 
 
 SHARD_WRITERS: dict[str, Callable[..., ShardWriter]] = {

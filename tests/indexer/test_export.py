@@ -162,7 +162,7 @@ def test_an_export_reads_one_pinned_version(tmp_path):
     writer.add(random_image(), sighting("http://a.test/2.jpg"))  # committed after the export began
     writer.write(writer.take_batch())
     rows = ExportRows(pinned, filters=Filters(), with_thumbnails=False)
-    assert sum(t.num_rows for t in rows) == 1
+    assert sum(b.table.num_rows for b in rows) == 1
     assert gallery.sightings.count_rows() == 2
 
 
