@@ -71,3 +71,28 @@ def export(
             out.print(f"  left out: {reason.replace('_', ' ')} {count}")
     if not result.complete:
         _fail(f"export incomplete ({manifest['error']}); the manifest lists the {len(manifest['shards'])} whole shard(s)")
+
+
+@app.command()
+def report(
+    out_: Annotated[Path, typer.Option("--out", help="Where to write the HTML page.")] = Path("report.html"),
+    gallery: GalleryOption = "./gallery",
+    as_json: JsonOption = False,
+) -> None:
+    """The rights report: what was crawled, what was left out and why, removals, faces, licences."""
+    from gallery.report import render_report
+    from indexer.report import build_report
+
+    data = build_report(_open_gallery(gallery))
+    if as_json:
+        _print_json(data)
+        return
+    try:
+        out_.write_text(render_report(data), encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {out_}: {exc.strerror}")
+    left = sum(b["count"] for b in data["left_out"]["blocked"])
+    out.print(
+        f"rights report written to {out_}: {data['totals']['images']:,} images, {data['totals']['sightings']:,} sightings, "
+        f"{left:,} requests left out, {data['removals']['requests']:,} removal request(s)"
+    )

@@ -75,3 +75,51 @@ def test_duckdb_reads_the_gallery_tables_with_the_counts_stats_gives(crawled):
     in_sql = con.execute(f"SELECT image_id, {hex_sql} FROM images").fetchall()
     by_lance = images.to_table(columns=["image_id", "phash"]).to_pylist()
     assert dict(in_sql) == {r["image_id"]: format_hash("phash", bytes(r["phash"])) for r in by_lance}
+
+
+def test_the_rights_report_renders_in_chromium(gallery, tmp_path):
+    """The report as a person sees it: real headless Chromium, no network, a screenshot kept."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import run_gallery_json
+
+    import lance
+
+    sightings = run_gallery_json("stats", "--gallery", str(gallery))["sightings"]
+    url = lance.dataset(str(gallery / "sightings.lance")).to_table(columns=["image_url"])["image_url"][0].as_py()
+    removed = run_gallery_json("remove", "--url", url, "--basis", "erasure", "--gallery", str(gallery))
+    assert removed["rows_removed"] > 0
+    data = run_gallery_json("report", "--gallery", str(gallery))
+    assert data["removals"]["by_basis"] == [{"basis": "erasure", "requests": 1, "rows_removed": removed["rows_removed"]}]
+    assert data["removals"]["erasure_deadlines"]["met"] == 1 and data["removals"]["purge_verified"] == 1
+    assert data["totals"]["sightings"] == sightings - removed["sightings_removed"]
+    robots = next(b for b in data["left_out"]["blocked"] if b["reason"] == "robots")
+    assert any("/private/" in url for d in robots["domains"] for url in d["examples"])
+    assert {s["reason"] for s in data["left_out"]["skipped"]} >= {"not_an_image", "too_many_pixels"}
+
+    html = tmp_path / "report.html"
+    run_gallery("report", "--out", str(html), "--gallery", str(gallery))
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/lib/chromium/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 800})
+            requested = []
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(html.as_uri())
+            assert requested == [html.as_uri()]  # self-contained: nothing else is fetched
+            headings = page.locator("h2").all_inner_texts()
+            assert headings == ["What was crawled", "What was left out, and why", "Removals", "Faces", "Licences"]
+            assert any(t.startswith("blocked: robots (") for t in page.locator("h3.reason").all_inner_texts())
+            assert page.get_by_text("/private/page.html").count() >= 1
+            charts = page.locator("svg")
+            assert charts.count() >= 4
+            assert all(charts.nth(i).bounding_box()["width"] > 100 for i in range(charts.count()))
+            assert page.locator("#removals ~ .cards").first.inner_text().split() [:2] == ["requests", "1"]
+            page.screenshot(path=str(artifacts / "rights-report.png"), full_page=True)
+        finally:
+            browser.close()
