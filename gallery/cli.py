@@ -474,6 +474,8 @@ def _print_removal(report) -> None:
         out.print(f"  {row['image_url']}  on  {row['page_url']}")
     for note in report.notes:
         out.print(f"  note: {note}")
+    for held in report.exports:
+        out.print(f"  exported before: {held['sightings']} sighting(s) in {held['manifest']} (tell its holders)")
 
 
 @app.command()
@@ -552,3 +554,7 @@ def jobs(scrapyd: ScrapydOption = None, as_json: JsonOption = False) -> None:
 
 def main() -> None:
     app()
+
+
+# Registered last: those commands use this module's helpers and app.
+import gallery.dataset_commands  # noqa: E402,F401

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from indexer.compat import delete_rows
+from indexer.export.record import exports_containing
 from indexer.purge_lock import PurgeLock
 from indexer.removal.deadlines import erasure_deadline
 from indexer.removal.errors import PurgeFailed
@@ -48,6 +49,8 @@ class RemovalReport:
     timings: dict[str, float] = field(default_factory=dict)
     sample: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Earlier exports that handed on matched rows (manifest, counts): their holders should be told.
+    exports: list[dict] = field(default_factory=list)
 
     @property
     def rows_removed(self) -> int:
@@ -208,6 +211,7 @@ def _prepare(tables: Tables, request: RemovalRequest) -> _Pending:
         near_matches_found=plan.near_found,
         near_matches_removed=plan.near_removed,
         notes=list(request.notes),
+        exports=exports_containing(tables.gallery, sighting_ids=plan.sighting_ids, image_ids=plan.image_ids),
     )
     if previous:
         report.already_done = not plan.sighting_ids and not plan.image_ids
