@@ -8,6 +8,8 @@ import numpy as np
 import pdqhash
 from PIL import Image
 
+from robots_policy.match_thresholds import LOW_INFORMATION_PDQ_QUALITY
+
 HASH_BITS = {"phash": 64, "pdq": 256, "sha256": 256}
 
 
@@ -15,6 +17,12 @@ HASH_BITS = {"phash": 64, "pdq": 256, "sha256": 256}
 class ImageHashes:
     phash: bytes  # 8 bytes
     pdq: bytes  # 32 bytes
+    pdq_quality: int = 100  # PDQ's own detail score, 0-100; not stored (a query or a new image uses it)
+
+    @property
+    def low_information(self) -> bool:
+        """Flat or near blank: its perceptual hashes would match every other such picture."""
+        return self.pdq_quality < LOW_INFORMATION_PDQ_QUALITY
 
 
 def sha256_hex(data: bytes) -> str:
@@ -24,11 +32,11 @@ def sha256_hex(data: bytes) -> str:
 def perceptual_hashes(img: Image.Image) -> ImageHashes:
     """pHash and PDQ of an RGB image already decoded by `decode_bounded`."""
     phash_bits = imagehash.phash(img).hash.flatten()
-    # PDQ's quality score (how much detail the image has) is not kept: nothing decides on it yet.
-    pdq_bits, _quality = pdqhash.compute(np.asarray(img))
+    pdq_bits, quality = pdqhash.compute(np.asarray(img))
     return ImageHashes(
         phash=np.packbits(phash_bits.astype(np.uint8)).tobytes(),
         pdq=np.packbits(np.asarray(pdq_bits, dtype=np.uint8)).tobytes(),
+        pdq_quality=int(quality),
     )
 
 

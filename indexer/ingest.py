@@ -59,6 +59,8 @@ class GalleryWriter:
         self._batch = Batch()
         self.lock = PurgeLock(gallery.uri)
         self._near = NearDuplicateFinder(gallery)
+        # Flat or blank pictures queued for the next write: never near-duplicates by hash alone.
+        self._unclustered: set[str] = set()
         self._load_tombstones()
 
     def _load_tombstones(self) -> None:
@@ -89,6 +91,8 @@ class GalleryWriter:
         if is_new:
             self._known_ids.add(image.image_id)
             self._batch.images.append(_image_row(image, seen_at=sighting.fetched_at))
+            if image.hashes.low_information:
+                self._unclustered.add(image.image_id)
         self.add_sighting(image.image_id, sighting)
         return is_new
 
@@ -163,8 +167,12 @@ class GalleryWriter:
 
     def _mark_near_duplicates(self, rows: list[dict]) -> int:
         count = 0
-        for index, row in enumerate(rows):
-            head = self._cluster_head(row, rows[:index])
+        ids = {row["image_id"] for row in rows}
+        unclustered = self._unclustered & ids
+        self._unclustered -= ids
+        rows_with_detail = [row for row in rows if row["image_id"] not in unclustered]
+        for index, row in enumerate(rows_with_detail):
+            head = self._cluster_head(row, rows_with_detail[:index])
             if head is not None:
                 row["duplicate_of"] = head
                 count += 1

@@ -51,7 +51,7 @@ def search_image(
     max_distance: int | None = None,
     hash_index: GalleryHashIndex | None = None,
 ) -> list[SearchHit]:
-    """Search with a picture: exact bytes first, then PDQ near-duplicates."""
+    """Search with a picture: exact bytes first, then PDQ near-duplicates (see `search_hashes`)."""
     sha256, hashes = query_hashes(data)
     return search_hashes(gallery, sha256, hashes, max_distance=max_distance, hash_index=hash_index)
 
@@ -64,8 +64,11 @@ def search_hashes(
     max_distance: int | None = None,
     hash_index: GalleryHashIndex | None = None,
 ) -> list[SearchHit]:
-    """`search_image` for a picture already hashed (by a worker process)."""
+    """`search_image` for a picture already hashed (by a worker process). A flat or blank
+    picture is looked up by its exact bytes only: by hash it would match every blank one."""
     hits = search_hash(gallery, "sha256", bytes.fromhex(sha256))
+    if hashes.low_information:
+        return hits
     seen = {hit.image["image_id"] for hit in hits}
     near = search_hash(gallery, "pdq", hashes.pdq, max_distance=max_distance, hash_index=hash_index)
     return hits + [hit for hit in near if hit.image["image_id"] not in seen]

@@ -8,6 +8,11 @@ written from it."""
 MATCH_DISTANCE: dict[str, int] = {"pdq": 31, "phash": 8, "sha256": 0}
 HASH_BITS: dict[str, int] = {"pdq": 256, "phash": 64, "sha256": 256}
 
+# PDQ's quality score (0-100) says how much detail a picture has. Below this it is flat or near
+# blank (a white page, a formula on white): every such picture hashes alike, so its perceptual
+# hashes say nothing, and it matches by its exact bytes only.
+LOW_INFORMATION_PDQ_QUALITY = 50
+
 
 def describe_threshold(kind: str) -> str:
     """`pdq <= 31 of 256 bits`, for help texts and docs."""

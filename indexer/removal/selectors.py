@@ -161,6 +161,8 @@ class ImageSelector(Selector):
             mirrored = perceptual_hashes(ImageOps.mirror(decode_bounded(data).image))
         except ImageRejected as exc:
             raise RequestError(f"{path} is not a usable image ({exc})") from None
+        if hashes.low_information:
+            return cls(f"sha256:{sha256}")  # flat or blank: its exact bytes only, never every blank picture
         return cls(f"sha256:{sha256}", variants=(hashes, mirrored))
 
     def match_pictures(self, pictures: PictureLookup) -> PictureMatch:

@@ -77,3 +77,36 @@ def test_a_deleted_image_is_never_pointed_at(tmp_path, pictures):
     Gallery(uri, create=False).images.delete(f"image_id = '{original.image_id}'")
     write(writer, copy)
     assert heads(uri) == {other.image_id: None, copy.image_id: None}
+
+
+def _blank(size, colour, fmt="JPEG") -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def test_blank_pictures_match_nothing_by_hash_alone(tmp_path):
+    """Flat pictures all hash alike: they are never clustered, searched or removed by hash, only
+    by their exact bytes (a plain white query once 'matched' every formula image of a manual)."""
+    from indexer.removal import build_request, process_requests
+    from indexer.search import search_image
+
+    detector = FaceDetector()
+    white, off_white = _blank((300, 200), "white"), _blank((320, 180), (250, 250, 250), "PNG")
+    blanks = [analyze_image(data, detector=detector) for data in (white, off_white)]
+    assert all(image.hashes.low_information for image in blanks)
+    uri = str(tmp_path / "g")
+    write(GalleryWriter(Gallery(uri)), *blanks)
+    assert set(heads(uri).values()) == {None}
+    gallery = Gallery(uri, create=False)
+    assert [hit.image["image_id"] for hit in search_image(gallery, white)] == [blanks[0].image_id]
+    assert search_image(gallery, _blank((640, 480), "white", "PNG")) == []
+    query = tmp_path / "white.jpg"
+    query.write_bytes(white)
+    report = process_requests(gallery, [build_request([("image", str(query))], basis="copyright")])[0]
+    assert (report.images_removed, report.tombstones_written) == (1, 1)  # its bytes, no hash tombstones
+    assert set(heads(uri)) == {blanks[1].image_id}
