@@ -14,7 +14,7 @@ ENTRIES = [
     Entry("url_prefix", "http://shop.test/z"),
     Entry("domain", "Example.COM."),
     Entry("domain", "bücher.de"),
-    Entry("domain", "10.0.0.1"),
+    Entry("domain", "20.0.0.1"),
 ]
 
 
@@ -38,8 +38,8 @@ ENTRIES = [
         ("http://example.com.evil.test/", None),
         ("https://www.bücher.de/x", "domain"),
         ("https://www.xn--bcher-kva.de/x", "domain"),
-        ("http://10.0.0.1/", "domain"),
-        ("http://110.0.0.1/", None),
+        ("http://20.0.0.1/", "domain"),
+        ("http://120.0.0.1/", None),
     ],
 )
 def test_url_match(url, kind):
