@@ -126,7 +126,7 @@ def test_provenance_is_recorded(rights_crawl):
 def test_optout_entries_kept_in_gallery_apply_to_later_crawls(rights_crawl, tmp_path):
     site, _, _, _ = rights_crawl
     gallery = tmp_path / "g"
-    run_gallery("optout", "add", f"{site.url}/img/plain.jpg", "--gallery", str(gallery))
+    run_gallery("optout", "add", f"{site.url}/img/plain.jpg", "--gallery", str(gallery), "--create")
     assert run_gallery_json("optout", "list", "--gallery", str(gallery))["entries"] == [f"{site.url}/img/plain.jpg"]
     summary = crawl(site.url, gallery)
     assert summary["blocked"]["optout_url_prefix"] == 1
