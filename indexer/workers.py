@@ -8,6 +8,7 @@ with MemoryError, turned into a refusal).
 """
 
 import multiprocessing
+import os
 import resource
 import threading
 from concurrent.futures import CancelledError, Future
@@ -24,6 +25,11 @@ from indexer.decode import DecodeLimits
 class WorkerBounds:
     seconds: float = 30.0  # wall time one task may take; a real image takes well under a second
     memory_bytes: int = 2 * 1024**3  # address space a worker may add once started (a 50 MP RGBA decode needs ~1 GB)
+
+
+# Image work yields the CPU to the process that feeds it and to the browser: a render or a
+# request waits on a wall clock, an analysis in a queue does not.
+WORKER_NICENESS = 10
 
 
 class PoolFull(Exception):
@@ -90,6 +96,7 @@ class BoundedPool:
 
 
 def _init_bounded(memory_bytes: int, initializer, initargs: tuple) -> None:
+    os.nice(WORKER_NICENESS)
     if initializer is not None:
         initializer(*initargs)
     limit_memory(memory_bytes)  # after the initializer: its models are part of the baseline
