@@ -122,7 +122,14 @@ class _ObjectLock:
 
     @contextmanager
     def exclusive(self):
+        waited = False
         while not self._put(self.exclusive_key, if_none_match=True):
+            if not waited:
+                logger.warning(
+                    "waiting for the purge lock s3://%s/%s: another removal holds it, or one that stopped "
+                    "left it (then it ends within %d s)", self.bucket, self.exclusive_key, LEASE_SECONDS,
+                )  # fmt: skip
+                waited = True
             time.sleep(POLL_SECONDS)  # another purge holds it (or held it and died: see _live_exclusive)
             self._live_exclusive()
         with self._renewed(self.exclusive_key):

@@ -227,10 +227,12 @@ class StoreProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def refuse_writes(self, *, after: int = 0, status: int = 403, code: str = "AccessDenied") -> None:
-        """Refuse every write once `after` more have passed (0: from now on)."""
+    def refuse_writes(
+        self, *, after: int = 0, status: int = 403, code: str = "AccessDenied", methods: tuple[str, ...] = WRITE_METHODS
+    ) -> None:
+        """Refuse every write (of `methods`) once `after` more have passed (0: from now on)."""
         with self._lock:
-            self._refuse_after, self._methods, self._error = self.writes + after, WRITE_METHODS, (status, code)
+            self._refuse_after, self._methods, self._error = self.writes + after, methods, (status, code)
 
     def refuse_everything(self, *, status: int = 403, code: str = "InvalidAccessKeyId") -> None:
         with self._lock:
