@@ -93,7 +93,7 @@ def test_search_by_upload_finds_a_resized_copy(served, fixture_site):
     assert response.status_code == 200, response.text
     best = response.json()["matches"][0]
     assert best["sightings"][0]["image_url"] == f"{fixture_site.url}/img/src.jpg"
-    assert best["kind"] == "pdq" and best["distance"] <= 31
+    assert best["hash"] == "pdq" and best["distance"] <= 31 and best["kind"] == "resized"
 
 
 def test_pagination_best_match_first(served):
