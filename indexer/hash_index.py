@@ -68,6 +68,30 @@ class HammingIndex:
         order = np.argsort(distances, kind="stable")[:limit]
         return [IndexHit(int(rows[i]), int(distances[i])) for i in order]
 
+    def within_any(self, queries: list[bytes], *, max_distance: int) -> np.ndarray:
+        """Rows within `max_distance` of at least one of `queries` (a picture's turned and
+        mirrored variants), in one vectorized pass: the matcher's candidate stage."""
+        if not self.size or not queries:
+            return np.empty(0, dtype=np.int64)
+        per_chunk = max_distance // len(self._sorted)
+        if per_chunk > MAX_FLIPS_PER_CHUNK:
+            rows = np.arange(self.size)
+        else:
+            masks = _flip_masks(per_chunk)
+            chunks = np.frombuffer(b"".join(queries), dtype=">u2").astype(np.uint16).reshape(len(queries), -1)
+            found = []
+            for column, (sorted_chunk, order) in enumerate(zip(self._sorted, self._order)):
+                keys = _distinct((chunks[:, column, None] ^ masks[None, :]).ravel())
+                starts = np.searchsorted(sorted_chunk, keys, side="left")
+                stops = np.searchsorted(sorted_chunk, keys, side="right")
+                found.append(order[_ranges(starts, stops)])
+            rows = _distinct(np.concatenate(found))
+        words = np.frombuffer(b"".join(queries), dtype=">u8").astype(np.uint64).reshape(len(queries), -1)
+        distances = np.zeros((len(rows), len(queries)), dtype=np.int16)
+        for column, part in zip(self.words, words.T):
+            distances += np.bitwise_count(column[rows][:, None] ^ part[None, :])
+        return rows[(distances <= max_distance).any(axis=1)]
+
     def _candidates(self, query: bytes, max_distance: int) -> np.ndarray:
         per_chunk = max_distance // len(self._sorted)
         if per_chunk > MAX_FLIPS_PER_CHUNK:
@@ -80,6 +104,22 @@ class HammingIndex:
             stops = np.searchsorted(sorted_chunk, keys, side="right")
             found += [order[a:b] for a, b in zip(starts, stops) if b > a]
         return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int32)
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique's hash path is slow on these arrays)."""
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
+
+
+def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """The concatenation of range(start, stop) for each pair, without a Python loop."""
+    lengths = stops - starts
+    total = int(lengths.sum())
+    if not total:
+        return np.empty(0, dtype=np.int64)
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return np.arange(total) + offsets
 
 
 class GalleryHashIndex:
@@ -98,6 +138,12 @@ class GalleryHashIndex:
         hits = indexes[kind].search(value, max_distance=max_distance, limit=limit)
         rows = table.take(pa.array([hit.row for hit in hits], pa.int64())).to_pylist()
         return [Match(row, hit.distance) for row, hit in zip(rows, hits)]
+
+    def within_any(self, kind: str, values: list[bytes], *, max_distance: int, limit: int) -> list[dict]:
+        """Rows (thumbnails left out) within `max_distance` of any of `values`, at most `limit`."""
+        table, indexes = self._current()
+        rows = indexes[kind].within_any(values, max_distance=max_distance)[:limit]
+        return table.take(pa.array(rows, pa.int64())).to_pylist()
 
     def _current(self) -> tuple[pa.Table, dict[str, HammingIndex]]:
         version = self.gallery.images.version
@@ -161,14 +207,14 @@ class NearDuplicateFinder:
             found = match(self, picture)
         return {name: found[0][0][name] for name in ("image_id", "duplicate_of")} if found else None
 
-    def candidates(self, kind: str, value: bytes, max_distance: int) -> list[dict]:
+    def candidates(self, kind: str, values: list[bytes], max_distance: int) -> list[dict]:
         """The matcher's hash source. Exact bytes are the writer's own check, not asked here."""
         if kind == "sha256":
             return []
         rows = []
         for table, indexes in self._parts:
-            hits = indexes[kind].search(value, max_distance=max_distance)
-            rows += table.take(pa.array([hit.row for hit in hits], pa.int64())).to_pylist()
+            found = indexes[kind].within_any(values, max_distance=max_distance)
+            rows += table.take(pa.array(found, pa.int64())).to_pylist()
         return rows
 
 

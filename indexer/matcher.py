@@ -137,26 +137,26 @@ class How:
 class HashSource(Protocol):
     """Stored pictures as a matcher's candidate stage sees them."""
 
-    def candidates(self, kind: str, value: bytes, max_distance: int) -> Iterable[dict]:
-        """Rows (at least image_id, pdq, phash) whose `kind` hash is within `max_distance`;
-        kind "sha256" with distance 0 looks up the exact bytes."""
+    def candidates(self, kind: str, values: list[bytes], max_distance: int) -> Iterable[dict]:
+        """Rows (at least image_id, pdq, phash) whose `kind` hash is within `max_distance` of
+        any of `values`; kind "sha256" with distance 0 looks up exact bytes."""
 
 
 def match(source: HashSource, picture: QueryPicture, *, max_pdq_distance: int | None = None) -> list[tuple[dict, How]]:
     """Every stored picture that is the query picture, best first: exact files, then by distance.
     A flat or blank query matches by its exact bytes only. `max_pdq_distance` widens (or
     narrows) the PDQ threshold, for a person exploring."""
-    found = [(row, How("exact", "sha256", 0)) for row in source.candidates("sha256", bytes.fromhex(picture.sha256), 0)]
+    found = [(row, How("exact", "sha256", 0)) for row in source.candidates("sha256", [bytes.fromhex(picture.sha256)], 0)]
     if picture.low_information:
         return found
     pdq_limit = MATCH_DISTANCE["pdq"] if max_pdq_distance is None else max_pdq_distance
     exact = {row["image_id"] for row, _ in found}
     rows: dict[str, dict] = {}
-    for variant in picture.variants:
-        for kind, limit in (("pdq", pdq_limit), ("phash", MATCH_DISTANCE["phash"])):
-            for row in source.candidates(kind, getattr(variant.hashes, kind), limit):
-                if row["image_id"] not in exact and len(rows) < MAX_CANDIDATES:
-                    rows.setdefault(row["image_id"], row)
+    # Every rule of same_picture needs PDQ within pdq_limit, or pHash identical.
+    for kind, limit in (("pdq", pdq_limit), ("phash", 0)):
+        for row in source.candidates(kind, [getattr(v.hashes, kind) for v in picture.variants], limit):
+            if row["image_id"] not in exact and len(rows) < MAX_CANDIDATES:
+                rows.setdefault(row["image_id"], row)
     near = [(row, how) for row, how in zip(rows.values(), verify(picture, list(rows.values()), max_pdq_distance=pdq_limit)) if how]
     near.sort(key=lambda pair: (pair[1].distance / (256 if pair[1].hash == "pdq" else 64), pair[0]["image_id"]))
     return found + near
@@ -169,7 +169,8 @@ def verify(picture: QueryPicture, rows: list[dict], *, max_pdq_distance: int = M
         return []
     pdq = _distances([bytes(r["pdq"]) for r in rows], [v.hashes.pdq for v in picture.variants])
     phash = _distances([bytes(r["phash"]) for r in rows], [v.hashes.phash for v in picture.variants])
-    ok = same_picture(pdq, phash, max_pdq=max_pdq_distance)
+    upright = np.array([v.transform == "identity" for v in picture.variants])[None, :]
+    ok = same_picture(pdq, phash, upright=upright, max_pdq=max_pdq_distance)
     # The closest variant on both hashes; on a tie the unchanged picture, then white before black.
     score = np.where(ok, pdq / 256 + phash / 64, np.inf)
     found = []

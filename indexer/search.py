@@ -43,12 +43,10 @@ class GallerySource:
         self.gallery = gallery
         self.hash_index = hash_index
 
-    def candidates(self, kind: str, value: bytes, max_distance: int) -> list[dict]:
+    def candidates(self, kind: str, values: list[bytes], max_distance: int) -> list[dict]:
         if self.hash_index is not None and kind != "sha256":
-            matches = self.hash_index.search(kind, value, max_distance=max_distance, limit=LOOKUP_LIMIT)
-        else:
-            matches = self.gallery.nearest(kind, value, max_distance=max_distance, limit=LOOKUP_LIMIT)
-        return [m.image for m in matches]
+            return self.hash_index.within_any(kind, values, max_distance=max_distance, limit=LOOKUP_LIMIT)
+        return [m.image for value in values for m in self.gallery.nearest(kind, value, max_distance=max_distance, limit=LOOKUP_LIMIT)]
 
 
 def search_hash(

@@ -13,19 +13,21 @@ HASH_BITS: dict[str, int] = {"pdq": 256, "phash": 64, "sha256": 256}
 # hashes say nothing, and it matches by its exact bytes only.
 LOW_INFORMATION_PDQ_QUALITY = 50
 
-# pHash alone matches copies PDQ misses (small copies, heavy recompression), but pHash's 64 bits
-# also land close on unrelated pictures of one layout (plots, dialogs): a pHash match counts
-# only when PDQ is at least this close too (unrelated pictures sit near 128 of 256).
-# benchmarks/matching.py measures recall and false matches for it.
-PHASH_MATCH_MAX_PDQ = 80
+# A picture matches on its PDQ alone upright, as it always has. A turned or mirrored variant of
+# the query is eight more tries, so there both hashes must agree. pHash alone matches small,
+# heavily recompressed copies PDQ misses, but within a few bits it also matches unrelated plots
+# and figures of one layout: it counts alone only when identical, with PDQ not far past its
+# threshold. benchmarks/matching.py measures recall and false matches for these choices.
+PHASH_ONLY_MAX_PDQ = 40
 
 
-def same_picture(pdq_distance, phash_distance, *, max_pdq: int = MATCH_DISTANCE["pdq"]):
-    """Whether one pair's PDQ and pHash distances say "the same picture": PDQ within its
-    threshold (`max_pdq`, for a person widening a search), or pHash within its own with PDQ not
-    far off. Ints or numpy arrays alike."""
-    by_phash = (phash_distance <= MATCH_DISTANCE["phash"]) & (pdq_distance <= PHASH_MATCH_MAX_PDQ)
-    return (pdq_distance <= max_pdq) | by_phash
+def same_picture(pdq_distance, phash_distance, *, upright, max_pdq: int = MATCH_DISTANCE["pdq"]):
+    """Whether one pair's PDQ and pHash distances say "the same picture". `upright`: the query
+    as given (not a turned or mirrored variant); `max_pdq`: PDQ's threshold, for a person
+    widening a search. Ints, bools or numpy arrays alike."""
+    by_pdq = (pdq_distance <= max_pdq) & (upright | (phash_distance <= MATCH_DISTANCE["phash"]))
+    by_phash = (phash_distance == 0) & (pdq_distance <= PHASH_ONLY_MAX_PDQ)
+    return by_pdq | by_phash
 
 
 def both_agree(pdq_distance, phash_distance):

@@ -131,13 +131,13 @@ class Tables:
         hits = indexes[kind].search(value, max_distance=max_distance, limit=max(1, indexes[kind].size))
         return {ids[hit.row]: hit.distance for hit in hits if ids[hit.row] not in self._gone_images}
 
-    def candidates(self, kind: str, value: bytes, max_distance: int) -> list[dict]:
+    def candidates(self, kind: str, values: list[bytes], max_distance: int) -> list[dict]:
         """The matcher's hash source (indexer/matcher.py): rows with image_id, pdq, phash."""
         if kind == "sha256":
-            return [{"image_id": i, "pdq": None, "phash": None} for i in self.within(kind, value, max_distance)]
+            return [{"image_id": i, "pdq": None, "phash": None} for v in values for i in self.within(kind, v, max_distance)]
         table, _, indexes = self._hash_indexes()
-        hits = indexes[kind].search(value, max_distance=max_distance, limit=max(1, indexes[kind].size))
-        rows = table.take(pa.array([hit.row for hit in hits], pa.int64())).to_pylist()
+        found = indexes[kind].within_any(values, max_distance=max_distance)
+        rows = table.take(pa.array(found, pa.int64())).to_pylist()
         return [row for row in rows if row["image_id"] not in self._gone_images]
 
     def _hash_indexes(self) -> tuple[pa.Table, list[str], dict[str, HammingIndex]]:
