@@ -172,46 +172,70 @@ def _validate_render_budget(seconds: float) -> float:
 
 @app.command()
 def search(
-    image_file: Annotated[Path | None, typer.Argument(help="A picture to look for.")] = None,
+    image_files: Annotated[list[Path] | None, typer.Argument(help="Pictures to look for (several in one call: each call spends its start-up once).")] = None,
     hash_: Annotated[str | None, typer.Option("--hash", help="KIND:HEX, KIND one of phash, pdq, sha256.")] = None,
-    max_distance: Annotated[int | None, typer.Option(min=0, help=f"Largest Hamming distance (default: pdq {MATCH_DISTANCE['pdq']}, phash {MATCH_DISTANCE['phash']}).")] = None,
+    max_distance: Annotated[int | None, typer.Option(min=0, help=f"Largest PDQ distance (default {MATCH_DISTANCE['pdq']}; with --hash, of its kind: phash {MATCH_DISTANCE['phash']}).")] = None,
     gallery: GalleryOption = "./gallery",
     as_json: JsonOption = False,
 ) -> None:
-    """Find where a picture (or a hash of one) appears: near-duplicates and their sightings."""
+    """Find where pictures (or a hash of one) appear: exact files, the same picture resized,
+    recompressed, mirrored or turned, each with how it matched, and every sighting."""
     from indexer.decode import ImageRejected
     from indexer.hashes import parse_hash
     from indexer.search import search_hash, search_image
 
-    if (image_file is None) == (hash_ is None):
+    if bool(image_files) == (hash_ is not None):
         _fail("give either IMAGE_FILE or --hash KIND:HEX")
-    store = _open_gallery(gallery)
     if hash_ is not None:
         try:
             kind, value = parse_hash(hash_)
         except ValueError as exc:
             _fail(str(exc))
-        hits = search_hash(store, kind, value, max_distance=max_distance)
+        queries = {hash_: lambda: search_hash(store, kind, value, max_distance=max_distance)}
     else:
+        queries = {str(path): (lambda path=path: search_image(store, path.read_bytes(), max_distance=max_distance)) for path in image_files}
+    store = _open_gallery(gallery)
+    results, errors = {}, {}
+    for name, run in queries.items():
         try:
-            hits = search_image(store, image_file.read_bytes(), max_distance=max_distance)
+            results[name] = run()
         except OSError as exc:
-            _fail(f"cannot read {image_file}: {exc.strerror}")
+            errors[name] = f"cannot read {name}: {exc.strerror}"
         except ImageRejected as exc:
-            _fail(f"{image_file} is not a usable image ({exc})")
+            errors[name] = f"{name} is not a usable image ({exc})"
+    if len(queries) == 1 and errors:
+        _fail(next(iter(errors.values())))
     if as_json:
-        _print_json({"matches": [hit.to_json() for hit in hits]})
-        return
+        # Keyed per query; one query's matches are also at the top, as before several were taken.
+        document = {"queries": {name: {"matches": [hit.to_json() for hit in hits]} for name, hits in results.items()}}
+        document["queries"].update({name: {"error": error} for name, error in errors.items()})
+        if len(queries) == 1:
+            document["matches"] = document["queries"][next(iter(queries))]["matches"]
+        _print_json(document)
+    else:
+        for name in queries:
+            if len(queries) > 1:
+                out.print(f"[bold]{name}[/bold]")
+            if name in errors:
+                typer.echo(f"error: {errors[name]}", err=True)
+                continue
+            _print_hits(results[name], indent="  " if len(queries) > 1 else "")
+    if errors:
+        raise typer.Exit(1)
+
+
+def _print_hits(hits, *, indent: str) -> None:
     if not hits:
-        out.print("no matches")
+        out.print(f"{indent}no matches")
     for hit in hits:
-        image = hit.image
+        image, how = hit.image, hit.how
         out.print(
-            f"[bold]{image['image_id'][:16]}…[/bold] {hit.kind} distance {hit.distance}, "
-            f"{image['width']}x{image['height']} {image['format']}, {len(hit.sightings)} sighting(s)"
+            f"{indent}[bold]{image['image_id'][:16]}…[/bold] {how.label}: {how.hash} distance {how.distance}, "
+            f"{image['width']}x{image['height']} {image['format']}, {len(hit.sightings)} sighting(s)",
+            highlight=False,
         )
         for s in hit.sightings:
-            out.print(f"  {s['image_url']}  on  {s['page_url']}")
+            out.print(f"{indent}  {s['image_url']}  on  {s['page_url']}", highlight=False)
 
 
 @app.command()

@@ -29,7 +29,7 @@ from indexer.decode_budget import OverBudget, check_budget
 from indexer.hash_index import GalleryHashIndex
 from indexer.removal import RequestError, build_request, list_removals, process_requests
 from indexer.hashes import parse_hash
-from indexer.search import search_hash, search_hashes
+from indexer.search import search_hash, search_picture
 from indexer.store import Gallery, StoreError
 from robots_policy.domains import public_suffix_of
 from indexer.workers import BoundedPool, PoolFull, WorkerBounds
@@ -233,8 +233,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         result = await decoder.hashes(data)
         if isinstance(result, Rejected):
             raise ApiError(422, f"not a usable image ({result.detail})")
-        sha256, hashes = result
-        hits = await run_in_threadpool(search_hashes, gallery, sha256, hashes, max_distance=max_distance, hash_index=hash_index)
+        hits = await run_in_threadpool(search_picture, gallery, result, max_distance=max_distance, hash_index=hash_index)
         return page_of(hits, page, per_page)
 
     @app.get("/images/{image_id}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from indexer.decode import DecodeLimits, ImageRejected, decode_bounded
 from indexer.faces import FaceDetector, pixelate_faces
 from indexer.hashes import ImageHashes, perceptual_hashes, sha256_hex
+from indexer.matcher import QueryPicture, query_picture
 from robots_policy.xmp import check_xmp
 
 THUMBNAIL_QUALITY = 85
@@ -98,10 +99,10 @@ def init_query_worker(limits: DecodeLimits) -> None:
     _worker_limits = limits
 
 
-def query_in_worker(data: bytes) -> tuple[str, ImageHashes] | Rejected:
-    """`query_hashes` in a worker process (the search service's uploads)."""
+def query_in_worker(data: bytes) -> QueryPicture | Rejected:
+    """`query_picture` in a worker process (the search service's uploads)."""
     try:
-        return query_hashes(data, _worker_limits)
+        return query_picture(data, _worker_limits)
     except ImageRejected as exc:
         return Rejected(exc.reason, str(exc))
     except MemoryError:

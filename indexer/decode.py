@@ -46,9 +46,16 @@ class DecodedImage:
     # What was decoded other than asked, each a short token for stats (indexer/notes/<note>):
     # "animated_first_frame" (only the first frame is analysed and stored), "exif_orientation_invalid".
     notes: tuple[str, ...] = ()
+    has_alpha: bool = False  # transparency was flattened (onto `background`)
 
 
-def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedImage:
+WHITE = (255, 255, 255)
+BLACK = (0, 0, 0)
+
+
+def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits(), *, background: tuple[int, int, int] = WHITE) -> DecodedImage:
+    """`background`: what transparency is flattened onto. The gallery stores white (as a browser
+    shows it); a search query also tries black, as a JPEG copy of a transparent picture may be."""
     if not data:
         raise ImageRejected("empty")
     if len(data) > limits.max_bytes:
@@ -90,14 +97,15 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Decode
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Truncated or corrupt data: PIL raises OSError ("image file is truncated", "broken data stream").
         raise ImageRejected("corrupt", str(exc)) from exc
-    img = _to_rgb(img)
+    has_alpha = _has_alpha(img)
+    img = _to_rgb(img, background)
     img.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.LANCZOS)
     if orientation in _TRANSPOSE:
         # Upright as a browser shows it, for the detector, the thumbnail and both sides' hashes.
         img = img.transpose(_TRANSPOSE[orientation])
         if orientation >= 5:
             width, height = height, width
-    return DecodedImage(image=img, format=fmt, width=width, height=height, xmp=xmp, notes=notes)
+    return DecodedImage(image=img, format=fmt, width=width, height=height, xmp=xmp, notes=notes, has_alpha=has_alpha)
 
 
 # EXIF orientation -> the transpose that shows the picture upright (1 is upright already).
@@ -124,7 +132,11 @@ def _orientation(img: Image.Image) -> tuple[int, tuple[str, ...]]:
     return 1, ("exif_orientation_invalid",)
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+
+
+def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     if img.mode == "RGB":
         return img
     if img.mode.startswith("I") or img.mode == "F":
@@ -134,12 +146,11 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         if pixels.size and pixels.max() > 255:
             pixels = pixels / 257
         return Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).convert("RGB")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        # Flatten transparency onto white so hashes match what a browser shows.
+    if _has_alpha(img):
         rgba = img.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
+        flat = Image.new("RGB", rgba.size, background)
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
     return img.convert("RGB")
 
 

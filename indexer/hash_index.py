@@ -16,6 +16,7 @@ from itertools import combinations
 import numpy as np
 import pyarrow as pa
 
+from indexer.matcher import QueryPicture, match
 from indexer.store import IMAGES_SCHEMA, Match
 
 CHUNK_BITS = 16
@@ -67,6 +68,30 @@ class HammingIndex:
         order = np.argsort(distances, kind="stable")[:limit]
         return [IndexHit(int(rows[i]), int(distances[i])) for i in order]
 
+    def within_any(self, queries: list[bytes], *, max_distance: int) -> np.ndarray:
+        """Rows within `max_distance` of at least one of `queries` (a picture's turned and
+        mirrored variants), in one vectorized pass: the matcher's candidate stage."""
+        if not self.size or not queries:
+            return np.empty(0, dtype=np.int64)
+        per_chunk = max_distance // len(self._sorted)
+        if per_chunk > MAX_FLIPS_PER_CHUNK:
+            rows = np.arange(self.size)
+        else:
+            masks = _flip_masks(per_chunk)
+            chunks = np.frombuffer(b"".join(queries), dtype=">u2").astype(np.uint16).reshape(len(queries), -1)
+            found = []
+            for column, (sorted_chunk, order) in enumerate(zip(self._sorted, self._order)):
+                keys = _distinct((chunks[:, column, None] ^ masks[None, :]).ravel())
+                starts = np.searchsorted(sorted_chunk, keys, side="left")
+                stops = np.searchsorted(sorted_chunk, keys, side="right")
+                found.append(order[_ranges(starts, stops)])
+            rows = _distinct(np.concatenate(found))
+        words = np.frombuffer(b"".join(queries), dtype=">u8").astype(np.uint64).reshape(len(queries), -1)
+        distances = np.zeros((len(rows), len(queries)), dtype=np.int16)
+        for column, part in zip(self.words, words.T):
+            distances += np.bitwise_count(column[rows][:, None] ^ part[None, :])
+        return rows[(distances <= max_distance).any(axis=1)]
+
     def _candidates(self, query: bytes, max_distance: int) -> np.ndarray:
         per_chunk = max_distance // len(self._sorted)
         if per_chunk > MAX_FLIPS_PER_CHUNK:
@@ -79,6 +104,22 @@ class HammingIndex:
             stops = np.searchsorted(sorted_chunk, keys, side="right")
             found += [order[a:b] for a, b in zip(starts, stops) if b > a]
         return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int32)
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique's hash path is slow on these arrays)."""
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
+
+
+def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """The concatenation of range(start, stop) for each pair, without a Python loop."""
+    lengths = stops - starts
+    total = int(lengths.sum())
+    if not total:
+        return np.empty(0, dtype=np.int64)
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return np.arange(total) + offsets
 
 
 class GalleryHashIndex:
@@ -98,6 +139,12 @@ class GalleryHashIndex:
         rows = table.take(pa.array([hit.row for hit in hits], pa.int64())).to_pylist()
         return [Match(row, hit.distance) for row, hit in zip(rows, hits)]
 
+    def within_any(self, kind: str, values: list[bytes], *, max_distance: int, limit: int) -> list[dict]:
+        """Rows (thumbnails left out) within `max_distance` of any of `values`, at most `limit`."""
+        table, indexes = self._current()
+        rows = indexes[kind].within_any(values, max_distance=max_distance)[:limit]
+        return table.take(pa.array(rows, pa.int64())).to_pylist()
+
     def _current(self) -> tuple[pa.Table, dict[str, HammingIndex]]:
         version = self.gallery.images.version
         if version != self._version:
@@ -113,7 +160,7 @@ class GalleryHashIndex:
 
 
 class NearDuplicateFinder:
-    """The gallery's pdq hashes in memory, for the writer's near-duplicate decisions: each new
+    """The gallery's pdq and phash hashes in memory, for the writer's near-duplicate decisions: each new
     image costs a lookup, not a scan of the table (a scan took about 16 ms an image at 100,000
     rows here, on the crawl's own process, and grows with the table).
 
@@ -122,14 +169,14 @@ class NearDuplicateFinder:
     and once the newer rows outgrow a quarter of the rest.
     """
 
-    COLUMNS = ["image_id", "pdq", "duplicate_of"]
+    COLUMNS = ["image_id", "pdq", "phash", "duplicate_of"]
     MIN_REBUILD_ROWS = 10_000
 
     def __init__(self, gallery):
         self.gallery = gallery
         self._base_fragments: set[int] | None = None
         self._newer: dict[int, pa.Table] = {}  # fragment id -> its rows, for fragments since the rebuild
-        self._parts: list[tuple[pa.Table, HammingIndex]] = []  # the rebuilt table, then the newer rows
+        self._parts: list[tuple[pa.Table, dict[str, HammingIndex]]] = []  # the rebuilt table, then the newer rows
 
     def refresh(self, *, rebuild: bool = False) -> None:
         """Bring the index up to what the gallery holds now (the caller has checked out its latest)."""
@@ -149,29 +196,28 @@ class NearDuplicateFinder:
         self._base_fragments, self._newer = set(fragments), {}
         self._parts = [_indexed(dataset.to_table(columns=self.COLUMNS))]
 
-    def nearest(self, pdq: bytes, *, max_distance: int) -> dict | None:
-        """The stored image (image_id, duplicate_of) nearest to `pdq` within `max_distance`, if any.
+    def nearest(self, picture: QueryPicture) -> dict | None:
+        """The stored image (image_id, duplicate_of) the matcher ranks first for `picture`, if any.
 
         A match is looked up in the table before it is trusted: a removal may have deleted it
         after the index was built (then the index is rebuilt, once)."""
-        found = self._search(pdq, max_distance)
-        if found and not self.gallery.get_images([found["image_id"]]):
+        found = match(self, picture)
+        if found and not self.gallery.get_images([found[0][0]["image_id"]]):
             self.refresh(rebuild=True)
-            found = self._search(pdq, max_distance)
-        return found
+            found = match(self, picture)
+        return {name: found[0][0][name] for name in ("image_id", "duplicate_of")} if found else None
 
-    def _search(self, pdq: bytes, max_distance: int) -> dict | None:
-        best = None
-        for table, index in self._parts:
-            for hit in index.search(pdq, max_distance=max_distance, limit=1):
-                if best is None or hit.distance < best[0]:
-                    best = (hit.distance, table, hit.row)
-        if best is None:
-            return None
-        _, table, row = best
-        return {name: table[name][row].as_py() for name in ("image_id", "duplicate_of")}
+    def candidates(self, kind: str, values: list[bytes], max_distance: int) -> list[dict]:
+        """The matcher's hash source. Exact bytes are the writer's own check, not asked here."""
+        if kind == "sha256":
+            return []
+        rows = []
+        for table, indexes in self._parts:
+            found = indexes[kind].within_any(values, max_distance=max_distance)
+            rows += table.take(pa.array(found, pa.int64())).to_pylist()
+        return rows
 
 
-def _indexed(table: pa.Table) -> tuple[pa.Table, HammingIndex]:
+def _indexed(table: pa.Table) -> tuple[pa.Table, dict[str, HammingIndex]]:
     table = table.combine_chunks()
-    return table, HammingIndex.from_arrow(table["pdq"])
+    return table, {kind: HammingIndex.from_arrow(table[kind]) for kind in ("pdq", "phash")}

@@ -7,6 +7,7 @@ import imagehash
 import numpy as np
 import pdqhash
 from PIL import Image
+from scipy.fftpack import dct
 
 from robots_policy.match_thresholds import LOW_INFORMATION_PDQ_QUALITY
 
@@ -38,6 +39,40 @@ def perceptual_hashes(img: Image.Image) -> ImageHashes:
         pdq=np.packbits(np.asarray(pdq_bits, dtype=np.uint8)).tobytes(),
         pdq_quality=int(quality),
     )
+
+
+# The eight ways a picture can be turned or mirrored, in pdqhash.compute_dihedral's order, each
+# with the numpy operation on a (rows, columns) array that does it (PIL's Transpose names;
+# rotations counterclockwise, as PIL and numpy turn).
+DIHEDRAL = {
+    "identity": lambda a: a,
+    "rotate_90": lambda a: np.rot90(a, 1),
+    "rotate_180": lambda a: np.rot90(a, 2),
+    "rotate_270": lambda a: np.rot90(a, 3),
+    "flip_top_bottom": lambda a: a[::-1],
+    "flip_left_right": lambda a: a[:, ::-1],
+    "transpose": lambda a: a.swapaxes(0, 1),
+    "transverse": lambda a: np.rot90(a, 2).swapaxes(0, 1),
+}
+
+
+def dihedral_hashes(img: Image.Image) -> dict[str, ImageHashes]:
+    """pHash and PDQ of the picture turned and mirrored every way (`DIHEDRAL`), for a query: a
+    stored copy that was mirrored or turned matches one of them. "identity" is exactly
+    `perceptual_hashes(img)`. PDQ computes all eight in one pass; pHash turns its 32x32
+    grey thumbnail, as imagehash.phash makes it."""
+    pdq_bits, quality = pdqhash.compute_dihedral(np.asarray(img))
+    grey = np.asarray(img.convert("L").resize((32, 32), Image.Resampling.LANCZOS))
+    found = {}
+    for (name, turn), pdq in zip(DIHEDRAL.items(), pdq_bits):
+        coefficients = dct(dct(np.ascontiguousarray(turn(grey)), axis=0), axis=1)[:8, :8]
+        phash_bits = coefficients > np.median(coefficients)
+        found[name] = ImageHashes(
+            phash=np.packbits(phash_bits.flatten().astype(np.uint8)).tobytes(),
+            pdq=np.packbits(np.asarray(pdq, dtype=np.uint8)).tobytes(),
+            pdq_quality=int(quality),
+        )
+    return found
 
 
 def format_hash(kind: str, value: bytes | str) -> str:

@@ -10,12 +10,12 @@ from datetime import datetime
 
 from indexer.analyze import AnalyzedImage
 from indexer.hash_index import NearDuplicateFinder
-from indexer.hashes import hamming
+from indexer.hashes import ImageHashes
+from indexer.matcher import QueryPicture, Variant, verify
 from indexer.purge_lock import PurgeLock
 from indexer.records import Sighting, sighting_row
 from indexer.removal import load_tombstones
 from indexer.store import STORE_ERRORS, Gallery, StoreError, describe_store_error, utcnow
-from robots_policy.match_thresholds import MATCH_DISTANCE
 
 
 @dataclass
@@ -179,10 +179,13 @@ class GalleryWriter:
         return count
 
     def _cluster_head(self, row: dict, earlier_in_batch: list[dict]) -> str | None:
-        for other in earlier_in_batch:
-            if hamming(row["pdq"], other["pdq"]) <= MATCH_DISTANCE["pdq"]:
+        # The matcher's rule on the hashes both sides store (a new picture is hashed upright
+        # only: mirrored copies are found by search, not clustered).
+        picture = QueryPicture(row["image_id"], (Variant("identity", "white", ImageHashes(row["phash"], row["pdq"])),))
+        for other, how in zip(earlier_in_batch, verify(picture, earlier_in_batch)):
+            if how:
                 return other["duplicate_of"] or other["image_id"]
-        stored = self._near.nearest(row["pdq"], max_distance=MATCH_DISTANCE["pdq"])
+        stored = self._near.nearest(picture)
         return (stored["duplicate_of"] or stored["image_id"]) if stored else None
 
 

@@ -1,26 +1,52 @@
-"""Reverse image search: near-duplicates by Hamming distance, each with every sighting of it."""
+"""Reverse image search: the stored pictures the matcher (indexer/matcher.py) says are the
+query picture, each with how it matched and every sighting of it."""
 
 from dataclasses import dataclass
 
-from indexer.analyze import query_hashes
-from indexer.hashes import ImageHashes, format_hash
+from indexer.decode import DecodeLimits
 from indexer.hash_index import GalleryHashIndex
+from indexer.hashes import format_hash
+from indexer.matcher import How, QueryPicture, match, query_picture
 from indexer.store import Gallery
 from robots_policy.match_thresholds import MATCH_DISTANCE
+
+# Rows one hash lookup returns, at most (the matcher caps the candidates it verifies too).
+LOOKUP_LIMIT = 1000
 
 
 @dataclass
 class SearchHit:
     image: dict
-    distance: int
-    kind: str
+    how: How
     sightings: list[dict]
+
+    @property
+    def distance(self) -> int:
+        return self.how.distance
+
+    @property
+    def kind(self) -> str:
+        return self.how.kind
 
     def to_json(self) -> dict:
         image = {k: v for k, v in self.image.items() if k not in ("phash", "pdq", "thumbnail")}
         image["phash"] = format_hash("phash", bytes(self.image["phash"]))
         image["pdq"] = format_hash("pdq", bytes(self.image["pdq"]))
-        return {"distance": self.distance, "kind": self.kind, "image": image, "sightings": self.sightings}
+        return {**self.how.to_json(), "image": image, "sightings": self.sightings}
+
+
+class GallerySource:
+    """The gallery as the matcher's hash source: the service's in-memory index when it has
+    one, else LanceDB's exact scan (a one-off CLI call). Both are exact."""
+
+    def __init__(self, gallery: Gallery, hash_index: GalleryHashIndex | None = None):
+        self.gallery = gallery
+        self.hash_index = hash_index
+
+    def candidates(self, kind: str, values: list[bytes], max_distance: int) -> list[dict]:
+        if self.hash_index is not None and kind != "sha256":
+            return self.hash_index.within_any(kind, values, max_distance=max_distance, limit=LOOKUP_LIMIT)
+        return [m.image for value in values for m in self.gallery.nearest(kind, value, max_distance=max_distance, limit=LOOKUP_LIMIT)]
 
 
 def search_hash(
@@ -31,17 +57,13 @@ def search_hash(
     max_distance: int | None = None,
     hash_index: GalleryHashIndex | None = None,
 ) -> list[SearchHit]:
-    """Nearest first. With `hash_index` (a long-running reader's), perceptual hashes are
-    looked up in memory; without, LanceDB scans the table. Both are exact."""
+    """By one given hash, nearest first (no picture, so no turned or mirrored variants)."""
     limit = MATCH_DISTANCE[kind] if max_distance is None else max_distance
     if hash_index is not None and kind != "sha256":
-        matches = hash_index.search(kind, value, max_distance=limit)
+        matches = hash_index.search(kind, value, max_distance=limit, limit=LOOKUP_LIMIT)
     else:
-        matches = gallery.nearest(kind, value, max_distance=limit)
-    by_image: dict[str, list[dict]] = {}
-    for sighting in gallery.sightings_of([m.image["image_id"] for m in matches]):
-        by_image.setdefault(sighting["image_id"], []).append(sighting)
-    return [SearchHit(m.image, m.distance, kind, by_image.get(m.image["image_id"], [])) for m in matches]
+        matches = gallery.nearest(kind, value, max_distance=limit, limit=LOOKUP_LIMIT)
+    return _with_sightings(gallery, [(m.image, How.by_hash(kind, m.distance)) for m in matches])
 
 
 def search_image(
@@ -50,25 +72,27 @@ def search_image(
     *,
     max_distance: int | None = None,
     hash_index: GalleryHashIndex | None = None,
+    limits: DecodeLimits = DecodeLimits(),
 ) -> list[SearchHit]:
-    """Search with a picture: exact bytes first, then PDQ near-duplicates (see `search_hashes`)."""
-    sha256, hashes = query_hashes(data)
-    return search_hashes(gallery, sha256, hashes, max_distance=max_distance, hash_index=hash_index)
+    """Search with a picture's bytes (see `search_picture`)."""
+    return search_picture(gallery, query_picture(data, limits), max_distance=max_distance, hash_index=hash_index)
 
 
-def search_hashes(
+def search_picture(
     gallery: Gallery,
-    sha256: str,
-    hashes: ImageHashes,
+    picture: QueryPicture,
     *,
     max_distance: int | None = None,
     hash_index: GalleryHashIndex | None = None,
 ) -> list[SearchHit]:
-    """`search_image` for a picture already hashed (by a worker process). A flat or blank
-    picture is looked up by its exact bytes only: by hash it would match every blank one."""
-    hits = search_hash(gallery, "sha256", bytes.fromhex(sha256))
-    if hashes.low_information:
-        return hits
-    seen = {hit.image["image_id"] for hit in hits}
-    near = search_hash(gallery, "pdq", hashes.pdq, max_distance=max_distance, hash_index=hash_index)
-    return hits + [hit for hit in near if hit.image["image_id"] not in seen]
+    """A picture already hashed (by a worker process): exact files first, then the same
+    picture resized, recompressed, mirrored or turned. `max_distance` is the PDQ threshold."""
+    found = match(GallerySource(gallery, hash_index), picture, max_pdq_distance=max_distance)
+    return _with_sightings(gallery, found)
+
+
+def _with_sightings(gallery: Gallery, found: list[tuple[dict, How]]) -> list[SearchHit]:
+    by_image: dict[str, list[dict]] = {}
+    for sighting in gallery.sightings_of([row["image_id"] for row, _ in found]):
+        by_image.setdefault(sighting["image_id"], []).append(sighting)
+    return [SearchHit(row, how, by_image.get(row["image_id"], [])) for row, how in found]

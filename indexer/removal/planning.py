@@ -82,7 +82,7 @@ class Tables:
         self._sightings: pa.Table | None = None
         self._exclusions: pa.Table | None = None
         self._image_ids: set[str] | None = None
-        self._hashes: tuple[list[str], dict[str, HammingIndex]] | None = None
+        self._hashes: tuple[pa.Table, list[str], dict[str, HammingIndex]] | None = None
         self._total_sightings = gallery.sightings.count_rows()
         self._total_images = gallery.images.count_rows()
         self._gone_sightings: set[str] = set()
@@ -127,12 +127,25 @@ class Tables:
         """Every stored image within max_distance (exact: an in-memory multi-index, no approximate index)."""
         if kind == "sha256":
             return {image_id: 0 for image_id in self.stored_images({value.hex()})}
-        if self._hashes is None:
-            table = self.gallery.images.to_lance().to_table(columns=["image_id", "pdq", "phash"])
-            self._hashes = (table["image_id"].to_pylist(), {k: HammingIndex.from_arrow(table[k]) for k in ("pdq", "phash")})
-        ids, indexes = self._hashes
+        _, ids, indexes = self._hash_indexes()
         hits = indexes[kind].search(value, max_distance=max_distance, limit=max(1, indexes[kind].size))
         return {ids[hit.row]: hit.distance for hit in hits if ids[hit.row] not in self._gone_images}
+
+    def candidates(self, kind: str, values: list[bytes], max_distance: int) -> list[dict]:
+        """The matcher's hash source (indexer/matcher.py): rows with image_id, pdq, phash."""
+        if kind == "sha256":
+            return [{"image_id": i, "pdq": None, "phash": None} for v in values for i in self.within(kind, v, max_distance)]
+        table, _, indexes = self._hash_indexes()
+        found = indexes[kind].within_any(values, max_distance=max_distance)
+        rows = table.take(pa.array(found, pa.int64())).to_pylist()
+        return [row for row in rows if row["image_id"] not in self._gone_images]
+
+    def _hash_indexes(self) -> tuple[pa.Table, list[str], dict[str, HammingIndex]]:
+        if self._hashes is None:
+            table = self.gallery.images.to_lance().to_table(columns=["image_id", "pdq", "phash"]).combine_chunks()
+            indexes = {k: HammingIndex.from_arrow(table[k]) for k in ("pdq", "phash")}
+            self._hashes = (table, table["image_id"].to_pylist(), indexes)
+        return self._hashes
 
     # -- planning -------------------------------------------------------------------------------
 

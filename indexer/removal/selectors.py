@@ -11,19 +11,18 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 from urllib.parse import urlsplit
 
-from PIL import ImageOps
-
-from indexer.analyze import query_hashes
-from indexer.decode import ImageRejected, decode_bounded
-from indexer.hashes import ImageHashes, parse_hash, perceptual_hashes
+from indexer.decode import ImageRejected
+from indexer.hashes import parse_hash
+from indexer.matcher import HashSource, QueryPicture, Variant, match, query_picture
 from indexer.removal.errors import RequestError
 from robots_policy.domains import registrable_domain
 from robots_policy.match_thresholds import MATCH_DISTANCE
 from robots_policy.never_collect import Entry, canonical_url
 
 
-class PictureLookup(Protocol):
-    """The gallery's images as planning sees them (indexer/removal/planning.py)."""
+class PictureLookup(HashSource, Protocol):
+    """The gallery's images as planning sees them (indexer/removal/planning.py): the matcher's
+    hash source, plus distances for a lookup by one hash."""
 
     def within(self, kind: str, value: bytes, max_distance: int) -> dict[str, int]:
         """image_id -> Hamming distance for every stored image within max_distance."""
@@ -144,9 +143,10 @@ class HashSelector(Selector):
 @dataclass(frozen=True)
 class ImageSelector(Selector):
     kind: ClassVar[str] = "image"
-    # Hashes of the picture as given and of its mirror image, computed when the request is
-    # parsed so an undecodable file fails before anything is written.
-    variants: tuple[ImageHashes, ...] = ()
+    # The picture's hash variants (turned, mirrored, transparency on white and black; see
+    # indexer/matcher.py), computed when the request is parsed so an undecodable file fails
+    # before anything is written. Empty for a flat or blank picture: its exact bytes only.
+    variants: tuple[Variant, ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> "ImageSelector":
@@ -156,33 +156,33 @@ class ImageSelector(Selector):
         except OSError as exc:
             raise RequestError(f"cannot read {path}: {exc.strerror}") from None
         try:
-            sha256, hashes = query_hashes(data)
-            # Perceptual hashes do not survive a flip: hash the mirror image too.
-            mirrored = perceptual_hashes(ImageOps.mirror(decode_bounded(data).image))
+            picture = query_picture(data)
         except ImageRejected as exc:
             raise RequestError(f"{path} is not a usable image ({exc})") from None
-        if hashes.low_information:
-            return cls(f"sha256:{sha256}")  # flat or blank: its exact bytes only, never every blank picture
-        return cls(f"sha256:{sha256}", variants=(hashes, mirrored))
+        if picture.low_information:
+            return cls(f"sha256:{picture.sha256}")  # never every blank picture
+        return cls(f"sha256:{picture.sha256}", variants=picture.variants)
 
     def match_pictures(self, pictures: PictureLookup) -> PictureMatch:
-        exact = frozenset(pictures.within("sha256", bytes.fromhex(self.value.split(":", 1)[1]), 0))
-        found, agreed = set(), set()
-        for hashes in self.variants:
-            by_pdq = pictures.within("pdq", hashes.pdq, MATCH_DISTANCE["pdq"])
-            by_phash = pictures.within("phash", hashes.phash, MATCH_DISTANCE["phash"])
-            found |= set(by_pdq) | set(by_phash)
-            # A resize or recompression moves both hashes a little; two different pictures
-            # rarely land close on both. Deleting needs both to agree.
-            agreed |= set(by_pdq) & set(by_phash)
-        return PictureMatch(exact, frozenset(found - exact), frozenset(agreed - exact))
+        picture = QueryPicture(self.value.split(":", 1)[1], self.variants)
+        if not self.variants:
+            exact = frozenset(pictures.within("sha256", bytes.fromhex(picture.sha256), 0))
+            return PictureMatch(exact)
+        found = match(pictures, picture)
+        exact = frozenset(row["image_id"] for row, how in found if how.kind == "exact")
+        near = frozenset(row["image_id"] for row, how in found if how.kind != "exact")
+        # Deleting needs both hashes to agree: a resize, recompression, mirror or turn moves
+        # both a little; two different pictures rarely land close on both.
+        agreed = frozenset(row["image_id"] for row, how in found if how.kind != "exact" and how.confident)
+        return PictureMatch(exact, near, agreed)
 
     def tombstones(self, request_id: str) -> list[Entry]:
         entries = [Entry("sha256", self.value.split(":", 1)[1])]
-        for index, hashes in enumerate(self.variants):
-            # One group per variant: its pHash and PDQ must match together (DESIGN.md).
+        for index, variant in enumerate(self.variants):
+            # One group per variant: its pHash and PDQ must match together (DESIGN.md). A crawl
+            # hashes each new picture once, upright; the variants catch turned and mirrored copies.
             group = f"{request_id}:{self.value}:{index}"
-            entries += [Entry("pdq", hashes.pdq.hex(), group), Entry("phash", hashes.phash.hex(), group)]
+            entries += [Entry("pdq", variant.hashes.pdq.hex(), group), Entry("phash", variant.hashes.phash.hex(), group)]
         return entries
 
 

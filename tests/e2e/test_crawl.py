@@ -108,6 +108,26 @@ def test_search_finds_resized_recompressed_copy(fixture_site, crawled, tmp_path)
         assert found and found[0]["image"]["image_id"] == sha256, query
 
 
+def test_search_takes_several_files_and_says_how_each_matched(fixture_site, crawled, tmp_path):
+    from PIL import Image, ImageOps
+
+    _, gallery = crawled
+    mirrored, resized, bogus = tmp_path / "mirrored.jpg", tmp_path / "resized.jpg", tmp_path / "bogus.jpg"
+    ImageOps.mirror(Image.open(fixture_site.root / "img" / "src.jpg")).save(mirrored, quality=80)
+    Image.open(fixture_site.root / "img" / "og.jpg").convert("RGB").resize((320, 240)).save(resized, quality=60)
+    result = run_gallery_json("search", str(mirrored), str(resized), "--gallery", str(gallery))
+    assert set(result["queries"]) == {str(mirrored), str(resized)} and "matches" not in result
+    best = result["queries"][str(mirrored)]["matches"][0]
+    assert best["kind"] == "mirrored" and best["transform"] == "flip_left_right" and best["hash"] in ("pdq", "phash")
+    assert best["sightings"][0]["image_url"] == f"{fixture_site.url}/img/src.jpg"
+    assert result["queries"][str(resized)]["matches"][0]["kind"] == "resized"
+    # One unusable file among several: the others are still answered, the exit status says so.
+    bogus.write_text("not an image")
+    text = run_gallery("search", str(mirrored), str(bogus), "--gallery", str(gallery), check=False)
+    assert text.returncode == 1 and "not a usable image" in text.stderr
+    assert "mirrored copy (mirrored left to right): " in text.stdout
+
+
 def test_recrawl_is_idempotent(fixture_site, crawled, tmp_path):
     _, gallery = crawled
     copy = tmp_path / "gallery"

@@ -1,6 +1,7 @@
 """The HTTP service over real HTTP (uvicorn on 127.0.0.1, port 0) and a real crawled gallery."""
 
 import io
+from pathlib import Path
 import shutil
 import socket
 import threading
@@ -93,7 +94,7 @@ def test_search_by_upload_finds_a_resized_copy(served, fixture_site):
     assert response.status_code == 200, response.text
     best = response.json()["matches"][0]
     assert best["sightings"][0]["image_url"] == f"{fixture_site.url}/img/src.jpg"
-    assert best["kind"] == "pdq" and best["distance"] <= 31
+    assert best["hash"] == "pdq" and best["distance"] <= 31 and best["kind"] == "resized"
 
 
 def test_pagination_best_match_first(served):
@@ -255,7 +256,14 @@ def test_web_page_search_then_remove(steward_service, fixture_site, tmp_path):
             page.set_input_files("#file", str(upload))
             match = page.locator(".match").first
             expect(match).to_contain_text("og.jpg", timeout=20_000)
+            expect(match.locator(".how")).to_have_text("Same picture, resized or recompressed")
+            expect(page.locator("#query-image")).to_have_js_property("complete", True)
+            assert page.locator("#query-image").evaluate("img => img.naturalWidth") == 320  # the query, beside the results
+            expect(match.locator("details.site")).to_contain_text("127.0.0.1: 1 page(s)")
             expect(match.locator("a").first).to_have_attribute("href", f"{fixture_site.url}/forms.html")
+            artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+            artifacts.mkdir(exist_ok=True)
+            page.screenshot(path=str(artifacts / "search-page.png"), full_page=True)
             expect(match.locator("img")).to_have_js_property("complete", True)
             assert match.locator("img").evaluate("img => img.naturalWidth") > 0  # the thumbnail loaded
             page.fill("#key", STEWARD_KEY)

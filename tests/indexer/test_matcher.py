@@ -1,0 +1,166 @@
+"""The one matcher (indexer/matcher.py) against a real LanceDB gallery: edited copies found and
+labelled, unrelated and flat pictures not, removal by image and its tombstones through it."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageOps
+
+from gallery.demo import make_picture
+from indexer.analyze import analyze_image
+from indexer.faces import FaceDetector
+from indexer.hash_index import GalleryHashIndex, HammingIndex
+from indexer.hashes import DIHEDRAL, dihedral_hashes, perceptual_hashes
+from indexer.ingest import GalleryWriter
+from indexer.matcher import query_picture
+from indexer.removal import build_request, load_tombstones, process_requests
+from indexer.search import search_image
+from indexer.store import Gallery
+from tests.fixture_site import jpeg_bytes, sighting
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def cutout(seed: int) -> Image.Image:
+    """A transparent picture: an oval of a photo-like picture, the corners clear."""
+    img = make_picture(seed, (400, 300)).convert("RGBA")
+    mask = Image.new("L", img.size, 0)
+    ImageDraw.Draw(mask).ellipse((20, 15, 380, 285), fill=255)
+    img.putalpha(mask)
+    return img
+
+
+def on(img: Image.Image, colour: str) -> Image.Image:
+    flat = Image.new("RGB", img.size, colour)
+    flat.paste(img, mask=img.getchannel("A"))
+    return flat
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    """A gallery of: a picture, another picture, a transparent one stored as a JPEG on black."""
+    detector = FaceDetector()
+    stored = {
+        "picture": jpeg_bytes(make_picture(21, (480, 360))),
+        "other": jpeg_bytes(make_picture(22, (480, 360))),
+        "sticker_on_black": jpeg_bytes(on(cutout(23), "black")),
+    }
+    uri = str(tmp_path_factory.mktemp("matcher") / "g")
+    writer = GalleryWriter(Gallery(uri))
+    ids = {}
+    for name, data in stored.items():
+        image = analyze_image(data, detector=detector)
+        ids[name] = image.image_id
+        writer.add(image, sighting(f"http://a.test/{name}.jpg"))
+    writer.write(writer.take_batch())
+    return uri, ids
+
+
+def test_upright_variant_is_what_the_gallery_stores_and_each_turn_is_found():
+    img = make_picture(5, (400, 300))
+    variants = dihedral_hashes(img)
+    assert variants["identity"] == perceptual_hashes(img)
+    pixels = np.asarray(img)
+    for name, turn in DIHEDRAL.items():
+        turned = perceptual_hashes(Image.fromarray(np.ascontiguousarray(turn(pixels))))
+        assert bin(int.from_bytes(turned.pdq) ^ int.from_bytes(variants[name].pdq)).count("1") <= 24, name
+        assert turned.phash == variants[name].phash or name != "identity"
+
+
+@pytest.mark.parametrize(
+    ("edit", "kind"),
+    [
+        (lambda im: im.resize((240, 180)), "resized"),
+        (ImageOps.mirror, "mirrored"),
+        (ImageOps.flip, "mirrored"),
+        (lambda im: im.transpose(Image.Transpose.ROTATE_90), "rotated"),
+        (lambda im: im.transpose(Image.Transpose.ROTATE_180), "rotated"),
+    ],
+)
+def test_edited_copies_are_found_and_labelled(gallery, edit, kind):
+    uri, ids = gallery
+    hits = search_image(Gallery(uri, create=False), jpeg_bytes(edit(make_picture(21, (480, 360))), quality=75))
+    assert [hit.image["image_id"] for hit in hits] == [ids["picture"]]
+    assert hits[0].how.kind == kind and hits[0].how.hash in ("pdq", "phash")
+    document = hits[0].to_json()
+    assert document["kind"] == kind and document["label"] and document["distance"] == hits[0].how.distance
+    assert document["sightings"][0]["image_url"] == "http://a.test/picture.jpg"
+
+
+def test_exact_file_says_so_and_the_service_index_agrees(gallery):
+    uri, ids = gallery
+    store = Gallery(uri, create=False)
+    data = jpeg_bytes(make_picture(22, (480, 360)))
+    for index in (None, GalleryHashIndex(store)):
+        hits = search_image(store, data, hash_index=index)
+        assert [(h.image["image_id"], h.how.kind, h.how.label) for h in hits] == [(ids["other"], "exact", "exact file")]
+
+
+def test_a_transparent_query_finds_its_copy_flattened_on_black(gallery):
+    uri, ids = gallery
+    hits = search_image(Gallery(uri, create=False), png_bytes(cutout(23)))
+    assert [hit.image["image_id"] for hit in hits] == [ids["sticker_on_black"]]
+    assert hits[0].how.background == "black" and "transparent parts black" in hits[0].how.label
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        Image.new("RGB", (1, 1), "white"),
+        Image.new("RGB", (640, 480), (200, 30, 30)),
+        make_picture(99, (300, 300)),
+    ],
+    ids=["1x1", "flat colour", "unrelated"],
+)
+def test_bad_or_unrelated_queries_match_nothing(gallery, query):
+    uri, _ = gallery
+    assert search_image(Gallery(uri, create=False), png_bytes(query)) == []
+
+
+def test_removal_by_image_takes_a_mirrored_copy_and_tombstones_turned_ones(gallery, tmp_path):
+    import shutil
+
+    uri, ids = gallery
+    copy = str(tmp_path / "g")
+    shutil.copytree(uri, copy)
+    query = tmp_path / "mirrored.jpg"
+    query.write_bytes(jpeg_bytes(ImageOps.mirror(make_picture(21, (480, 360))), quality=85))
+    store = Gallery(copy, create=False)
+    report = process_requests(store, [build_request([("image", str(query))], basis="copyright")])[0]
+    assert report.to_json()["images_removed"] == 1
+    assert store.get_images([ids["picture"]]) == [] and store.get_images([ids["other"]])
+    # A later crawl hashes each picture upright only: the tombstones carry every turn of the query.
+    tombstones = load_tombstones(store)
+    turned = perceptual_hashes(decode_upright(jpeg_bytes(make_picture(21, (480, 360)).transpose(Image.Transpose.ROTATE_270))))
+    assert tombstones.blocks_image(image_id="0" * 64, phash=turned.phash, pdq=turned.pdq)
+    unrelated = query_picture(jpeg_bytes(make_picture(99, (480, 360)))).hashes
+    assert not tombstones.blocks_image(image_id="0" * 64, phash=unrelated.phash, pdq=unrelated.pdq)
+
+
+def decode_upright(data: bytes) -> Image.Image:
+    from indexer.decode import decode_bounded
+
+    return decode_bounded(data).image
+
+
+def test_within_any_is_a_brute_force_scan():
+    rng = np.random.default_rng(3)
+    hashes = rng.integers(0, 256, (5000, 32), dtype=np.uint8)
+    index = HammingIndex(hashes)
+    queries = []
+    for row in (1, 2, 3):
+        bits = np.unpackbits(hashes[row])
+        bits[rng.choice(256, 31, replace=False)] ^= 1
+        queries.append(np.packbits(bits).tobytes())
+    queries.append(rng.integers(0, 256, 32, dtype=np.uint8).tobytes())
+    words = hashes.view(">u8").astype(np.uint64)
+    brute = set()
+    for query in queries:
+        q = np.frombuffer(query, ">u8").astype(np.uint64)
+        brute |= set(np.flatnonzero(np.bitwise_count(words ^ q).sum(axis=1) <= 31).tolist())
+    assert set(index.within_any(queries, max_distance=31).tolist()) == brute == {1, 2, 3}
