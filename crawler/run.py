@@ -1,10 +1,6 @@
 """Run one crawl in this process and return its stats: the seam the CLI and the demo use."""
 
-from scrapy.crawler import CrawlerProcess
-from scrapy.utils.project import get_project_settings
-
 from crawler.job import CrawlJob
-from crawler.spiders.images import ImagesSpider
 from indexer.store import Gallery, StoreError
 
 
@@ -15,6 +11,12 @@ class CrawlFailed(Exception):
 def run_crawl(job: CrawlJob, *, progress: bool = False, settings: dict | None = None) -> dict:
     """Run `job` (crawler/job.py: the one definition of what a job sets) and return its stats.
     `settings`: any other Scrapy setting on top, e.g. from `--set` or a benchmark."""
+    # Here, not at the top: `gallery stats` reads summarize() and needs no Scrapy (start-up time).
+    from scrapy.crawler import CrawlerProcess
+    from scrapy.utils.project import get_project_settings
+
+    from crawler.spiders.images import ImagesSpider
+
     overrides, settings = settings or {}, get_project_settings()
     settings.setmodule("crawler.settings", priority="project")
     settings.update({**job.settings(), "GALLERY_PROGRESS": progress, **overrides}, priority="cmdline")

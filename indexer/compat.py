@@ -6,19 +6,48 @@ one, that test and the removal that uses it fail here, with one line that says w
 Nothing else in indexer/ may touch these names (tests/test_layering.py checks).
 """
 
+import importlib.util
+import sys
+import threading
 from importlib.metadata import version
 
 import pyarrow as pa
 
-try:
-    # Lance's reader of one data file, below the dataset: how a purge is verified on disk, file
-    # by file, including files no current version of the table refers to any more.
-    from lance.file import LanceFileReader
-except ImportError as exc:  # pragma: no cover - only with an incompatible pylance
-    LanceFileReader = None
-    _IMPORT_ERROR: Exception | None = exc
-else:
-    _IMPORT_ERROR = None
+# Lance's reader of one data file, below the dataset: how a purge is verified on disk, file by
+# file, including files no current version of the table refers to any more. Imported on first
+# use: pylance's import is start-up time every other command would pay (store.py imports this).
+LanceFileReader = None
+_IMPORT_ERROR: Exception | None = None
+
+# LanceDB imports lance_namespace, which imports the models of its generated REST client; the
+# client package's __init__ also builds every REST endpoint class, most of LanceDB's import time,
+# for a REST catalog a local or object-store gallery never talks to.
+LANCE_REST_CLIENT = "lance_namespace_urllib3_client"
+_rest_client_lock = threading.Lock()
+
+
+def defer_lance_rest_client() -> None:
+    """Import the REST client package's submodules (the models) on demand, and its __init__ (the
+    endpoint classes) only when something asks the package itself for a name. Call it before the
+    first `import lancedb`. If a release moves things so that the package is asked for a name at
+    import time, everything still works and only the start-up gain is lost (tests/test_compat.py
+    says so)."""
+    if LANCE_REST_CLIENT in sys.modules:
+        return
+    spec = importlib.util.find_spec(LANCE_REST_CLIENT)
+    if spec is None or spec.submodule_search_locations is None:
+        return  # not installed, or no longer a package: nothing to defer
+    package = importlib.util.module_from_spec(spec)  # __path__ set: submodules import as usual
+
+    def __getattr__(name: str):
+        with _rest_client_lock:
+            if package.__dict__.pop("__getattr__", None) is not None:
+                spec.loader.exec_module(package)  # the real __init__, once
+        return getattr(package, name)
+
+    package.__getattr__ = __getattr__
+    sys.modules[LANCE_REST_CLIENT] = package
+
 
 # The row address Lance adds when asked (with_row_id=True), and which a delete predicate may
 # name. The exclusion log has no key of its own, and a predicate that spelled out a URL would be
@@ -54,6 +83,12 @@ def delete_rows(table, row_ids: list[int]) -> None:
 
 
 def _reader(uri: str, **kwargs):
+    global LanceFileReader, _IMPORT_ERROR
+    if LanceFileReader is None and _IMPORT_ERROR is None:
+        try:
+            from lance.file import LanceFileReader
+        except ImportError as exc:  # pragma: no cover - only with an incompatible pylance
+            _IMPORT_ERROR = exc
     if LanceFileReader is None:
         raise _moved("lance.file.LanceFileReader", _IMPORT_ERROR)
     try:

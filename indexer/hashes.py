@@ -3,11 +3,8 @@
 import hashlib
 from dataclasses import dataclass
 
-import imagehash
 import numpy as np
-import pdqhash
 from PIL import Image
-from scipy.fftpack import dct
 
 from robots_policy.match_thresholds import LOW_INFORMATION_PDQ_QUALITY
 
@@ -32,6 +29,10 @@ def sha256_hex(data: bytes) -> str:
 
 def perceptual_hashes(img: Image.Image) -> ImageHashes:
     """pHash and PDQ of an RGB image already decoded by `decode_bounded`."""
+    # Imported where used: commands that only read the gallery skip them (benchmarks/startup.py).
+    import imagehash
+    import pdqhash
+
     phash_bits = imagehash.phash(img).hash.flatten()
     pdq_bits, quality = pdqhash.compute(np.asarray(img))
     return ImageHashes(
@@ -61,6 +62,9 @@ def dihedral_hashes(img: Image.Image) -> dict[str, ImageHashes]:
     stored copy that was mirrored or turned matches one of them. "identity" is exactly
     `perceptual_hashes(img)`. PDQ computes all eight in one pass; pHash turns its 32x32
     grey thumbnail, as imagehash.phash makes it."""
+    import pdqhash
+    from scipy.fftpack import dct
+
     pdq_bits, quality = pdqhash.compute_dihedral(np.asarray(img))
     grey = np.asarray(img.convert("L").resize((32, 32), Image.Resampling.LANCZOS))
     found = {}

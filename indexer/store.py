@@ -10,10 +10,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
-import lancedb
-from lancedb.index import BTree
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from indexer.compat import defer_lance_rest_client
+
+defer_lance_rest_client()  # before LanceDB's import: start-up time (benchmarks/startup.py)
+import lancedb  # noqa: E402
+from lancedb.index import BTree  # noqa: E402
 
 from indexer.hashes import HASH_BITS
 from indexer.purge_lock import PurgeLock

@@ -91,6 +91,7 @@ PRIVATE_SEAMS = {
     r"\bclient\.Pipeline\b": "redis-py's Pipeline constructor",
     r"\b_rowid\b": "Lance's row address",
     r"\bLanceFileReader\b|\blance\.file\b": "Lance's file reader",
+    r"\blance_namespace_urllib3_client\b": "LanceDB's REST client package",
 }
 COMPAT_MODULES = {"crawler/compat.py", "indexer/compat.py"}
 
