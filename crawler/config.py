@@ -37,7 +37,7 @@ class IndexerConfig:
     gallery_uri: str  # GALLERY_URI: LanceDB directory or object-store URI
     workers: int  # INDEXER_WORKERS: processes decoding, hashing and detecting faces
     batch_size: int  # INDEXER_BATCH_SIZE: rows buffered before an append
-    limits: DecodeLimits  # INDEXER_MAX_IMAGE_BYTES, INDEXER_MAX_PIXELS
+    limits: DecodeLimits  # INDEXER_MAX_IMAGE_BYTES, INDEXER_MAX_PIXELS, INDEXER_MIN_WIDTH, INDEXER_MIN_HEIGHT
 
     @classmethod
     def from_settings(cls, settings) -> "IndexerConfig":
@@ -48,6 +48,8 @@ class IndexerConfig:
             limits=DecodeLimits(
                 max_bytes=settings.getint("INDEXER_MAX_IMAGE_BYTES"),
                 max_pixels=settings.getint("INDEXER_MAX_PIXELS"),
+                min_width=max(0, settings.getint("INDEXER_MIN_WIDTH")),
+                min_height=max(0, settings.getint("INDEXER_MIN_HEIGHT")),
             ),
         )
 

@@ -31,6 +31,10 @@ class DecodeLimits:
     max_pixels: int = 50_000_000  # width × height of the largest frame, read from the file's own structure
     max_scans: int = 64  # JPEG scans (see DecodeBudget)
     max_scan_pixels: int = 1_000_000_000  # JPEG scans × pixels (see DecodeBudget)
+    # Narrower or shorter than this, read from the header (as Scrapy's IMAGES_MIN_WIDTH/HEIGHT):
+    # a spacer or an icon, skipped as "too_small" before any decode. 0: no minimum (a search query).
+    min_width: int = 0
+    min_height: int = 0
 
     def budget(self) -> DecodeBudget:
         return DecodeBudget(max_pixels=self.max_pixels, max_scans=self.max_scans, max_scan_pixels=self.max_scan_pixels)
@@ -73,6 +77,8 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits(), *, backgr
             width, height = img.size
             if width <= 0 or height <= 0 or width * height > limits.max_pixels:
                 raise ImageRejected("too_many_pixels", f"{width}x{height}")
+            if width < limits.min_width or height < limits.min_height:
+                raise ImageRejected("too_small", f"{width}x{height}")
             fmt = img.format or "unknown"
             xmp = _xmp_packet(img)
             if fmt == "JPEG":

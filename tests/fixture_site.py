@@ -100,6 +100,7 @@ BAD_IMAGES = {
     "truncated.jpg": "corrupt",
     "empty.jpg": "empty",
     "html.jpg": "not_an_image",
+    "spacer.gif": "too_small",
 }
 
 
@@ -123,6 +124,7 @@ def build_fixture_site(root: Path) -> Path:
     (root / "bad" / "truncated.jpg").write_bytes(good[: len(good) // 2])
     (root / "bad" / "empty.jpg").write_bytes(b"")
     (root / "bad" / "html.jpg").write_bytes(b"<!doctype html><html><body>not a picture</body></html>")
+    Image.new("P", (1, 1)).save(root / "bad" / "spacer.gif", transparency=0)  # a layout spacer
 
     pages = {
         "index.html": '<a href="forms.html">forms</a> <a href="base.html">base</a> <a href="dupes.html">dupes</a> '

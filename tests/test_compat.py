@@ -105,3 +105,29 @@ def test_a_moved_seam_fails_in_one_line_naming_the_library(monkeypatch):
     monkeypatch.setattr(compat, "_IMPORT_ERROR", ImportError("cannot import name 'LanceFileReader'"))
     with pytest.raises(compat.IncompatibleDependency, match=r"^pylance [\d.]+: lance.file.LanceFileReader has changed .*indexer/compat.py must follow it$"):
         compat.read_data_file("x.lance", storage_options=None)
+
+
+_REST_CLIENT_PROBE = textwrap.dedent(
+    """
+    import json, sys, tempfile
+    from indexer import compat
+    from indexer.store import Gallery
+
+    gallery = Gallery(tempfile.mkdtemp() + "/g")  # every table created and opened
+    counts = gallery.counts()
+    endpoints = sorted(m for m in sys.modules if m.startswith(compat.LANCE_REST_CLIENT + ".api"))
+    import lance_namespace_urllib3_client as client  # asked for a name: the real package now
+    print(json.dumps({"counts": counts, "endpoints_loaded": endpoints, "client": client.ApiClient.__name__}))
+    """
+)
+
+
+def test_lancedbs_rest_client_is_loaded_only_when_asked_for():
+    run = subprocess.run([sys.executable, "-c", _REST_CLIENT_PROBE], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    assert found["counts"]["images"] == 0
+    # If this fails after an upgrade, LanceDB asks the REST client package for a name while it
+    # imports: nothing breaks, but its start-up cost is back (benchmarks/startup.py shows how much).
+    assert found["endpoints_loaded"] == [], "defer_lance_rest_client no longer defers LanceDB's REST client"
+    assert found["client"] == "ApiClient"

@@ -20,8 +20,9 @@ from crawler.compat import requests_in_progress
 from crawler.frontier.scheduler import look_again, shared_frontier
 from crawler.signals import TOMBSTONE, report_block
 from crawler.items import SIGHTING_FIELDS, ImageItem
-from indexer.analyze import Rejected
+from indexer.analyze import AnalyzedImage, Rejected
 from indexer.ingest import Batch, BatchWriteFailed, GalleryWriter, WriteResult
+from indexer.hashes import sha256_hex
 from indexer.records import Sighting
 from indexer.store import STORE_ERRORS, Gallery, describe_store_error, utcnow
 from indexer.workers import AnalyzerPool
@@ -54,6 +55,7 @@ class IndexerPipeline:
             self._committer = task.LoopingCall(self._commit_settled)
             self.frontier.saturated = self._analysis_backlog_full
         self._analysing = 0  # images handed to the analysis processes, not yet back
+        self._in_analysis: dict[str, asyncio.Future] = {}  # sha256 -> its analysis, while it runs
         self._backlog_limit = ANALYSIS_BACKLOG * config.workers
         self.write_failed: str | None = None  # why the store refused a write; nothing more is tried
         self._closing = False
@@ -123,13 +125,20 @@ class IndexerPipeline:
 
     async def _index(self, item: ImageItem) -> None:
         body, item.body = item.body, None  # don't keep the bytes alive past analysis
-        self._analysing += 1
-        try:
-            result = await asyncio.wrap_future(self.pool.submit(body))
-        finally:
-            self._analysing -= 1
-            if self.frontier is not None and self._analysing == self._backlog_limit - 1:
-                look_again(self.crawler)  # room again: take more work now, not at the engine's next look
+        # Cheap before expensive: the bytes' sha256 says, before any decode or face detection,
+        # whether this is an image already stored (one more sighting) or one named by hash.
+        image_id = sha256_hex(body)
+        if self.writer.is_stored(image_id):
+            self.stats.inc_value("indexer/before_decode/exact_duplicate")
+            if await self._resight(item, image_id, checked="exact_duplicate"):
+                self.stats.inc_value("indexer/duplicate/exact")
+            return
+        blocked = self._blocked_by_hash(item, image_id)
+        if blocked:
+            self.stats.inc_value(f"indexer/before_decode/{'tombstone' if blocked == TOMBSTONE else 'optout'}")
+            report_block(self.crawler, url=item.image_url, reason=blocked, page_url=item.page_url)
+            return
+        result = await self._analysis(image_id, body)
         if isinstance(result, Rejected):
             if result.by_policy:
                 report_block(self.crawler, url=item.image_url, reason=result.reason, page_url=item.page_url)
@@ -154,29 +163,59 @@ class IndexerPipeline:
         self.stats.inc_value("indexer/stored" if is_new else "indexer/duplicate/exact")
         self._settle(item.image_url, result.image_id)
 
+    def _blocked_by_hash(self, item: ImageItem, image_id: str) -> str | None:
+        """The block reason an opt-out or a tombstone gives from the sha256 and the URLs alone."""
+        optout = self.optouts.check_image(sha256=image_id, pdq=None)  # PDQ entries: after analysis
+        if not optout.allowed:
+            return optout.reason
+        return TOMBSTONE if self.writer.tombstoned_resighting(image_id, self._sighting(item)) else None
+
+    async def _analysis(self, image_id: str, body: bytes) -> AnalyzedImage | Rejected:
+        """The workers' analysis of these bytes; the same bytes arriving from another URL while
+        they are analysed wait for that one result instead of a second analysis."""
+        waiting = self._in_analysis.get(image_id)
+        if waiting is not None:
+            self.stats.inc_value("indexer/before_decode/exact_duplicate")
+            return await asyncio.shield(waiting)
+        self._analysing += 1
+        self._in_analysis[image_id] = waiting = asyncio.wrap_future(self.pool.submit(body))
+        try:
+            return await asyncio.shield(waiting)
+        finally:
+            del self._in_analysis[image_id]
+            self._analysing -= 1
+            if self.frontier is not None and self._analysing == self._backlog_limit - 1:
+                look_again(self.crawler)  # room again: take more work now, not at the engine's next look
+
     async def _not_modified(self, item: ImageItem) -> None:
         """The server confirmed a stored image unchanged (304): one more sighting of it, with no
         download and no analysis, but the checks a download of its bytes would get now."""
-        image_id = item.image_id
-        if not self.writer.is_stored(image_id):
+        if not self.writer.is_stored(item.image_id):
             # Removed since the crawl began: there is nothing to point at.
             self.stats.inc_value("indexer/skipped/image_removed")
             return
+        if await self._resight(item, item.image_id, checked="not_modified"):
+            self.stats.inc_value("indexer/not_modified")
+
+    async def _resight(self, item: ImageItem, image_id: str, *, checked: str) -> bool:
+        """One more sighting of an image the gallery holds (or has queued), without analysis;
+        False when an opt-out or a tombstone blocks it. `checked`: the provenance note that says
+        the checks made on the bytes themselves (XMP) were made when it was first stored."""
         # Its PDQ hash is read back only when an opt-out entry needs it.
         pdq = await asyncio.to_thread(self.gallery.stored_pdq, image_id) if self.optouts.has_pdq else None
         optout = self.optouts.check_image(sha256=image_id, pdq=pdq)
         if not optout.allowed:
             report_block(self.crawler, url=item.image_url, reason=optout.reason, page_url=item.page_url)
-            return
-        # "not_modified": the checks made on the bytes themselves (XMP) were made at the earlier fetch.
-        item.policy = " ".join(filter(None, (item.policy, "not_modified", "optout-hash:none")))
+            return False
+        item.policy = " ".join(filter(None, (item.policy, checked, "optout-hash:none")))
         sighting = self._sighting(item)
         if self.writer.tombstoned_resighting(image_id, sighting):
             report_block(self.crawler, url=item.image_url, reason=TOMBSTONE, page_url=item.page_url)
-            return
+            return False
+        item.image_id = image_id
         self.writer.add_sighting(image_id, sighting)
-        self.stats.inc_value("indexer/not_modified")
         self._settle(item.image_url, image_id)
+        return True
 
     def _settle(self, image_url: str, image_id: str) -> None:
         """This URL's image is known now: record the sightings that waited for it."""

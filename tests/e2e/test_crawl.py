@@ -60,6 +60,13 @@ def test_exact_duplicates_share_one_image_row(fixture_site, crawled):
     assert {s["page_url"].rsplit("/", 1)[1] for s in dupes} == {"dupes.html", "dupes2.html"}
 
 
+def test_exact_duplicates_are_known_by_sha256_before_decode(crawled):
+    summary, gallery = crawled
+    stats = Gallery(str(gallery), create=False).last_crawl()
+    # dupe-b.jpg has dupe-a.jpg's bytes: one more sighting, never a second analysis.
+    assert stats["indexer/before_decode/exact_duplicate"] == summary["duplicates_exact"] == 1
+
+
 def test_bad_images_are_counted_skips(crawled):
     summary, gallery = crawled
     for reason in BAD_IMAGES.values():

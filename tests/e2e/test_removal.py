@@ -153,6 +153,7 @@ def test_recrawl_brings_nothing_removed_back(fixture_site, gallery):
     summary = crawl(site, gallery)
     # dupe-a and dupe-b refused before being requested; src.jpg fetched but refused by its hash.
     assert summary["blocked"].get("tombstone") == 3, summary["blocked"]
+    assert Gallery(str(gallery), create=False).last_crawl()["indexer/before_decode/tombstone"] == 1  # src.jpg, by its sha256
     assert {s["image_url"] for s in sightings(gallery)} == after_removal
     assert src_sha not in Gallery(str(gallery), create=False).image_ids()
     assert traces(gallery, dupe_url) == []

@@ -110,6 +110,8 @@ def test_blocks_are_counted_by_reason(rights_crawl):
         "header_noimageai": 1,
     }
     assert summary["blocked"] == expected, json.dumps(summary["blocked"])
+    # The opt-out by sha256 was decided on the bytes' hash, before any decode.
+    assert Gallery(str(gallery), create=False).last_crawl()["indexer/before_decode/optout"] == 1
     stats = run_gallery_json("stats", "--gallery", str(gallery), "--exclusions")
     assert sorted(r["reason"] for r in stats["exclusions"]) == sorted(expected)
 

@@ -43,6 +43,26 @@ def test_rejections(data, limits, reason):
     assert info.value.reason == reason
 
 
+ICONS = DecodeLimits(min_width=32, min_height=32)
+
+
+def test_too_small_is_read_from_the_header_before_any_decode():
+    # A 16x16 PNG whose pixel data is garbage: decoding it would fail as corrupt.
+    icon = bytearray(_encoded(make_picture(20, (16, 16)), "PNG"))
+    idat = icon.index(b"IDAT") + 4
+    icon[idat : idat + 8] = b"\xff" * 8
+    assert _rejection(bytes(icon), DecodeLimits()) == "corrupt"
+    assert _rejection(bytes(icon), ICONS) == "too_small"
+    assert _rejection(_encoded(make_picture(21, (300, 31)), "PNG"), ICONS) == "too_small"  # either side
+    assert decode_bounded(_encoded(make_picture(22, (32, 32)), "PNG"), ICONS).width == 32  # at the minimum: kept
+
+
+def _rejection(data: bytes, limits: DecodeLimits) -> str:
+    with pytest.raises(ImageRejected) as info:
+        decode_bounded(data, limits)
+    return info.value.reason
+
+
 @pytest.mark.parametrize(
     ("data", "fmt"),
     [
