@@ -36,13 +36,24 @@ def _gallery(checkout: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "gallery", *args]
 
 
-def time_to_exit(command: list[str], *, cwd: Path) -> float:
+def _reap(process: subprocess.Popen) -> float:
+    """Wait for the process; its CPU seconds (user + system; not those of its own children)."""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_to_exit(command: list[str], *, cwd: Path) -> tuple[float, float]:
     start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cpu = _reap(process)
+    wall = time.perf_counter() - start
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}")
+    return wall, cpu
 
 
-def time_to_first_request(command: list[str], *, cwd: Path, site: StaticSite, timeout: float = 60) -> float:
+def time_to_first_request(command: list[str], *, cwd: Path, site: StaticSite, timeout: float = 60) -> tuple[float, float]:
     site.requests.clear()
     start = time.perf_counter()
     # A session of its own: the crawl and any worker processes it started are stopped together.
@@ -54,10 +65,11 @@ def time_to_first_request(command: list[str], *, cwd: Path, site: StaticSite, ti
             if time.perf_counter() - start > timeout:
                 raise RuntimeError(f"no request after {timeout} s")
             time.sleep(0.005)
-        return time.perf_counter() - start
+        wall = time.perf_counter() - start
     finally:
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        cpu = _reap(process)  # to the kill, a few ms after the request; its analysis workers not counted
+    return wall, cpu
 
 
 def main() -> None:
@@ -92,18 +104,21 @@ def main() -> None:
                     times[name, checkout].append(measure(checkout))
             print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
 
-    print(f"wall seconds, median of {args.runs} (min-max); machine load {os.getloadavg()[0]:.1f}")
-    header = f"{'command':<32}" + "".join(f"{str(c):>28}" for c in checkouts)
+    print(f"seconds to first request or answer, median of {args.runs} (min-max), and the command's own CPU seconds; load {os.getloadavg()[0]:.1f}")
+    header = f"{'command':<32}" + "".join(f"{str(c) + ' wall':>28}{'CPU':>7}" for c in checkouts)
     if len(checkouts) > 1:
-        header += f"{'ratio first/last':>18}"
+        header += f"{'wall ratio first/last':>23}{'CPU ratio':>11}"
     print(header)
     for name in commands:
         row = f"{name:<32}"
         for c in checkouts:
-            t = times[name, c]
-            row += f"{statistics.median(t):>10.2f} ({min(t):.2f}-{max(t):.2f})".rjust(28)
+            wall = [w for w, _ in times[name, c]]
+            row += f"{statistics.median(wall):.2f} ({min(wall):.2f}-{max(wall):.2f})".rjust(28)
+            row += f"{statistics.median(cpu for _, cpu in times[name, c]):>7.2f}"
         if len(checkouts) > 1:
-            row += f"{statistics.median(times[name, checkouts[0]]) / statistics.median(times[name, checkouts[-1]]):>18.2f}"
+            first, last = times[name, checkouts[0]], times[name, checkouts[-1]]
+            for i, width in ((0, 23), (1, 11)):
+                row += f"{statistics.median(t[i] for t in first) / statistics.median(t[i] for t in last):>{width}.2f}"
         print(row)
 
 
