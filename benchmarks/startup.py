@@ -84,7 +84,7 @@ def main() -> None:
         gallery = str(Path(tmp) / "gallery")
         crawl = ["crawl", seed, "--allow-loopback", "--delay", "0", "--json"]
         print(f"building a gallery of the demo site with {REPO.name} ...", file=sys.stderr)
-        subprocess.run(_gallery(REPO, *crawl, "--gallery", gallery), cwd=REPO, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(_gallery(REPO, *crawl, "--gallery", gallery), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         image = next(p for p in sorted((Path(tmp) / "site").rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         sha = hashlib.sha256(image.read_bytes()).hexdigest()
 

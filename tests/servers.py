@@ -67,7 +67,7 @@ def nginx_sites(roots: dict[str, Path], workdir: Path):
 events {{ worker_connections 1024; }}
 http {{
 access_log off; default_type application/octet-stream;
-types {{ text/html html; image/jpeg jpg; text/plain txt; }}
+types {{ text/html html; image/jpeg jpg; image/png png; image/gif gif; text/plain txt; }}
 {temp}
 {chr(10).join(servers)}
 }}

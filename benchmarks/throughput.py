@@ -1,0 +1,344 @@
+"""Throughput against img2dataset, on the same images served by Debian's nginx on 127.0.0.1.
+
+The fixture (generated once, kept under benchmarks/.throughput/, git-ignored): --images image
+URLs of mixed kinds (JPEG photos 256-2,000 px, some with faces from package-shipped photos,
+PNG screenshots, spacers and icons, exact duplicates and near duplicates at URLs of their own,
+5% hostile files: a PNG bomb, truncated JPEGs, empty files, HTML named .jpg), linked from
+pages of 20 images, plus the flat URL list.
+
+Alternating, --runs times each:
+- img2dataset (the `benchmark` dependency group, installed into benchmarks/.img2dataset-venv)
+  on the URL list, 2 processes x 32 threads, no resize, no re-encoding; then the face pass
+  dataset builders add: the same detector at the same scale (indexer/faces.py over the
+  picture decoded as we decode it), faces pixelated and written back, over 2 processes;
+- `gallery crawl` of the pages, every check on, politeness delay off (--delay 0).
+Printed: images/s (image URLs in the list over wall seconds), CPU-s per image, peak RSS of the
+process tree, then our CPU per image by stage, measured in this process on a sample of the
+fixture's files, and last `ratio_vs_img2dataset` (median images/s of ours over the median of
+img2dataset plus the face pass). The machine is shared: compare ratios, not seconds.
+
+    .venv/bin/python benchmarks/throughput.py                 # 2,000 images, 3 runs each
+    .venv/bin/python benchmarks/throughput.py --images 200 --runs 1   # a quick check
+"""
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from gallery.demo import make_picture  # noqa: E402
+from tests.fixture_site import astronaut, grace_hopper, jpeg_bytes, png_bomb  # noqa: E402
+from tests.servers import nginx_sites  # noqa: E402
+
+CACHE = REPO / "benchmarks" / ".throughput"
+I2D_VENV = REPO / "benchmarks" / ".img2dataset-venv"
+IMAGES_PER_PAGE = 20
+
+
+# -- the fixture ------------------------------------------------------------------------------
+
+
+def _screenshot(rng: np.random.Generator) -> Image.Image:
+    width = int(rng.integers(800, 1600))
+    img = Image.new("RGB", (width, width * 10 // 16), "white")
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(5, 15))):  # panels
+        x, y = int(rng.integers(0, width - 100)), int(rng.integers(0, img.height - 40))
+        draw.rectangle((x, y, x + int(rng.integers(60, 400)), y + int(rng.integers(20, 200))), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    for line in range(0, img.height, 18):  # text-like lines
+        draw.text((10, line), "".join(chr(int(c)) for c in rng.integers(65, 91, int(rng.integers(10, 80)))), fill="black")
+    return img
+
+
+def _photo(n: int, rng: np.random.Generator, faces: list[Image.Image]) -> Image.Image:
+    side = int(rng.integers(256, 2001))
+    img = make_picture(n, (side, side * 3 // 4))
+    if n % 5 == 0:  # one photo in five shows a person
+        face = faces[n % len(faces)]
+        scale = rng.uniform(0.3, 0.9) * min(img.size) / max(face.size)
+        img.paste(face.resize((max(1, int(face.width * scale)), max(1, int(face.height * scale)))), (0, 0))
+    return img
+
+
+def build_fixture(root: Path, images: int, seed: int = 17) -> list[str]:
+    """Write the site under root; return the image paths, in page order (duplicates included)."""
+    rng = np.random.default_rng(seed)
+    faces = [astronaut(), grace_hopper()]
+    (root / "img").mkdir(parents=True)
+    paths: list[str] = []
+    stored: list[str] = []  # files a duplicate can copy
+
+    def write(name: str, data: bytes) -> None:
+        (root / name).write_bytes(data)
+        paths.append(name)
+
+    good = jpeg_bytes(make_picture(1, (800, 600)))
+    hostile = [("bomb.png", png_bomb()), ("truncated.jpg", good[: len(good) // 2]), ("empty.jpg", b""),
+               ("html.jpg", b"<!doctype html><html><body>not a picture</body></html>")]
+    for n in range(images):
+        kind = n % 20  # 11 photos, 4 screenshots, 1 icon or spacer, 2 exact and 1 near duplicate, 1 hostile
+        if kind < 11 or not stored:
+            name = f"img/photo-{n}.jpg"
+            write(name, jpeg_bytes(_photo(n, rng, faces), quality=int(rng.integers(75, 95))))
+            stored.append(name)
+        elif kind < 15:
+            buffer = io.BytesIO()
+            _screenshot(rng).save(buffer, "PNG", optimize=False)
+            write(f"img/screen-{n}.png", buffer.getvalue())
+            stored.append(f"img/screen-{n}.png")
+        elif kind == 15:
+            icon = Image.new("P", (1, 1)) if n % 2 else make_picture(n, (16, 16))
+            buffer = io.BytesIO()
+            icon.save(buffer, "GIF" if n % 2 else "PNG")
+            write(f"img/icon-{n}.{'gif' if n % 2 else 'png'}", buffer.getvalue())
+        elif kind < 18:
+            original = stored[int(rng.integers(0, len(stored)))]
+            write(f"img/copy-{n}{Path(original).suffix}", (root / original).read_bytes())
+        elif kind == 18:
+            original = Image.open(root / stored[int(rng.integers(0, len(stored)))]).convert("RGB")
+            write(f"img/near-{n}.jpg", jpeg_bytes(original.resize((original.width * 4 // 5, original.height * 4 // 5)), quality=70))
+        else:
+            name, data = hostile[(n // 20) % len(hostile)]
+            write(f"img/hostile-{n}-{name}", data)
+    pages = [paths[i : i + IMAGES_PER_PAGE] for i in range(0, len(paths), IMAGES_PER_PAGE)]
+    for k, page in enumerate(pages):
+        imgs = "".join(f'<img src="/{p}" alt="picture {p}">' for p in page)
+        (root / f"page-{k}.html").write_text(f"<!doctype html><html><body><h1>page {k}</h1>{imgs}</body></html>")
+    links = "".join(f'<a href="/page-{k}.html">{k}</a> ' for k in range(len(pages)))
+    (root / "index.html").write_text(f"<!doctype html><html><body>{links}</body></html>")
+    (root / "robots.txt").write_text("User-agent: *\nAllow: /\n")
+    return paths
+
+
+def fixture(images: int) -> tuple[Path, list[str]]:
+    root = CACHE / f"site-{images}"
+    listing = CACHE / f"site-{images}.json"
+    if not listing.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        print(f"generating {images} images under {root} ...", file=sys.stderr)
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        listing.write_text(json.dumps(build_fixture(root, images)))
+    return root, json.loads(listing.read_text())
+
+
+# -- measuring a process tree -----------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    wall: float
+    cpu: float  # the whole tree's user + system seconds
+    peak_rss: int  # bytes, the tree's largest sum of resident sets seen
+    main_cpu: float = 0.0  # the top process alone
+
+
+def measure(command: list[str], **kwargs) -> Measured:
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+    peak, main_cpu, done = [0], [0.0], threading.Event()
+
+    def watch():
+        top = psutil.Process(process.pid)
+        while not done.is_set():
+            try:
+                tree = [top, *top.children(recursive=True)]
+                main_cpu[0] = sum(top.cpu_times()[:2])
+            except psutil.NoSuchProcess:
+                break
+            rss = 0
+            for p in tree:
+                try:
+                    rss += p.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+            peak[0] = max(peak[0], rss)
+            done.wait(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    _, status, usage = os.wait4(process.pid, 0)  # its CPU includes every descendant it reaped
+    wall = time.perf_counter() - start
+    done.set()
+    watcher.join()
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"{command[:4]} exited with {os.waitstatus_to_exitcode(status)}")
+    return Measured(wall, usage.ru_utime + usage.ru_stime, peak[0], main_cpu[0])
+
+
+def run_img2dataset(urls: Path, out: Path) -> tuple[Measured, int]:
+    shutil.rmtree(out, ignore_errors=True)
+    command = [str(I2D_VENV / "bin" / "img2dataset"), "--url_list", str(urls), "--input_format", "txt",
+               "--output_folder", str(out), "--output_format", "files", "--processes_count", "2",
+               "--thread_count", "32", "--resize_mode", "no", "--disable_all_reencoding", "True",
+               "--timeout", "10", "--retries", "0", "--enable_wandb", "False"]
+    measured = measure(command, cwd=out.parent)
+    return measured, sum(1 for _ in out.rglob("*.json") if not _.name.endswith("_stats.json"))
+
+
+def run_face_pass(folder: Path) -> Measured:
+    return measure([sys.executable, __file__, "--face-pass", str(folder)], cwd=REPO)
+
+
+def run_ours(url: str, gallery: Path) -> tuple[Measured, dict]:
+    from indexer.store import Gallery
+
+    shutil.rmtree(gallery, ignore_errors=True)
+    command = [sys.executable, "-m", "gallery", "crawl", url + "/", "--allow-loopback", "--delay", "0",
+               "--concurrency-per-host", "16", "--gallery", str(gallery)]
+    measured = measure(command, cwd=REPO)
+    return measured, Gallery(str(gallery), create=False).last_crawl()  # the crawl's own stats
+
+
+# -- the face pass dataset builders add after img2dataset ---------------------------------------
+
+_detector = None
+
+
+def _init_faces():
+    global _detector
+    from indexer.faces import FaceDetector
+
+    _detector = FaceDetector()
+
+
+def _mask_faces(path: str) -> int:
+    from indexer.decode import ImageRejected, decode_bounded
+    from indexer.faces import pixelate_faces
+
+    try:
+        decoded = decode_bounded(Path(path).read_bytes())
+    except ImageRejected:
+        return 0
+    scan = _detector.scan(decoded.image)
+    masked = pixelate_faces(decoded.image, scan.faces) if scan.faces else decoded.image
+    masked.save(path + ".masked.jpg", "JPEG", quality=85)
+    return len(scan.faces)
+
+
+def face_pass(folder: Path) -> None:
+    import multiprocessing
+
+    files = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".gif", ".webp") and not p.name.endswith(".masked.jpg"))
+    with multiprocessing.get_context("spawn").Pool(2, initializer=_init_faces) as pool:
+        pool.map(_mask_faces, files, chunksize=8)
+
+
+# -- our stages, one by one, on a sample of the fixture ------------------------------------------
+
+
+def stage_costs(root: Path, paths: list[str], sample: int) -> dict[str, float]:
+    """CPU ms per image of each analysis stage, in this process, on up to `sample` distinct files."""
+    from indexer.decode import DecodeLimits, ImageRejected, decode_bounded
+    from indexer.faces import FaceDetector, pixelate_faces
+    from indexer.hashes import perceptual_hashes
+
+    detector, limits = FaceDetector(), DecodeLimits(min_width=32, min_height=32)
+    totals = dict.fromkeys(("sha256", "decode", "hashes (pHash+PDQ)", "faces", "pixelate + thumbnail"), 0.0)
+    seen = 0
+    for path in paths[:sample]:
+        data = (root / path).read_bytes()
+        t = time.process_time()
+        hashlib.sha256(data).hexdigest()
+        totals["sha256"] += time.process_time() - t
+        seen += 1
+        t = time.process_time()
+        try:
+            decoded = decode_bounded(data, limits)
+        except ImageRejected:
+            totals["decode"] += time.process_time() - t
+            continue
+        totals["decode"] += time.process_time() - t
+        t = time.process_time()
+        perceptual_hashes(decoded.image)
+        totals["hashes (pHash+PDQ)"] += time.process_time() - t
+        t = time.process_time()
+        scan = detector.scan(decoded.image)
+        totals["faces"] += time.process_time() - t
+        t = time.process_time()
+        masked = pixelate_faces(decoded.image, scan.faces) if scan.faces else decoded.image
+        masked.save(io.BytesIO(), "JPEG", quality=85)
+        totals["pixelate + thumbnail"] += time.process_time() - t
+    return {k: 1000 * v / max(1, seen) for k, v in totals.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--stage-sample", type=int, default=200, help="files timed stage by stage")
+    parser.add_argument("--face-pass", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.face_pass:
+        face_pass(args.face_pass)
+        return
+    if shutil.which("nginx") is None:
+        raise SystemExit("benchmarks/throughput.py serves its site with Debian's nginx: apt-get install nginx")
+    if not (I2D_VENV / "bin" / "img2dataset").exists():
+        print("installing the benchmark group (img2dataset) into benchmarks/.img2dataset-venv ...", file=sys.stderr)
+        env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(I2D_VENV)}
+        subprocess.run(["uv", "sync", "--frozen", "--only-group", "benchmark", "--quiet"], cwd=REPO, env=env, check=True)
+    root, paths = fixture(args.images)
+
+    with tempfile.TemporaryDirectory(prefix="throughput-") as tmp_, nginx_sites({"127.0.0.1": root}, Path(tmp_)) as (url,):
+        tmp = Path(tmp_)
+        urls = tmp / "urls.txt"
+        urls.write_text("".join(f"{url}/{p}\n" for p in paths))
+        theirs, ours = [], []
+        for run in range(args.runs):
+            order = ("theirs", "ours") if run % 2 == 0 else ("ours", "theirs")
+            for side in order:
+                if side == "theirs":
+                    i2d, fetched = run_img2dataset(urls, tmp / "i2d")
+                    faces = run_face_pass(tmp / "i2d")
+                    theirs.append((i2d, faces, fetched))
+                else:
+                    ours.append(run_ours(url, tmp / "gallery"))
+            print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
+
+    n = len(paths)
+    print(f"{n} image URLs on {-(-n // IMAGES_PER_PAGE)} pages; nginx on 127.0.0.1; {args.runs} runs each, alternating; "
+          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine)")
+    print(f"{'':<36}{'images/s':>10}{'wall s':>16}{'CPU ms/image':>14}{'peak RSS MB':>13}")
+
+    def row(name: str, walls: list[float], cpus: list[float], rss: list[int]) -> float:
+        rate = n / statistics.median(walls)
+        print(f"{name:<36}{rate:>10.1f}{f'{statistics.median(walls):.1f} ({min(walls):.1f}-{max(walls):.1f})':>16}"
+              f"{1000 * statistics.median(cpus) / n:>14.1f}{max(rss) / 2**20:>13.0f}")
+        return rate
+
+    row("img2dataset", [t[0].wall for t in theirs], [t[0].cpu for t in theirs], [t[0].peak_rss for t in theirs])
+    row("  face pass after it", [t[1].wall for t in theirs], [t[1].cpu for t in theirs], [t[1].peak_rss for t in theirs])
+    base = row("img2dataset + face pass", [t[0].wall + t[1].wall for t in theirs], [t[0].cpu + t[1].cpu for t in theirs],
+               [max(t[0].peak_rss, t[1].peak_rss) for t in theirs])
+    mine = row("gallery crawl", [m.wall for m, _ in ours], [m.cpu for m, _ in ours], [m.peak_rss for m, _ in ours])
+    reactor = statistics.median(m.main_cpu for m, _ in ours)
+    print(f"  of which the crawl process (fetch, policy, parse, write): {1000 * reactor / n:.1f} CPU ms/image")
+    print(f"img2dataset saved {statistics.median(t[2] for t in theirs):.0f} files; ours: "
+          + ", ".join(f"{k} {statistics.median(s.get(k, 0) for _, s in ours):.0f}" for k in
+                      ("indexer/stored", "indexer/duplicate/exact", "indexer/duplicate/near", "indexer/skipped/too_small"))
+          + f", before decode {statistics.median(sum(v for k, v in s.items() if k.startswith('indexer/before_decode/')) for _, s in ours):.0f}")
+    print(f"our analysis by stage, CPU ms per image (this process, {min(args.stage_sample, n)} files):")
+    for stage, ms in stage_costs(root, paths, args.stage_sample).items():
+        print(f"  {stage:<30}{ms:>8.1f}")
+    print(f"ratio_vs_img2dataset: {mine / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
