@@ -1,6 +1,7 @@
 """Start-up: wall seconds from launching a `gallery` command to its first request or answer.
 
-- crawl: until the first request reaches the demo site (served on 127.0.0.1 here),
+- crawl: until the first request reaches the demo site (served on 127.0.0.1 here); also with
+  --render never,
 - search --hash: until it exits with its answer, on a gallery of the demo site,
 - stats: the same,
 - `python -c pass`: the interpreter alone, the floor under all three on this machine.
@@ -92,6 +93,11 @@ def main() -> None:
             "python -c pass": lambda c: time_to_exit([sys.executable, "-c", "pass"], cwd=c),
             "gallery crawl (first request)": lambda c: time_to_first_request(
                 _gallery(c, *crawl, "--gallery", str(Path(tmp) / f"crawl-{time.monotonic_ns()}")), cwd=c, site=site
+            ),
+            # The same without the render add-on, whose download handlers start Playwright's
+            # driver before the first request: what that costs the start.
+            "  the same, --render never": lambda c: time_to_first_request(
+                _gallery(c, *crawl, "--render", "never", "--gallery", str(Path(tmp) / f"crawl-{time.monotonic_ns()}")), cwd=c, site=site
             ),
             "gallery search --hash": lambda c: time_to_exit(_gallery(c, "search", "--hash", f"sha256:{sha}", "--gallery", gallery), cwd=c),
             "gallery stats": lambda c: time_to_exit(_gallery(c, "stats", "--gallery", gallery), cwd=c),

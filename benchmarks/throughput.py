@@ -189,7 +189,8 @@ def run_img2dataset(urls: Path, out: Path) -> tuple[Measured, int]:
                "--thread_count", "32", "--resize_mode", "no", "--disable_all_reencoding", "True",
                "--timeout", "10", "--retries", "0", "--enable_wandb", "False"]
     measured = measure(command, cwd=out.parent)
-    return measured, sum(1 for _ in out.rglob("*.json") if not _.name.endswith("_stats.json"))
+    saved = [json.loads(p.read_text()) for p in out.rglob("*.json") if not p.name.endswith("_stats.json")]
+    return measured, sum(1 for sample in saved if sample.get("status") == "success")
 
 
 def run_face_pass(folder: Path) -> Measured:
@@ -315,11 +316,11 @@ def main() -> None:
     n = len(paths)
     print(f"{n} image URLs on {-(-n // IMAGES_PER_PAGE)} pages; nginx on 127.0.0.1; {args.runs} runs each, alternating; "
           f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine)")
-    print(f"{'':<36}{'images/s':>10}{'wall s':>16}{'CPU ms/image':>14}{'peak RSS MB':>13}")
+    print(f"{'':<36}{'images/s':>10}{'wall s':>20}{'CPU ms/image':>14}{'peak RSS MB':>13}")
 
     def row(name: str, walls: list[float], cpus: list[float], rss: list[int]) -> float:
         rate = n / statistics.median(walls)
-        print(f"{name:<36}{rate:>10.1f}{f'{statistics.median(walls):.1f} ({min(walls):.1f}-{max(walls):.1f})':>16}"
+        print(f"{name:<36}{rate:>10.1f}{f'{statistics.median(walls):.1f} ({min(walls):.1f}-{max(walls):.1f})':>20}"
               f"{1000 * statistics.median(cpus) / n:>14.1f}{max(rss) / 2**20:>13.0f}")
         return rate
 
@@ -330,7 +331,7 @@ def main() -> None:
     mine = row("gallery crawl", [m.wall for m, _ in ours], [m.cpu for m, _ in ours], [m.peak_rss for m, _ in ours])
     reactor = statistics.median(m.main_cpu for m, _ in ours)
     print(f"  of which the crawl process (fetch, policy, parse, write): {1000 * reactor / n:.1f} CPU ms/image")
-    print(f"img2dataset saved {statistics.median(t[2] for t in theirs):.0f} files; ours: "
+    print(f"img2dataset downloaded {statistics.median(t[2] for t in theirs):.0f}; ours: "
           + ", ".join(f"{k} {statistics.median(s.get(k, 0) for _, s in ours):.0f}" for k in
                       ("indexer/stored", "indexer/duplicate/exact", "indexer/duplicate/near", "indexer/skipped/too_small"))
           + f", before decode {statistics.median(sum(v for k, v in s.items() if k.startswith('indexer/before_decode/')) for _, s in ours):.0f}")
