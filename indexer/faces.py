@@ -27,7 +27,10 @@ VIEWS = (None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Tran
 # scores at least CANDIDATE_SCORE for a box under SMALL_FACE px, that part is looked at again,
 # enlarged REFINE_SCALE times. Pictures without such spots cost no more.
 CANDIDATE_SCORE = 0.05
-FAINT_SPOT_SCORE = 0.02  # looked at again only in a view where a small face was found
+# Faces in a grid or a crowd come in numbers: in a view where FAINT_AFTER_SMALL_FACES small faces
+# were found, spots down to FAINT_SPOT_SCORE are looked at again too (tilted small faces score faintly).
+FAINT_SPOT_SCORE = 0.02
+FAINT_AFTER_SMALL_FACES = 3
 SMALL_FACE = 48
 REFINE_SCALE = 2
 REFINE_TILE = 64  # px of the view per candidate cell; neighbouring cells are looked at together
@@ -105,16 +108,15 @@ class FaceDetector:
         return FaceScan(faces, uncertain)
 
     def _look_closer(self, shown: Image.Image) -> list[FaceBox]:
-        """One view's boxes: one look, then small weak spots looked at again enlarged. Where a small
-        face turns up, fainter spots are looked at too: faces in a grid or a crowd come in numbers,
-        and tilted ones score faintly at the working size."""
+        """One view's boxes: one look, then small weak spots looked at again enlarged, and fainter
+        ones too where several small faces turned up."""
         boxes, spots = self._look(shown)
         if not self._refine:
             return boxes
         looked: list[tuple[int, int, int, int]] = []
         for floor in self._floors:
             faces = [b for b in boxes if b.score >= self.threshold]
-            if floor == FAINT_SPOT_SCORE and not any(_side(b) < SMALL_FACE for b in faces):
+            if floor == FAINT_SPOT_SCORE and sum(_side(b) < SMALL_FACE for b in faces) < FAINT_AFTER_SMALL_FACES:
                 break
             # A spot inside a face already found is that face's edge, not another face.
             todo = [
