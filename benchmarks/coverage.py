@@ -182,6 +182,16 @@ def build_corpus(root: Path, *, pages_per_pattern: int = 2) -> Corpus:
             f' const img = document.createElement("img"); img.src = "{c.image("timer")}"; document.body.appendChild(img);'
             " }, 300));</script>",
         )
+        # Images appended over animation frames, about 150 ms apart: no timer, no request between
+        # them, so only the DOM quiet window keeps the render waiting for the next one.
+        frames = ", ".join(f'"{c.image("frames")}"' for _ in range(3))
+        c.page(
+            "animation_frames",
+            f"<p>frames</p><script>const srcs = [{frames}]; let n = 0, at = performance.now();"
+            " function step(now) { if (now - at >= 150) { at = now; const img = document.createElement('img');"
+            " img.src = srcs[n++]; document.body.appendChild(img); } if (n < srcs.length) requestAnimationFrame(step); }"
+            " requestAnimationFrame(step);</script>",
+        )
         c.page(
             "script_background",
             f'<div id="hero" style="width:200px;height:100px" data-hero="{c.image("scriptbg")}"></div><script>'
@@ -278,6 +288,9 @@ def main() -> None:
     parser.add_argument("--pages-per-pattern", type=int, default=2)
     parser.add_argument("--patterns", help="comma-separated subset of patterns")
     parser.add_argument("--mixed-pages", type=int, default=100, help="pages of the 10%%-script mixed site (0: skip)")
+    parser.add_argument(
+        "--dom-quiet", help="comma-separated DOM quiet windows (s) to compare with --render auto, e.g. 0.1,0.2,0.5"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="coverage-"))
     corpus = build_corpus(work / "site", pages_per_pattern=args.pages_per_pattern)
@@ -295,6 +308,8 @@ def main() -> None:
             before = len(site.requests)
             runs[mode] = render_bench.crawl(f"coverage {mode}", site, mode=mode, workdir=work, index=True)
             results[mode] = (_gallery_contents(work / f"coverage-{mode}"), _rendered_pages(site.requests[before:], all_paths))
+        if args.dom_quiet:
+            _compare_dom_quiet(site, corpus.root, oracle, all_paths, work, args.dom_quiet)
     print()
     print(f"{'pattern':<18} {'pages':>5} {'oracle':>6} {'auto':>6} {'never':>6} {'rendered':>9}")
     totals = Counter()
@@ -328,6 +343,18 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     print(f"coverage_recall_never_static: {_static_recall(corpus, oracle, results):.2f}")
     print(f"coverage_recall_auto: {recall_auto:.2f}")
+
+
+def _compare_dom_quiet(site: StaticSite, site_root: Path, oracle, paths: list[str], work: Path, windows: str) -> None:
+    """The render's DOM quiet window against recall, wall time and CPU: how the window was chosen."""
+    print(f"{'DOM quiet s':>11} {'recall':>7} {'wall s':>7} {'CPU core-s':>11} {'renders':>8}")
+    wanted = [url for path in paths for url in oracle[path]]
+    for window in (float(w) for w in windows.split(",")):
+        name = f"coverage auto quiet {window}"
+        run = render_bench.crawl(name, site, mode="auto", workdir=work, index=True, dom_quiet=window)
+        urls, ids = _gallery_contents(work / name.replace(" ", "-"))
+        found = sum(url in urls or _sha256_of(site_root, url) in ids for url in wanted)
+        print(f"{window:>11.2f} {found / max(len(wanted), 1):>7.2f} {run.wall:>7.1f} {run.cpu:>11.1f} {run.renders:>8}")
 
 
 def _static_recall(corpus: Corpus, oracle, results) -> float:

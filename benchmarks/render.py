@@ -106,12 +106,15 @@ def _memory(pid: int) -> tuple[float, float]:
     return rss / 2**20, pss / 2**20
 
 
-def crawl(name: str, site: StaticSite, *, mode: str, workdir: Path, index: bool = False) -> Run:
+def crawl(name: str, site: StaticSite, *, mode: str, workdir: Path, index: bool = False, dom_quiet: float | None = None) -> Run:
     """One crawl in a child process; memory sampled every SAMPLE_EVERY renders, seen at the site
-    as the script's request for its page's data."""
+    as the script's request for its page's data. `dom_quiet`: the render's DOM quiet window in
+    seconds, for measuring other choices than crawler/render/session.py's."""
     run = Run(name)
     before = len(site.requests)
-    spec = json.dumps({"seed": site.url + "/", "gallery": str(workdir / name.replace(" ", "-")), "mode": mode, "index": index})
+    spec = json.dumps(
+        {"seed": site.url + "/", "gallery": str(workdir / name.replace(" ", "-")), "mode": mode, "index": index, "dom_quiet": dom_quiet}
+    )
     start = time.perf_counter()
     child = subprocess.Popen([sys.executable, __file__, "--child", spec], stdout=subprocess.PIPE, text=True, cwd=REPO)
     stop = threading.Event()
@@ -158,6 +161,10 @@ def child_main(spec: str) -> None:
     from crawler.run import run_crawl
 
     args = json.loads(spec)
+    if args.get("dom_quiet") is not None:
+        from crawler.render import session
+
+        session.DOM_QUIET = args["dom_quiet"]
     job = CrawlJob(
         seeds=(args["seed"],), gallery=args["gallery"], allow_loopback=True, render=args["mode"], politeness=Politeness(delay=0)
     )

@@ -77,3 +77,29 @@ def set_slot_delay(crawler, key: str, delay: float) -> None:
             downloader.slots[key].delay = max(downloader.slots[key].delay, delay)
     except AttributeError as exc:
         raise _moved("scrapy", "Downloader.per_slot_settings / Downloader.slots[key].delay", exc) from None
+
+
+# -- Scrapy's scheduler and downloader queues ----------------------------------------------
+# The live display shows how many requests wait. ExecutionEngine.scheduler is public only since
+# Scrapy 2.19; Scheduler.__len__ counts its queues; Downloader.active holds the requests the
+# engine already handed to the downloader (most of a crawl's waiting, under a per-host delay).
+
+
+def pending_requests(crawler) -> int | None:
+    """Requests waiting in this crawl's scheduler (memory and disk queues) or in the downloader
+    (its per-host queues, or in flight); None before the spider opens, after it closes, and
+    for a shared frontier (its queue is in Redis, everyone's, and a look would cost a round trip)."""
+    from scrapy.core.scheduler import Scheduler
+
+    try:
+        engine = crawler.engine
+    except RuntimeError:  # Scrapy 2.19: the crawl has not started yet
+        return None
+    try:
+        scheduler = engine.scheduler if engine is not None else None
+        # Not isinstance: Scrapy's scheduler metaclass takes any class with its methods for one.
+        if Scheduler not in type(scheduler).__mro__:
+            return None
+        return len(scheduler) + len(engine.downloader.active)
+    except (AttributeError, TypeError) as exc:
+        raise _moved("scrapy", "ExecutionEngine.scheduler, Scheduler.__len__ or Downloader.active", exc) from None

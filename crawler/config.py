@@ -135,3 +135,13 @@ class PageCacheConfig:
         if "://" in value:
             raise ValueError(f"GALLERY_PAGE_CACHE must be a local directory, 'auto' or 'off', not {value!r}")
         return cls(str(Path(value).resolve()))
+
+
+@dataclass(frozen=True)
+class ProgressConfig:
+    display: bool  # GALLERY_PROGRESS: the live display on stderr (gallery crawl on a terminal)
+    heartbeat: float  # GALLERY_HEARTBEAT: seconds between one-line reports on stderr; 0: none
+
+    @classmethod
+    def from_settings(cls, settings) -> "ProgressConfig":
+        return cls(display=settings.getbool("GALLERY_PROGRESS"), heartbeat=max(0.0, settings.getfloat("GALLERY_HEARTBEAT")))

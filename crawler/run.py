@@ -1,5 +1,8 @@
 """Run one crawl in this process and return its stats: the seam the CLI and the demo use."""
 
+import shutil
+from pathlib import Path
+
 from crawler.job import CrawlJob
 from indexer.store import Gallery, StoreError
 
@@ -20,7 +23,7 @@ def run_crawl(job: CrawlJob, *, progress: bool = False, settings: dict | None = 
     overrides, settings = settings or {}, get_project_settings()
     settings.setmodule("crawler.settings", priority="project")
     settings.update({**job.settings(), "GALLERY_PROGRESS": progress, **overrides}, priority="cmdline")
-    if progress:
+    if progress and "LOG_LEVEL" not in overrides:
         settings.set("LOG_LEVEL", "WARNING", priority="cmdline")  # the live display shows the rest
     if settings.get("GALLERY_FRONTIER"):
         from crawler.frontier import FrontierUnavailable, connect
@@ -29,8 +32,10 @@ def run_crawl(job: CrawlJob, *, progress: bool = False, settings: dict | None = 
             connect(settings.get("GALLERY_FRONTIER")).close()
         except FrontierUnavailable as exc:
             raise CrawlFailed(str(exc)) from None
+    uri = settings.get("GALLERY_URI")
+    created = "://" not in uri and not Path(uri).exists()
     try:  # before Scrapy starts, so a missing bucket or refused credentials are one line
-        Gallery(settings.get("GALLERY_URI"))
+        Gallery(uri)
     except (StoreError, ValueError) as exc:
         raise CrawlFailed(str(exc)) from None
     process = CrawlerProcess(settings)
@@ -44,7 +49,17 @@ def run_crawl(job: CrawlJob, *, progress: bool = False, settings: dict | None = 
     if crawler.stats.get_value("frontier/lost"):
         # Stopped cleanly with the frontier kept; running the same crawl again resumes it.
         raise CrawlFailed(crawler.stats.get_value("frontier/lost"))
-    return crawler.stats.get_stats()
+    stats = crawler.stats.get_stats()
+    if created and nothing_crawled(stats) and _is_empty(uri):
+        # Every seed refused or unreachable: an empty gallery left behind would only mislead.
+        shutil.rmtree(uri, ignore_errors=True)
+        stats["gallery/removed_empty"] = True
+    return stats
+
+
+def _is_empty(uri: str) -> bool:
+    counts = Gallery(uri, create=False).counts()
+    return counts["images"] == 0 and counts["sightings"] == 0
 
 
 def summarize(stats: dict) -> dict:
@@ -77,6 +92,56 @@ def summarize(stats: dict) -> dict:
             "counts": by_prefix("render/"),
         },
         "redis_round_trips": stats.get("frontier/redis_round_trips", 0),  # with --frontier: this worker's requests to Redis
+        # Fetched as pages but not HTML (a PDF or an image linked as a page): dropped.
+        "not_html": stats.get("crawl/skipped/not_html", 0),
+        # Answered 404 and other HTTP errors (pages and images), by status.
+        "http_errors": by_prefix("httperror/response_ignored_status_count/"),
+        # Links found but not requested once --max-pages was reached, and how to go on.
+        "pages_left": stats.get("crawl/pages_left", 0),
+        "go_on": go_on_hint(stats),
+        "seeds": {"count": stats.get("crawl/seeds", 0), "failed": stats.get("crawl/seed_failures", {})},
+        "nothing_crawled": nothing_crawled(stats),  # every seed refused or unreachable: why, in one line
         "finish_reason": stats.get("finish_reason"),
         "error": stats.get("gallery/write_failed"),  # the store refused a write: the crawl stopped there
     }
+
+
+def go_on_hint(stats: dict) -> str | None:
+    """How to go on from a crawl that stopped at its page limit with links left."""
+    left, limit = stats.get("crawl/pages_left", 0), stats.get("crawl/max_pages")
+    if not left or not limit:
+        return None
+    said = f"{left} link(s) left unvisited at --max-pages {limit}"
+    jobdir = stats.get("crawl/jobdir")
+    if jobdir:
+        return f"{said}: run again with --jobdir {jobdir} and a larger --max-pages to go on"
+    if stats.get("crawl/frontier"):
+        return said  # a shared frontier's limit counts all workers' pages together
+    return f"{said}: crawl with --jobdir DIR to be able to go on from there with a larger --max-pages"
+
+
+# A seed's block reason, told the way an operator acts on it.
+_SEED_REASONS = {
+    "address_loopback": "a loopback address, refused without --allow-loopback (for a server on this machine)",
+    "unresolvable": "its host name does not resolve",
+    "robots_unreachable": "its robots.txt could not be fetched, so nothing there may be",
+    "robots_5xx": "its robots.txt answered a server error, so nothing there may be",
+    "robots": "its robots.txt disallows it",
+}
+
+
+def nothing_crawled(stats: dict) -> str | None:
+    """Why a crawl that stored nothing did so, in one line, when every seed was refused or
+    unreachable; None otherwise (a crawl that reached its seeds but found no images is fine)."""
+    failed = stats.get("crawl/seed_failures") or {}
+    seeds = stats.get("crawl/seeds", 0)
+    if not seeds or len(failed) < seeds or stats.get("crawl/pages", 0) or stats.get("indexer/rows/sightings", 0):
+        return None
+    reasons = []
+    for url, why in list(failed.items())[:3]:
+        reason, _, detail = why.partition(" (")
+        told = _SEED_REASONS.get(reason)
+        reasons.append((f"{url}: {told}" + (f" ({detail}" if detail else "")) if told else f"{url}: {why}")
+    more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+    every = "the seed was" if seeds == 1 else f"all {seeds} seeds were"
+    return f"nothing crawled: {every} refused or unreachable: " + "; ".join(reasons) + more

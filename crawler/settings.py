@@ -36,6 +36,7 @@ EXTENSIONS = {
     "crawler.extensions.exclusion_log.ExclusionLog": 400,
     "crawler.extensions.tombstones.TombstoneRefresh": 410,
     "crawler.extensions.progress.ProgressDisplay": 500,
+    "crawler.extensions.progress.Heartbeat": 510,
     "crawler.extensions.jobdir_guard.JobdirGuard": 0,
 }
 
@@ -58,7 +59,8 @@ LOG_LEVEL = "INFO"
 
 # Ours (see config.py for what each means).
 GALLERY_URI = "./gallery"
-GALLERY_PROGRESS = False
+GALLERY_PROGRESS = False  # the live display (gallery crawl on a terminal)
+GALLERY_HEARTBEAT = 0.0  # seconds between one-line progress reports on stderr; 0: none
 POLICY_ALLOW_LOOPBACK = False
 POLICY_OPTOUT_FILES: list[str] = []
 POLICY_SITE_FILE_TIMEOUT = 15.0

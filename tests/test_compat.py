@@ -49,10 +49,12 @@ _SCRAPY_PROBE = textwrap.dedent(
             compat.set_slot_delay(crawler, key, 0.25)
             found["delay_after"] = compat.slot_delay(crawler, key)
             found["live_slot_delay"] = crawler.engine.downloader.slots[key].delay
+            found["pending_before"] = compat.pending_requests(crawler)
             yield scrapy.Request("data:,second", dont_filter=True)
 
         def closed(self, reason):
             found["after_close"] = sorted(compat.requests_in_progress(None))
+            found["pending_closed"] = compat.pending_requests(self.crawler)
 
     process = CrawlerProcess({"LOG_LEVEL": "ERROR", "TELNETCONSOLE_ENABLED": False})
     process.crawl(Probe)
@@ -72,6 +74,9 @@ def test_scrapy_engine_and_downloader_seams():
     assert (found["delay_before"], found["delay_after"]) == (0.0, 0.25), "Downloader.per_slot_settings moved"
     assert found["live_slot_delay"] == 0.25, "Downloader.slots[key].delay is no longer what spaces a slot"
     assert found.get("second_parsed") and found["after_close"] == []
+    # Nothing queued while the only request is parsed (it has left the downloader); a number, not None.
+    assert found["pending_before"] == 0, "ExecutionEngine.scheduler, Scheduler.__len__ or Downloader.active moved"
+    assert found["pending_closed"] in (0, None)
 
 
 @pytest.fixture

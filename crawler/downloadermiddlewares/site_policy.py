@@ -16,7 +16,6 @@ import logging
 import time
 
 import scrapy
-from scrapy.exceptions import IgnoreRequest
 from scrapy.http import HtmlResponse
 
 from crawler import USER_AGENT_TOKEN
@@ -26,7 +25,7 @@ from crawler.config import PolicyConfig
 from crawler.frontier import shared_frontier
 from crawler.policy_cache import RedisPolicyFileCache
 from crawler.shared_policy import origin_of, shared_policy
-from crawler.signals import report_block
+from crawler.signals import Blocked, report_block
 from robots_policy.cache import CachedFetch, MemoryPolicyFileCache, PolicyFileCache
 from robots_policy.site import SITE_FILES, SitePolicy
 
@@ -48,6 +47,9 @@ class SitePolicyMiddleware:
         # Parsed policies per origin, each with the time it was built: rebuilt (through the
         # cache) once older than the cache's age limit, so a long crawl sees updated files.
         self._sites: dict[str, tuple[float, asyncio.Task]] = {}
+        # origin -> why its robots.txt could not be read ("Connection refused", "HTTP 503"),
+        # told with the block so a crawl that stored nothing can say why in one line.
+        self._robots_errors: dict[str, str] = {}
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -71,7 +73,9 @@ class SitePolicyMiddleware:
         page_url = request.meta.get("image_context", {}).get("page_url")
         result = await check_request(self.crawler, request.url, context, page_url=page_url, site_file=site_file)
         if result.blocked is not None:
-            raise IgnoreRequest(f"blocked ({result.blocked.reason}): {request.url}")
+            reason = result.blocked.reason
+            detail = self._robots_errors.get(origin_of(request.url)) if reason in ("robots_unreachable", "robots_5xx") else None
+            raise Blocked(request.url, reason, detail)
         if not site_file:
             request.meta.setdefault("policy_trail", []).extend(result.passed)
         return None
@@ -101,7 +105,7 @@ class SitePolicyMiddleware:
             return
         page_url = request.meta.get("image_context", {}).get("page_url")
         report_block(self.crawler, url=request.url, reason=decision.reason, page_url=page_url)
-        raise IgnoreRequest(f"blocked ({decision.reason}): {request.url}")
+        raise Blocked(request.url, decision.reason)
 
     async def _site_policy(self, request) -> SitePolicy:
         origin = origin_of(request.url)
@@ -160,9 +164,13 @@ class SitePolicyMiddleware:
         except Exception as exc:  # every download failure is "unreachable" to RFC 9309
             logger.info("%s unreachable for %s: %s", kind, origin, exc)
             self.crawler.stats.inc_value(f"policy/{kind}/unreachable")
+            if kind == "robots.txt":
+                self._robots_errors[origin] = str(exc) or type(exc).__name__
             fetched = CachedFetch(status=None, body=b"", fetched_at=time.time())
         else:
             self.crawler.stats.inc_value(f"policy/{kind}/status/{response.status}")
+            if kind == "robots.txt" and response.status >= 500:
+                self._robots_errors[origin] = f"HTTP {response.status}"
             fetched = CachedFetch(status=response.status, body=response.body[:max_bytes], fetched_at=time.time())
         self.cache.put(origin, kind, fetched)
         return fetched

@@ -12,8 +12,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from scrapy import signals
+from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import task, threads
-from twisted.internet.defer import Deferred
 
 from crawler.config import IndexerConfig
 from crawler.signals import TOMBSTONE, policy_blocked
@@ -70,16 +70,16 @@ class ExclusionLog:
     def spider_opened(self, spider=None) -> None:
         self._flusher.start(self._flush_every, now=False)
 
-    def spider_closed(self, spider=None, reason=None) -> Deferred | None:
+    async def spider_closed(self, spider=None, reason=None) -> None:
         if self._flusher.running:
             self._flusher.stop()
         last = self.flush()
         self._writer.shutdown(wait=False)  # the queued writes still run
         if last is None or last.done():
-            return None
-        # Scrapy waits for a Deferred a spider_closed handler returns: the crawl ends once the
-        # last rows are in, and the reactor thread does not wait on the writer meanwhile.
-        return threads.deferToThread(last.result)
+            return
+        # Scrapy waits for a spider_closed handler's coroutine: the crawl ends once the last
+        # rows are in, and the reactor thread does not wait on the writer meanwhile.
+        await maybe_deferred_to_future(threads.deferToThread(last.result))
 
     def _write(self, rows: list[dict]) -> None:
         """On the writer thread: one append, under the purge lock like every crawl append."""

@@ -60,6 +60,7 @@ class IndexerPipeline:
         self.write_failed: str | None = None  # why the store refused a write; nothing more is tried
         self._closing = False
         self._stopping = None  # the engine's close, once a write failed
+        crawler.signals.connect(self._record_run, signal=signals.spider_closed)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -97,9 +98,21 @@ class IndexerPipeline:
         if self.write_failed:
             return  # the lookup index and the run record are writes too
         try:
+            # The same images counted the same whatever order they came in (GalleryWriter).
+            near = await asyncio.to_thread(self.writer.settle_near_duplicates)
+            self.stats.set_value("indexer/duplicate/near", near)
             # Lookups by image_id (search results, removals) stay fast as the gallery grows.
             await asyncio.to_thread(self.gallery.index_lookup_columns)
-            self.gallery.record_crawl(self.run_id, self.stats.get_stats())
+        except STORE_ERRORS as exc:
+            self._stop_writing(f"writing to the gallery at {self.gallery.uri} failed: {describe_store_error(exc)}")
+
+    def _record_run(self, spider=None, reason=None) -> None:
+        """The run's stats, written once the engine has closed the spider: only then is its
+        finish reason known (Scrapy sets it in the stats after this signal)."""
+        if self.write_failed or not hasattr(self, "gallery"):
+            return
+        try:
+            self.gallery.record_crawl(self.run_id, {**self.stats.get_stats(), "finish_reason": reason})
         except STORE_ERRORS as exc:
             self._stop_writing(f"writing to the gallery at {self.gallery.uri} failed: {describe_store_error(exc)}")
 

@@ -208,13 +208,14 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
                 page.context.on("close", partial(self._forget_context, context_name, page.context))
                 # Pages we did not open (popups) have no route of ours: refuse all they ask for.
                 await page.context.route("**", self._refuse_stray)
-                # Every document of the context, before its own scripts: see session.settle.
-                await page.context.add_init_script(WATCH_SCRIPT)
                 self._guarded_contexts.add(page.context)
             if page not in self._guarded_pages:
                 # WebSockets are not routed like requests: a handler that never connects
                 # refuses them. Unlike routes, it survives the page's reuse.
                 await page.route_web_socket("**", self._refuse_websocket)
+                # Every document of the page, before its own scripts: see session.settle. Added to
+                # the page, not its context: a context's script missed the context's first page.
+                await page.add_init_script(WATCH_SCRIPT)
                 self._guarded_pages.add(page)
             await session.attach(page)
         except PlaywrightError:

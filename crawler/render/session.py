@@ -36,7 +36,7 @@ DOM_BUDGET = 3.0  # seconds of DOM waiting per render, all settles together
 # viewport, so jumping straight to the bottom would skip everything in between.
 MAX_SWEEP_POSITIONS = 40
 
-# Installed in every document before its own scripts (an init script of the context): watches
+# Installed in every document before its own scripts (an init script of each page): watches
 # the DOM for image URLs it has not shown before, and the short timers a script set. A carousel
 # cycling through the same slides shows no new URL, and a timer set from a timer's callback
 # is followed only TIMER_DEPTH deep, so neither holds a render to its cap; the slides are in
@@ -92,7 +92,8 @@ WATCH_SCRIPT = """(() => {
     value: () => (pending.size ? 0 : performance.now() - last),
   });
 })();"""
-_QUIET_FOR = "() => window.__galleryWatch ? window.__galleryWatch() : 1e9"
+_UNWATCHED_MS = 1e9
+_QUIET_FOR = f"() => window.__galleryWatch ? window.__galleryWatch() : {_UNWATCHED_MS:.0f}"
 
 _HEIGHT = "() => document.documentElement ? document.documentElement.scrollHeight : 0"
 _SWEEP = """async (maxPositions) => {
@@ -134,6 +135,7 @@ class PageSession:
         self._requests = 0
         self._last_activity = time.monotonic()
         self._dom_left = DOM_BUDGET  # seconds settle may still wait on the DOM
+        self._unwatched = False  # counted once: the page's DOM could not be watched
 
     async def attach(self, page) -> None:
         """Called for the page of this render (new or reused), before it navigates. Called again
@@ -189,9 +191,13 @@ class PageSession:
         """Seconds since the page's DOM last showed a new image URL (0 while a watched timer
         is pending); a page that cannot answer is taken as quiet."""
         try:
-            return float(await self.page.evaluate(_QUIET_FOR)) / 1000
+            quiet_ms = float(await self.page.evaluate(_QUIET_FOR))
         except PlaywrightError:
             return float("inf")
+        if quiet_ms >= _UNWATCHED_MS and not self._unwatched:
+            self._unwatched = True  # the watch script is missing: only the network is waited for
+            self.stats.inc_value("render/dom_unwatched")
+        return quiet_ms / 1000
 
     async def scroll(self, steps: int, *, until: float) -> str | None:
         """Sweep to the bottom up to `steps` times, settling after each, until nothing grows

@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 import scrapy
 from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
+from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.defer import CancelledError
 from scrapy.http import HtmlResponse
 
@@ -33,7 +34,7 @@ from crawler.render import RenderFailed
 from crawler.render_heuristic import HostRenderLearner, page_signals, should_render
 from crawler.shared_policy import known_site, origin_of
 from crawler.sitemaps import MAX_INDEX_DEPTH, MAX_SITEMAP_BYTES, MAX_SITEMAP_FILES, read_sitemap
-from crawler.signals import report_block
+from crawler.signals import Blocked, report_block
 
 # Images first: a fetched image is bytes held in memory until the pipeline has it.
 IMAGE_PRIORITY = 10
@@ -67,6 +68,7 @@ class ImagesSpider(scrapy.Spider):
         self.state: dict = {}
         self.claims = LocalClaims(lambda: self.state)
         self._sitemap_origins: set[str] = set()  # origins whose robots.txt sitemaps were queued
+        self.seed_failures: dict[str, str] = {}  # seed URL -> why it was not crawled
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -79,9 +81,39 @@ class ImagesSpider(scrapy.Spider):
         return spider
 
     async def start(self):
+        stats = self.crawler.stats
+        stats.set_value("crawl/seeds", len(self.seeds))
+        stats.set_value("crawl/max_pages", self.max_pages)
+        stats.set_value("crawl/jobdir", self.crawler.settings.get("JOBDIR"))
+        stats.set_value("crawl/frontier", bool(self.crawler.settings.get("GALLERY_FRONTIER")))
         # A worker may have died between claiming a seed and queueing it: the seen-set decides.
         for request in self._page_requests(self.seeds, recheck=True):
+            request.errback = self.seed_failed
             yield request
+        # Resumed from a JOBDIR: the links an earlier run left at its --max-pages, if this
+        # run's limit has room for them.
+        for request in self._page_requests(sorted(self._pages_left())):
+            yield request
+
+    def _pages_left(self) -> set[str]:
+        """Links found but not requested, the page limit being reached: kept in the spider's
+        state, so a crawl resumed from its JOBDIR with a larger --max-pages goes on with them."""
+        return self.state.setdefault("pages_left", set())
+
+    def seed_failed(self, failure):
+        """Remember why a seed was not crawled (a crawl whose every seed failed says so and
+        exits non-zero); Scrapy then counts and logs the failure as for any page."""
+        request = failure.request
+        seed = request.meta.get("redirect_urls", [request.url])[0]
+        if failure.check(Blocked):
+            why = failure.value.reason + (f" ({failure.value.detail})" if failure.value.detail else "")
+        elif failure.check(HttpError):
+            why = f"HTTP {failure.value.response.status}"
+        else:
+            why = failure.getErrorMessage() or type(failure.value).__name__
+        self.seed_failures[seed] = why
+        self.crawler.stats.set_value("crawl/seed_failures", dict(self.seed_failures))
+        return failure
 
     def _in_scope(self, url: str) -> bool:
         host = urlsplit(url).hostname or ""
@@ -92,12 +124,15 @@ class ImagesSpider(scrapy.Spider):
         shared frontier); with `recheck`, also for those claimed before but perhaps never
         queued (the dupefilter's seen-set drops those that were)."""
         urls = [url for url in urls if self._in_scope(url)]
-        requests = []
+        requests, left = [], self._pages_left()
         for url, claim in zip(urls, self.claims.claim_all("pages", urls, limit=self.max_pages)):
             if claim is Claim.OVER_LIMIT:
                 self.crawler.stats.inc_value("crawl/pages_over_limit")
+                left.add(url)
             elif claim is Claim.NEW or recheck:
+                left.discard(url)
                 requests.append(scrapy.Request(url, callback=self.parse_page, meta={"policy_trail": []}))
+        self.crawler.stats.set_value("crawl/pages_left", len(left))
         return requests
 
     def parse_page(self, response):
@@ -239,7 +274,12 @@ class ImagesSpider(scrapy.Spider):
         pages = [(absolute_url(response.url, p.loc), [absolute_url(response.url, i) for i in p.images]) for p in content.pages]
         pages = [(url, [i for i in images if i]) for url, images in pages if url and self._in_scope(url)]
         claims = self.claims.claim_all("pages", [url for url, _ in pages], limit=self.max_pages)
+        left = self._pages_left()
         for (url, images), claim in zip(pages, claims):
+            if claim is Claim.OVER_LIMIT:
+                left.add(url)
+            else:
+                left.discard(url)
             if claim is Claim.NEW:
                 # The page is fetched first, so that a reservation it carries (noimageai...)
                 # keeps its images out, as for the images it shows itself.
@@ -252,6 +292,7 @@ class ImagesSpider(scrapy.Spider):
                 self.crawler.stats.inc_value("crawl/sitemap/images_without_page", len(images))
                 refs = [ImageRef(i, None, VIA_SITEMAP) for i in dict.fromkeys(images)]
                 yield from self._image_requests(url, refs, license_url=None, page_trail=trail, reservation=None, rendered=False)
+        self.crawler.stats.set_value("crawl/pages_left", len(left))
 
     def _render_request(self, response, refs: list[ImageRef], *, page_trail, license_url) -> scrapy.Request | None:
         """A second request for this page, rendered by the browser, when the mode says so."""

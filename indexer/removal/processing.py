@@ -5,6 +5,7 @@ match -> tombstones -> delete images -> delete sightings -> purge -> verify -> l
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -77,8 +78,11 @@ def process_requests(
     *,
     dry_run: bool = False,
     yes_all: bool = False,
+    progress: "Progress | None" = None,
 ) -> list[RemovalReport]:
     """Match, tombstone and delete each request in turn, then purge once and verify each.
+    `progress(done, total, what)` is told after each request and before the purge and the
+    verification, for a display.
 
     A request that would remove every row is refused (reported, nothing written) unless
     `yes_all`. Each request is matched after the ones before it, so counts never overlap.
@@ -86,31 +90,35 @@ def process_requests(
     """
     try:
         if dry_run:
-            return _process(gallery, requests, dry_run=True, yes_all=yes_all, lock=None)
-        return _serialized(gallery, requests, yes_all=yes_all)
+            return _process(gallery, requests, dry_run=True, yes_all=yes_all, lock=None, progress=progress)
+        return _serialized(gallery, requests, yes_all=yes_all, progress=progress)
     except PurgeFailed:
         raise
     except STORE_ERRORS as exc:
         raise StoreError(f"the removal stopped (rerun it to finish): {describe_store_error(exc)}") from exc
 
 
-def _serialized(gallery: Gallery, requests: list[RemovalRequest], *, yes_all: bool) -> list[RemovalReport]:
+def _serialized(gallery: Gallery, requests: list[RemovalRequest], *, yes_all: bool, progress) -> list[RemovalReport]:
     """One removal at a time, across processes (CLI, service): the purge lock is held from the
     first look at the rows, so the "would remove every row" guard sees what an earlier removal
     left, and two requests that each match half the gallery cannot both pass it."""
     lock = PurgeLock(gallery.uri)
     with lock.exclusive():
-        return _process(gallery, requests, dry_run=False, yes_all=yes_all, lock=lock)
+        return _process(gallery, requests, dry_run=False, yes_all=yes_all, lock=lock, progress=progress)
 
 
 def _process(
-    gallery: Gallery, requests: list[RemovalRequest], *, dry_run: bool, yes_all: bool, lock: PurgeLock | None
+    gallery: Gallery, requests: list[RemovalRequest], *, dry_run: bool, yes_all: bool, lock: PurgeLock | None, progress=None
 ) -> list[RemovalReport]:
+    tell = progress or (lambda done, total, what: None)
+    total = len(requests)
     gallery.refresh()
     tables = Tables.for_batch(gallery, requests)  # one read of the tables for the whole batch
     done: list[_Pending] = []
     reports = []
-    for request in requests:
+    for index, request in enumerate(requests):
+        if index:
+            tell(index, total, _outcome(reports[-1]))
         clock = _Clock()
         item = _prepare(tables, request)
         report, plan = item.report, item.plan
@@ -135,6 +143,8 @@ def _process(
         report.sightings_removed, report.images_removed = len(plan.sighting_ids), len(plan.image_ids)
         report.timings["delete"] = clock.lap()
         done.append(item)
+    if reports:
+        tell(total, total, _outcome(reports[-1]))
     if not done:
         return reports
     versions = (gallery.images.version, gallery.sightings.version)
@@ -146,9 +156,11 @@ def _process(
         # No append can run now, and every later one rereads the tombstones: catch up once.
         for item in done:
             _catch_up(gallery, item)
+    tell(total, total, "purging removed rows from disk")
     purge(gallery, lock=lock)
     clear_page_cache(gallery.uri)
     purged_at, purge_seconds = utcnow(), clock.lap()
+    tell(total, total, "verifying the purge")
     for item in done:
         result = verify_purged(
             gallery,
@@ -176,6 +188,19 @@ def _catch_up(gallery: Gallery, item: _Pending) -> None:
     item.plan.image_ids += late.image_ids
     item.report.sightings_removed += len(late.sighting_ids)
     item.report.images_removed += len(late.image_ids)
+
+
+Progress = Callable[[int, int, str], None]  # (requests done, requests in all, what happened or happens now)
+
+
+def _outcome(report: RemovalReport) -> str:
+    if report.refused:
+        return f"request {report.request_id}: refused"
+    if report.dry_run:
+        return f"request {report.request_id}: would remove {report.sightings_matched + report.images_matched} rows"
+    if report.already_done:
+        return f"request {report.request_id}: already processed"
+    return f"request {report.request_id}: removed {report.rows_removed} rows"
 
 
 class _Clock:

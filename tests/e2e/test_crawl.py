@@ -1,6 +1,9 @@
 """Whole crawls of the fixture site through the real command line."""
 
+import json
+import re
 import shutil
+import socket
 
 from indexer.analyze import query_hashes
 from indexer.faces import FaceDetector
@@ -50,6 +53,15 @@ def test_links_to_documents_archives_and_media_are_never_requested(fixture_site,
     assert summary["links_skipped"] == len(NOT_PAGES)
 
 
+def test_summary_counts_links_fetched_but_not_taken(crawled):
+    """A link that answered 404 and one that was not HTML are counted, in the JSON and the text."""
+    summary, gallery = crawled
+    assert summary["http_errors"] == {"404": 1}  # gone.html
+    assert summary["not_html"] == 1  # notes.txt
+    text = run_gallery("stats", "--gallery", str(gallery)).stdout
+    assert "HTTP 404" in text and "fetched, not HTML" in text and "links not requested" in text
+
+
 def test_exact_duplicates_share_one_image_row(fixture_site, crawled):
     _, gallery = crawled
     sightings = _sightings(gallery)
@@ -95,6 +107,8 @@ def test_stats_reports_counts_and_reasons(crawled):
     assert stats["last_crawl"]["blocked"]["robots"] >= 1
     assert stats["last_crawl"]["skipped"]["empty"] == 1
     assert stats["faces"]["images_with_faces_masked"] == 2  # the two portraits on faces.html
+    # The crawl printed "finished"; the stats of its run say so too (once null: written too early).
+    assert summary["finish_reason"] == stats["last_crawl"]["finish_reason"] == "finished"
 
 
 def test_search_finds_resized_recompressed_copy(fixture_site, crawled, tmp_path):
@@ -146,23 +160,64 @@ def test_recrawl_is_idempotent(fixture_site, crawled, tmp_path):
     assert (after["images"], after["sightings"]) == (before["images"], before["sightings"])
 
 
-def test_max_pages_limits_the_crawl(fixture_site, tmp_path):
-    summary = crawl(fixture_site.url, tmp_path / "g", "--max-pages", "2")
+def test_max_pages_says_what_is_left_and_a_jobdir_goes_on(fixture_site, tmp_path):
+    """A crawl stopped by --max-pages says how many links it left and how to go on; run again
+    with the same --jobdir and a larger limit, it does. The first run is what `--json` shows
+    while a crawl runs: a heartbeat on stderr, JSON alone on stdout, no per-response log."""
+    gallery, state = tmp_path / "g", tmp_path / "state"
+    args = ("crawl", fixture_site.url + "/", "--gallery", str(gallery), "--allow-loopback", "--render", "never", "--jobdir", str(state))
+    first = run_gallery(*args, "--max-pages", "2", "--set", "GALLERY_HEARTBEAT=0.2", "--json")  # default --delay: 0.25 s
+    summary = json.loads(first.stdout)
     assert summary["pages"] == 2
+    left = summary["pages_left"]
+    assert left >= 3  # index.html links to seven pages
+    assert summary["go_on"] == f"{left} link(s) left unvisited at --max-pages 2: run again with --jobdir {state} and a larger --max-pages to go on"
+    beats = [line for line in first.stderr.splitlines() if line.startswith("crawl: ")]
+    assert beats and all(re.fullmatch(r"crawl: \d+ pages, \d+ images, \d+ blocked, queue \d+", b) for b in beats), first.stderr
+    # Every seed on this machine and no --delay given: said once.
+    assert first.stderr.count("--delay 0 is fine for a server you own") == 1
+    assert "Crawled (200)" not in first.stderr and "] INFO: " not in first.stderr, first.stderr[-3000:]
+
+    second = json.loads(run_gallery(*args, "--max-pages", "4", "--delay", "0", "--json").stdout)
+    assert second["pages"] == 2 and second["pages_left"] == left - 2
+    assert Gallery(str(gallery), create=False).last_crawl()["crawl/pages"] == 2
 
 
 def test_loopback_refused_without_flag(fixture_site, tmp_path):
-    summary = run_gallery_json("crawl", fixture_site.url + "/", "--gallery", str(tmp_path / "g"))
+    """Every seed refused: one line that names the flag, exit 1, and no empty gallery left."""
+    result = run_gallery("crawl", fixture_site.url + "/", "--gallery", str(tmp_path / "g"), "--json", check=False)
+    summary = json.loads(result.stdout)
     assert summary["blocked"] == {"address_loopback": 1}
     assert summary["pages"] == 0
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: nothing crawled") and "--allow-loopback" in last and "was removed" in last, last
+    assert not (tmp_path / "g").exists()
+    assert "--delay 0" not in result.stderr  # the note is for crawls that may reach this machine
+
+
+def test_a_server_that_is_down_says_why_in_one_line(tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    existing = tmp_path / "g"
+    Gallery(str(existing))  # a gallery the crawl did not create stays
+    result = run_gallery("crawl", f"http://127.0.0.1:{port}/", "--gallery", str(existing), "--allow-loopback", "--quiet", check=False)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # --quiet: the error alone, then the summary on stdout
+    assert lines[0].startswith("error: nothing crawled") and "robots.txt could not be fetched" in lines[0]
+    assert "Connection refused" in lines[0] and "removed" not in lines[0]
+    assert "crawl summary" in result.stdout
+    assert existing.exists()
 
 
 def test_the_crawl_process_opens_no_control_port(fixture_site, tmp_path):
     # Scrapy (2.19 on) would otherwise serve an HTTP port that runs Python code sent to it.
     result = run_gallery(
         "crawl", fixture_site.url + "/", "--gallery", str(tmp_path / "g"), "--allow-loopback", "--max-pages", "1",
-        "--set", f"REMOTE_CONTROL_JOBS_DIR={tmp_path / 'control'}", "--json",
+        "--set", f"REMOTE_CONTROL_JOBS_DIR={tmp_path / 'control'}", "--json", "-v",
     )  # fmt: skip
-    assert "Crawled" in result.stderr  # the crawl's own log is here
+    assert "Crawled" in result.stderr  # the crawl's own log is here, with -v
     assert "Remote control" not in result.stderr
     assert not (tmp_path / "control").exists()

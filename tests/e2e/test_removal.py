@@ -83,8 +83,16 @@ def test_each_selector(fixture_site, gallery, tmp_path):
     ]
     batch.write_text("\n".join(json.dumps(line) for line in lines))
     before = len(sightings(gallery))
-    document = json.loads(gallery_cli("remove", "--requests", str(batch), "--gallery", str(gallery), "--json").stdout)
+    ran = gallery_cli("remove", "--requests", str(batch), "--gallery", str(gallery), "--json", "-v")
+    document = json.loads(ran.stdout)
     assert document["errors"] == []
+    # -v: a line per request on stderr as each is done (a bar on a terminal), stdout left to the JSON.
+    progress = ran.stderr.strip().splitlines()
+    assert [line.split(" request ")[0] for line in progress[:4]] == [f"remove: {n}/4" for n in range(1, 5)], progress
+    assert progress[0].endswith("removed 2 rows") and progress[4:] == [
+        "remove: 4/4 purging removed rows from disk",
+        "remove: 4/4 verifying the purge",
+    ]
     removed = {r["selectors"][0]["kind"]: (r["sightings_removed"], r["images_removed"]) for r in document["requests"]}
     assert removed == {"url": (1, 1), "url_prefix": (2, 2), "hash": (3, 1), "image": (1, 1)}
     assert all(r["purged"] for r in document["requests"])

@@ -31,8 +31,9 @@ def tiny_site(tmp_path):
     ids=["200-disallow-image", "200-allow", "404", "410", "503", "unreachable"],
 )
 def test_robots_fetch_outcome(tiny_site, tmp_path, robots, stored, blocked):
+    refused = bool(blocked.get("robots_5xx") or blocked.get("robots_unreachable"))
     with StaticSite(tiny_site, canned={"/robots.txt": robots}) as site:
-        summary = crawl(site.url, tmp_path / "gallery")
+        summary = crawl(site.url, tmp_path / "gallery", refused=refused)
     assert summary["images_stored"] == stored
     assert summary["blocked"] == blocked
     if blocked.get("robots_5xx") or blocked.get("robots_unreachable"):
@@ -56,7 +57,7 @@ def _redirect(location: str) -> Canned:
 )
 def test_robots_redirects(tiny_site, tmp_path, canned, stored, blocked):
     with StaticSite(tiny_site, canned=canned) as site:
-        summary = crawl(site.url, tmp_path / "gallery")
+        summary = crawl(site.url, tmp_path / "gallery", refused="robots_unreachable" in blocked)
     assert (summary["images_stored"], summary["blocked"]) == (stored, blocked)
     assert site.requests.count("/loop-a") <= 3  # at most 5 redirects followed
 
@@ -65,7 +66,7 @@ def test_slow_site_files_are_bounded(tiny_site, tmp_path):
     # robots.txt slower than the site-file timeout: unreachable, so the host is disallowed;
     # a slow tdmrep.json only costs its timeout and reserves nothing.
     with StaticSite(tiny_site, canned={"/robots.txt": Canned(200, b"", delay=3)}) as site:
-        summary = crawl(site.url, tmp_path / "a", "--set", "POLICY_SITE_FILE_TIMEOUT=1")
+        summary = crawl(site.url, tmp_path / "a", "--set", "POLICY_SITE_FILE_TIMEOUT=1", refused=True)
     assert summary["blocked"] == {"robots_unreachable": 1}
     with StaticSite(tiny_site, canned={"/.well-known/tdmrep.json": Canned(200, b"[]", delay=3)}) as site:
         summary = crawl(site.url, tmp_path / "b", "--set", "POLICY_SITE_FILE_TIMEOUT=1")

@@ -56,7 +56,21 @@ def test_search_rejects_a_non_image(tmp_path):
     bogus = tmp_path / "bogus.jpg"
     bogus.write_text("<html>not an image</html>")
     result = run_gallery("search", str(bogus), "--gallery", str(gallery), check=False)
-    assert result.returncode == 1 and "not a usable image" in result.stderr
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {bogus} is not a usable image (not_an_image: not a recognised image format)"
+
+
+def test_crawl_help_fits_80_columns_with_defaults():
+    """At 80 columns no option name is cut, and the options with a default say it."""
+    text = run_gallery("crawl", "--help", env={"COLUMNS": "80"}).stdout
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    for name in ("--concurrency-per-host", "--no-allow-loopback", "--render-budget", "--page-cache", "--quiet", "--verbose"):
+        assert name in text, name
+    assert "…" not in text
+    flat = " ".join(text.split())  # defaults may wrap onto the next line
+    for option, default in (("--delay", "0.25"), ("--max-pages", "no limit"), ("--render-budget", "15"), ("--gallery", "./gallery")):
+        after = flat[flat.index(option + " "):]
+        assert f"[default: ({default})" in after[: after.index("--", 3)], (option, after[:200])
 
 
 def test_json_output_is_one_document(tmp_path):

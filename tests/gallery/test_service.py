@@ -146,6 +146,13 @@ def test_bad_input_is_a_json_4xx(served, method, path, kwargs, status):
     response = getattr(client, method)(path, **kwargs)
     assert response.status_code == status, response.text
     assert response.json()["error"]
+    assert " object at 0x" not in response.json()["error"]  # no Python reprs in what people read
+
+
+def test_a_non_image_upload_is_named_plainly(served):
+    client, _ = served
+    response = client.post("/search", files={"image": ("a.jpg", b"<html>nope</html>", "image/jpeg")})
+    assert response.json()["error"] == "not a usable image (not_an_image: not a recognised image format)"
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -69,6 +69,9 @@ def _encoded(img: Image.Image, fmt: str = "JPEG", **kwargs) -> bytes:
         ("on its other side", lambda: astronaut().transpose(Image.Transpose.ROTATE_270), 1),
         ("small faces in a grid", _face_grid, 9),
         ("small faces upside down", lambda: _face_grid().transpose(Image.Transpose.ROTATE_180), 9),
+        # Small and tilted, they score faintly: all are found once the first small ones say where to
+        # look harder (without that second look, 12 of 16).
+        ("small faces tilted", lambda: _face_grid(19, 4).rotate(-20, Image.Resampling.BICUBIC, expand=True, fillcolor="white"), 16),
     ],
 )
 def test_turned_and_small_faces_are_masked_and_unfindable_after(detector, name, make, at_least):
@@ -118,3 +121,27 @@ def test_bad_input_is_still_masked(detector, name, data, note):
 def test_one_pixel_strips_are_analysed_without_error(detector, size):
     result = analyze_image(_encoded(Image.new("RGB", size, "grey"), "PNG"), detector=detector)
     assert result.face_count == 0
+
+
+# -- the int8 model: made once, kept on disk --------------------------------------------------
+
+from indexer import faces as faces_module  # noqa: E402
+
+
+def test_int8_model_is_made_once_and_read_from_the_cache_after(tmp_path, monkeypatch):
+    made = []
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(faces_module, "_quantize", lambda model: made.append(model) or b"int8 of " + model)
+    assert faces_module._quantized(b"float") == b"int8 of float"
+    assert faces_module._quantized(b"float") == b"int8 of float"
+    assert made == [b"float"]
+    assert faces_module._quantized(b"other float") == b"int8 of other float"  # a new model, a new entry
+    assert len(list((tmp_path / "gallery-crawler").iterdir())) == 2
+
+
+def test_int8_model_is_still_made_when_the_cache_cannot_be_written(tmp_path, monkeypatch):
+    blocked = tmp_path / "a file, not a folder"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    monkeypatch.setattr(faces_module, "_quantize", lambda model: b"int8 of " + model)
+    assert faces_module._quantized(b"float") == b"int8 of float"

@@ -110,3 +110,51 @@ def test_blank_pictures_match_nothing_by_hash_alone(tmp_path):
     report = process_requests(gallery, [build_request([("image", str(query))], basis="copyright")])[0]
     assert (report.images_removed, report.tombstones_written) == (1, 1)  # its bytes, no hash tombstones
     assert set(heads(uri)) == {blanks[1].image_id}
+
+
+def _chain():
+    """A ~ B and B ~ C (20 bits apart), but not A ~ C (40): one cluster only through B."""
+    from dataclasses import replace
+
+    from indexer.hashes import ImageHashes
+    from tests.fixture_site import random_image
+
+    def flipped(bits: int) -> bytes:
+        value = int.from_bytes(bytes(32), "big") ^ ((1 << bits) - 1)
+        return value.to_bytes(32, "big")
+
+    chain = []
+    for bits in (0, 20, 40):
+        image = random_image()  # its own random pHash: the PDQ distances alone decide
+        chain.append(replace(image, hashes=ImageHashes(phash=image.hashes.phash, pdq=flipped(bits))))
+    return chain
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (0, 2, 1), (2, 0, 1), (1, 2, 0)])
+@pytest.mark.parametrize("batched", [True, False])
+def test_the_count_does_not_depend_on_the_order_images_come_in(tmp_path, order, batched):
+    """Issue 19: two identical crawls counted 12, then 13. Marked as they come, A, C, B counts
+    only B (C had no neighbour yet); settled at the end, every order counts two, one head."""
+    chain = _chain()
+    uri = str(tmp_path / "g")
+    writer = GalleryWriter(Gallery(uri))
+    for index in order:
+        write(writer, chain[index]) if batched else writer.add(chain[index], sighting(f"http://a.test/{index}.jpg"))
+    if not batched:
+        writer.write(writer.take_batch())
+    assert writer.settle_near_duplicates() == 2
+    stored = heads(uri)
+    [head] = [image_id for image_id, duplicate_of in stored.items() if duplicate_of is None]
+    assert all(duplicate_of in (None, head) for duplicate_of in stored.values())
+
+
+def test_settled_against_a_cluster_stored_before(tmp_path):
+    """New images joined to a stored cluster are all its near-duplicates, pointing at its head."""
+    a, b, c = _chain()
+    uri = str(tmp_path / "g")
+    write(GalleryWriter(Gallery(uri)), a)
+    writer = GalleryWriter(Gallery(uri))
+    write(writer, c)  # no neighbour yet: a head of its own, for now
+    write(writer, b)  # joins a (stored) and c
+    assert writer.settle_near_duplicates() == 2
+    assert heads(uri) == {a.image_id: None, b.image_id: a.image_id, c.image_id: a.image_id}

@@ -38,6 +38,8 @@ def test_detector_model_outputs_boxes_not_descriptions():
     # an embedding would be 128 or more channels.
     assert sorted(channels.values()) == [1, 2, 2, 10]
     detector = FaceDetector(views=1, refine=False)
+    # The model that runs is the int8 one made from it: the same outputs, nothing added.
+    assert sorted(o.shape[1] for o in detector._session.get_outputs()) == [1, 2, 2, 10]
     read = [channels[name] for name in detector._outputs]
     assert read == [1, 2, 2], "the detector reads only heatmap, box size and offset; landmarks are never read"
 
