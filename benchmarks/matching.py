@@ -360,23 +360,19 @@ def main() -> None:
         totals[search_name][1] += pairs // 2
         recall.setdefault("unchanged (PNG)", {})[search_name] = found / len(originals)
 
-    for edit, make in EDITS.items():
-        queries = hashed([(name, make(img)) for name, img in sources])
-        for search_name, search in SEARCHES.items():
-            found, false, pairs = evaluate(gallery, queries, search, edit)
-            recall.setdefault(edit, {})[search_name] = found / len(queries)
-            totals[search_name][0] += false
-            totals[search_name][1] += pairs
-
-    cutouts = [(name, transparent(img)) for name, img in sources]
-    for edit, (keep, ask) in TRANSPARENT.items():
-        shelf = stored([(name, keep(t)) for name, t in cutouts])
-        queries = hashed([(name, ask(t)) for name, t in cutouts])
+    def tally(shelf, queries, edit: str) -> None:
         for search_name, search in SEARCHES.items():
             found, false, pairs = evaluate(shelf, queries, search, edit)
             recall.setdefault(edit, {})[search_name] = found / len(queries)
             totals[search_name][0] += false
             totals[search_name][1] += pairs
+
+    for edit, make in EDITS.items():
+        tally(gallery, hashed([(name, make(img)) for name, img in sources]), edit)
+
+    cutouts = [(name, transparent(img)) for name, img in sources]
+    for edit, (keep, ask) in TRANSPARENT.items():
+        tally(stored([(name, keep(t)) for name, t in cutouts]), hashed([(name, ask(t)) for name, t in cutouts]), edit)
 
     width = max(len(e) for e in recall) + 2
     print(f"\nrecall per edit ({len(sources)} sources each)")
