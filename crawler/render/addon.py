@@ -6,6 +6,7 @@ from crawler.config import RenderConfig
 
 HANDLER = "crawler.render.handler.RenderingDownloadHandler"
 ABORT_REQUEST = "crawler.render.handler.refuse_unguarded"  # the handler refuses to run with another
+BROWSER_PROVIDER = "crawler.render.handler.DriverOnFirstRender"
 
 # --no-sandbox: we run as root in containers, where Chromium's sandbox cannot start.
 # The rest keep Chromium from phoning home: on a closed network its background connections
@@ -32,6 +33,7 @@ class RenderAddon:
         # a persistent context opened by both the http and the https handler would collide.
         playwright = {
             "PLAYWRIGHT_BROWSER_TYPE": "chromium",
+            "PLAYWRIGHT_BROWSER_PROVIDER": BROWSER_PROVIDER,
             "PLAYWRIGHT_LAUNCH_OPTIONS": {
                 "executable_path": config.browser,
                 "headless": True,

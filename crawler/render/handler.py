@@ -27,6 +27,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from scrapy import signals
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
+from scrapy_playwright.provider import PlaywrightBrowserProvider
 
 from crawler.config import RenderConfig
 from crawler.render.addon import ABORT_REQUEST
@@ -94,6 +95,26 @@ class ContextRotation:
             return False
         del self._active[name], self._started[name]
         return True
+
+
+class DriverOnFirstRender(PlaywrightBrowserProvider):
+    """scrapy-playwright's browser provider, starting Playwright's driver when the first page is
+    rendered rather than when the crawl starts: the driver (a Node process) takes about a second
+    to start, which every crawl paid before its first request, and a crawl on static pages
+    never needs it. The first render's budget already allows for a browser start."""
+
+    async def start(self) -> None:
+        pass  # see launch_browser
+
+    async def launch_browser(self):
+        if self.playwright is None:  # called under the handler's launch lock: one start
+            await super().start()
+        return await super().launch_browser()
+
+    async def launch_persistent_context(self, context_kwargs: dict):
+        if self.playwright is None:
+            await super().start()
+        return await super().launch_persistent_context(context_kwargs)
 
 
 class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
