@@ -302,15 +302,16 @@ def int8_all_layers(detector: FaceDetector) -> FaceDetector:
 
 VARIANTS = {  # name -> (what it is, how to make it); the first is the detector the indexer uses
     "now": ("four views, int8, weak small spots looked at again enlarged, fainter ones where small faces are", lambda: FaceDetector()),
-    "before": ("upright only, float, weights as graph inputs: the detector before this benchmark", lambda: weights_as_inputs(FaceDetector(views=1, refine=False, int8=False))),
+    "before": ("upright only, float, weights as graph inputs: the detector before this benchmark", lambda: weights_as_inputs(FaceDetector(views=1, refine=False, tilt=False, int8=False))),
     "float": ("as now, the float model", lambda: FaceDetector(int8=False)),
-    "4views-float": ("the previous detector: as now, float, no fainter spots", lambda: FaceDetector(int8=False, faint=False)),
+    "4views-float": ("an earlier detector: as now, float, no fainter spots, no turned look", lambda: FaceDetector(int8=False, faint=False, tilt=False)),
     "int8-all-layers": ("as now, every convolution in int8", lambda: int8_all_layers(FaceDetector())),
     "no-faint": ("as now, no fainter spots", lambda: FaceDetector(faint=False)),
-    "upright": ("upright only, int8", lambda: FaceDetector(views=1, refine=False)),
-    "upright-float": ("upright only, float", lambda: FaceDetector(views=1, refine=False, int8=False)),
-    "upright+refine": ("upright only, weak small spots looked at again", lambda: FaceDetector(views=1)),
-    "4views": ("four views, no second look", lambda: FaceDetector(refine=False)),
+    "no-tilt": ("as now, weak spots not looked at turned ±20°", lambda: FaceDetector(tilt=False)),
+    "upright": ("upright only, int8", lambda: FaceDetector(views=1, refine=False, tilt=False)),
+    "upright-float": ("upright only, float", lambda: FaceDetector(views=1, refine=False, tilt=False, int8=False)),
+    "upright+refine": ("upright only, weak small spots looked at again", lambda: FaceDetector(views=1, tilt=False)),
+    "4views": ("four views, no second look", lambda: FaceDetector(refine=False, tilt=False)),
     "now@0.3": ("as now, score threshold 0.3", lambda: FaceDetector(threshold=0.3)),
 }
 

@@ -7,6 +7,7 @@ boxes; nothing here describes, compares or recognises a face.
 import contextlib
 import hashlib
 import importlib.resources
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ REFINE_SCALE = 2
 REFINE_TILE = 64  # px of the view per candidate cell; neighbouring cells are looked at together
 # A picture whose best unmatched score falls this close under the threshold is flagged for review.
 UNCERTAIN_SCORE = 0.25
+# A face tilted about 20° scores under the threshold in every view; where a look scores at least
+# TILT_SCORE for a box that no found face covers, that part is looked at again turned TILT_DEGREES
+# either way (enlarged like a refine when the box is small).
+TILT_SCORE = 0.2
+TILT_DEGREES = 20
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class FaceScan:
 class FaceDetector:
     """One single-threaded onnxruntime session; make one per worker process.
 
-    `views`, `refine`, `faint` and `int8` exist for benchmarks/faces.py, which measures what each
+    `views`, `refine`, `faint`, `tilt` and `int8` exist for benchmarks/faces.py, which measures what each
     look adds and what the int8 model costs in recall."""
 
     def __init__(
@@ -69,11 +75,13 @@ class FaceDetector:
         views: int = len(VIEWS),
         refine: bool = True,
         faint: bool = True,
+        tilt: bool = True,
         int8: bool = True,
     ):
         self.threshold = threshold
         self._views = VIEWS[:views]
         self._refine = refine
+        self._tilt = tilt
         self._floors = (CANDIDATE_SCORE, FAINT_SPOT_SCORE) if faint else (CANDIDATE_SCORE,)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
@@ -93,19 +101,56 @@ class FaceDetector:
         return self.scan(img).faces
 
     def scan(self, img: Image.Image) -> FaceScan:
-        found: list[FaceBox] = []
-        weak: list[FaceBox] = []
+        looks = []  # per view: the view, its picture, its boxes in the view's coordinates
         for view in self._views:
             shown = img.transpose(view) if view is not None else img
-            boxes = self._look_closer(shown)
+            looks.append((view, shown, self._look_closer(shown)))
+        if self._tilt:
+            # Only spots that no view found a face at: a tilted face's echo in another view is no task.
+            faces = [_unview(b, view, img.size) for view, _, boxes in looks for b in boxes if b.score >= self.threshold]
+            for view, shown, boxes in looks:
+                todo = [
+                    b for b in boxes
+                    if TILT_SCORE <= b.score < self.threshold
+                    and not any(_contains(f, _centre(_unview(b, view, img.size))) for f in faces)
+                ]
+                boxes += self._look_tilted(shown, _non_max_suppression(todo))
+        found: list[FaceBox] = []
+        weak: list[FaceBox] = []
+        for view, _, boxes in looks:
             boxes = [_unview(b, view, img.size) for b in boxes]
             found += [b for b in boxes if b.score >= self.threshold]
-            weak += [b for b in boxes if b.score < self.threshold]
+            weak += [b for b in boxes if UNCERTAIN_SCORE <= b.score < self.threshold]
         faces = _non_max_suppression(found)
         w, h = img.size
         faces = [FaceBox(max(0.0, b.x1), max(0.0, b.y1), min(b.x2, w), min(b.y2, h), b.score) for b in faces]
-        uncertain = any(b.score >= UNCERTAIN_SCORE and not any(_contains(f, _centre(b)) for f in faces) for b in weak)
+        uncertain = any(not any(_contains(f, _centre(b)) for f in faces) for b in weak)
         return FaceScan(faces, uncertain)
+
+    def _look_tilted(self, shown: Image.Image, spots: list[FaceBox]) -> list[FaceBox]:
+        """Faces at weak spots, looked at turned TILT_DEGREES each way: each found face whose centre
+        falls in its spot, as the upright box that covers it in `shown`."""
+        out = []
+        for spot in spots:
+            cx, cy = _centre(spot)
+            half = max(spot.x2 - spot.x1, spot.y2 - spot.y1)  # the face and as much around it
+            left, top = max(0, int(cx - half)), max(0, int(cy - half))
+            right, bottom = min(shown.width, int(cx + half) + 1), min(shown.height, int(cy + half) + 1)
+            scale = REFINE_SCALE if _side(spot) < SMALL_FACE else 1
+            window = shown.crop((left, top, right, bottom))
+            if scale != 1:
+                window = window.resize((window.width * scale, window.height * scale), Image.Resampling.BILINEAR)
+            for degrees in (TILT_DEGREES, -TILT_DEGREES):
+                turned = window.rotate(degrees, Image.Resampling.BILINEAR, expand=True, fillcolor=(128, 128, 128))
+                boxes, _ = self._look(turned)
+                for box in boxes:
+                    if box.score < self.threshold:
+                        continue
+                    back = _unturned(box, degrees, turned.size, window.size)
+                    back = _scaled(back, 1 / scale, left, top)
+                    if _contains(spot, _centre(back)):
+                        out.append(back)
+        return out
 
     def _look_closer(self, shown: Image.Image) -> list[FaceBox]:
         """One view's boxes: one look, then small weak spots looked at again enlarged, and fainter
@@ -134,10 +179,10 @@ class FaceDetector:
         return boxes
 
     def _look(self, img: Image.Image) -> tuple[list[FaceBox], list[FaceBox]]:
-        """One run of the model: boxes scoring at least UNCERTAIN_SCORE (or the threshold if
-        lower), and the small weak spots that may be worth a closer look."""
+        """One run of the model: boxes scoring at least TILT_SCORE (or the threshold if lower),
+        and the small weak spots that may be worth a closer look."""
         heatmap, scale, offset = self._session.run(self._outputs, {self._input: _blob(img)})
-        boxes = _decode(heatmap[0, 0], scale[0], offset[0], threshold=min(self.threshold, UNCERTAIN_SCORE))
+        boxes = _decode(heatmap[0, 0], scale[0], offset[0], threshold=min(self.threshold, UNCERTAIN_SCORE, TILT_SCORE))
         spots = _decode(heatmap[0, 0], scale[0], offset[0], threshold=FAINT_SPOT_SCORE, below=self.threshold)
         return _non_max_suppression(boxes), [b for b in spots if _side(b) < SMALL_FACE]
 
@@ -311,6 +356,18 @@ def _unview(box: FaceBox, view, size: tuple[int, int]) -> FaceBox:
     if view == Image.Transpose.ROTATE_270:  # turned clockwise: view (u, v) was (v, h - u)
         return FaceBox(box.y1, h - box.x2, box.y2, h - box.x1, box.score)
     return box
+
+
+def _unturned(box: FaceBox, degrees: float, turned: tuple[int, int], size: tuple[int, int]) -> FaceBox:
+    """A box found in a picture of `size` turned `degrees` counter-clockwise (canvas grown to
+    `turned`), as the upright box around its corners in the picture before the turn."""
+    cos, sin = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    xs, ys = [], []
+    for x, y in ((box.x1, box.y1), (box.x2, box.y1), (box.x1, box.y2), (box.x2, box.y2)):
+        u, v = x - turned[0] / 2, y - turned[1] / 2
+        xs.append(size[0] / 2 + u * cos - v * sin)
+        ys.append(size[1] / 2 + u * sin + v * cos)
+    return FaceBox(min(xs), min(ys), max(xs), max(ys), box.score)
 
 
 def _windows(spots: list[FaceBox], size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
