@@ -115,6 +115,7 @@ def scenes() -> list[Scene]:
     out += [grid(crops, face=size) for size in (20, 24, 32, 48)]
     out.append(two_columns(crops))
     out += partial_faces(photos, crops)
+    out.append(flip_pair(photos))
     out += [Scene(name, "no_faces", photo(name), []) for name in LABELS["no_faces"]]
     return out
 
@@ -188,6 +189,20 @@ def partial_faces(photos, crops) -> list[Scene]:
         faces.append(clipped(shifted(crop_face_box((80, 80)), x, y), canvas.size))
     out.append(Scene("faces-at-borders", "partial", canvas, faces))
     return out
+
+
+def flip_pair(photos) -> Scene:
+    """A manual's page showing a photo and its flip upside down side by side: one picture, two
+    orientations (what an orientation check for the whole picture gets wrong)."""
+    img, boxes = photos["astronaut"]
+    half = img.resize((256, 256), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (512, 256), (255, 255, 255))
+    canvas.paste(half, (0, 0))
+    canvas.paste(half.transpose(Image.Transpose.ROTATE_180), (256, 0))
+    scale = 256 / img.width
+    faces = [shifted(b, 0, 0, scale) for b in boxes]
+    faces += [(512 - x2, 256 - y2, 512 - x1, 256 - y1) for x1, y1, x2, y2 in faces]
+    return Scene("flip-pair", "mixed", canvas, faces)
 
 
 # -- edits --------------------------------------------------------------------------
@@ -291,6 +306,24 @@ def weights_as_inputs(detector: FaceDetector) -> FaceDetector:
     return detector
 
 
+class UprightGate(FaceDetector):
+    """The turned views only where the upright view found no face: one orientation check for the
+    whole picture, at no cost beyond the upright look."""
+
+    def scan(self, img: Image.Image) -> faces_module.FaceScan:
+        views = self._views
+        try:
+            self._views = views[:1]
+            upright = super().scan(img)
+            if upright.faces:
+                return upright
+            self._views = views[1:]
+            turned = super().scan(img)
+            return faces_module.FaceScan(turned.faces, upright.uncertain or turned.uncertain)
+        finally:
+            self._views = views
+
+
 def int8_all_layers(detector: FaceDetector) -> FaceDetector:
     """Every convolution in int8, the first and the heads too."""
     model = faces_module._quantize(faces_module._load_model(), float_ends=False)
@@ -313,6 +346,7 @@ VARIANTS = {  # name -> (what it is, how to make it); the first is the detector 
     "upright+refine": ("upright only, weak small spots looked at again", lambda: FaceDetector(views=1, tilt=False)),
     "4views": ("four views, no second look", lambda: FaceDetector(refine=False, tilt=False)),
     "now@0.3": ("as now, score threshold 0.3", lambda: FaceDetector(threshold=0.3)),
+    "upright-gate": ("as now, the turned views only where the upright one found no face", lambda: UprightGate()),
 }
 
 
@@ -361,7 +395,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, the first decides the last line: {', '.join(VARIANTS)}")
     parser.add_argument("--quick", action="store_true", help="original, rot180 and rot-20 only")
-    parser.add_argument("--families", help="comma-separated scene families only (portrait, collage, group, grid, figure, partial, no_faces)")
+    parser.add_argument("--families", help="comma-separated scene families only (portrait, collage, group, grid, figure, partial, mixed, no_faces)")
     parser.add_argument("--dump", type=Path, help="write every scene, edited, with its labels drawn, to this folder (for checking labels)")
     args = parser.parse_args()
     if args.dump:
