@@ -37,9 +37,9 @@ REFINE_SCALE = 2
 REFINE_TILE = 64  # px of the view per candidate cell; neighbouring cells are looked at together
 # A picture whose best unmatched score falls this close under the threshold is flagged for review.
 UNCERTAIN_SCORE = 0.25
-# A face tilted about 20° scores under the threshold in every view; where a look scores at least
+# A face tilted about 20° can score under the threshold in every view; where a look scores at least
 # TILT_SCORE for a box that no found face covers, that part is looked at again turned TILT_DEGREES
-# either way (enlarged like a refine when the box is small).
+# each way (enlarged like a refine when the box is small).
 TILT_SCORE = 0.2
 TILT_DEGREES = 20
 
@@ -65,8 +65,8 @@ class FaceScan:
 class FaceDetector:
     """One single-threaded onnxruntime session; make one per worker process.
 
-    `views`, `refine`, `faint`, `tilt` and `int8` exist for benchmarks/faces.py, which measures what each
-    look adds and what the int8 model costs in recall."""
+    `views`, `refine`, `faint`, `tilt` and `int8` exist for benchmarks/faces.py, which measures
+    what each look adds and what the int8 model costs in recall."""
 
     def __init__(
         self,
@@ -106,13 +106,13 @@ class FaceDetector:
             shown = img.transpose(view) if view is not None else img
             looks.append((view, shown, self._look_closer(shown)))
         if self._tilt:
-            # Only spots that no view found a face at: a tilted face's echo in another view is no task.
-            faces = [_unview(b, view, img.size) for view, _, boxes in looks for b in boxes if b.score >= self.threshold]
+            # Only spots where no view found a face: a face found in one view leaves weak echoes in others.
+            anywhere = [_unview(b, view, img.size) for view, _, boxes in looks for b in boxes if b.score >= self.threshold]
             for view, shown, boxes in looks:
                 todo = [
                     b for b in boxes
                     if TILT_SCORE <= b.score < self.threshold
-                    and not any(_contains(f, _centre(_unview(b, view, img.size))) for f in faces)
+                    and not any(_contains(f, _centre(_unview(b, view, img.size))) for f in anywhere)
                 ]
                 boxes += self._look_tilted(shown, _non_max_suppression(todo))
         found: list[FaceBox] = []
