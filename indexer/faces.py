@@ -7,6 +7,7 @@ boxes; nothing here describes, compares or recognises a face.
 import contextlib
 import hashlib
 import importlib.resources
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ REFINE_SCALE = 2
 REFINE_TILE = 64  # px of the view per candidate cell; neighbouring cells are looked at together
 # A picture whose best unmatched score falls this close under the threshold is flagged for review.
 UNCERTAIN_SCORE = 0.25
+# A face tilted about 20° can score under the threshold in every view; where a look scores at least
+# TILT_SCORE for a box that no found face covers, that part is looked at again turned TILT_DEGREES
+# each way (enlarged like a refine when the box is small).
+TILT_SCORE = 0.2
+TILT_DEGREES = 20
 
 
 @dataclass(frozen=True)
@@ -59,8 +65,8 @@ class FaceScan:
 class FaceDetector:
     """One single-threaded onnxruntime session; make one per worker process.
 
-    `views`, `refine`, `faint` and `int8` exist for benchmarks/faces.py, which measures what each
-    look adds and what the int8 model costs in recall."""
+    `views`, `refine`, `faint`, `tilt` and `int8` exist for benchmarks/faces.py, which measures
+    what each look adds and what the int8 model costs in recall."""
 
     def __init__(
         self,
@@ -69,11 +75,13 @@ class FaceDetector:
         views: int = len(VIEWS),
         refine: bool = True,
         faint: bool = True,
+        tilt: bool = True,
         int8: bool = True,
     ):
         self.threshold = threshold
         self._views = VIEWS[:views]
         self._refine = refine
+        self._tilt = tilt
         self._floors = (CANDIDATE_SCORE, FAINT_SPOT_SCORE) if faint else (CANDIDATE_SCORE,)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
@@ -93,24 +101,61 @@ class FaceDetector:
         return self.scan(img).faces
 
     def scan(self, img: Image.Image) -> FaceScan:
-        found: list[FaceBox] = []
-        weak: list[FaceBox] = []
+        looks = []  # per view: the view, its picture, its boxes in the view's coordinates
         for view in self._views:
             shown = img.transpose(view) if view is not None else img
-            boxes = self._look_closer(shown)
+            looks.append((view, shown, self._look_closer(shown)))
+        if self._tilt:
+            # Only spots where no view found a face: a face found in one view leaves weak echoes in others.
+            anywhere = [_unview(b, view, img.size) for view, _, boxes in looks for b in boxes if b.score >= self.threshold]
+            for view, shown, boxes in looks:
+                todo = [
+                    b for b in boxes
+                    if TILT_SCORE <= b.score < self.threshold
+                    and not any(_contains(f, _centre(_unview(b, view, img.size))) for f in anywhere)
+                ]
+                boxes += self._look_tilted(shown, _non_max_suppression(todo))
+        found: list[FaceBox] = []
+        weak: list[FaceBox] = []
+        for view, _, boxes in looks:
             boxes = [_unview(b, view, img.size) for b in boxes]
             found += [b for b in boxes if b.score >= self.threshold]
-            weak += [b for b in boxes if b.score < self.threshold]
+            weak += [b for b in boxes if UNCERTAIN_SCORE <= b.score < self.threshold]
         faces = _non_max_suppression(found)
         w, h = img.size
         faces = [FaceBox(max(0.0, b.x1), max(0.0, b.y1), min(b.x2, w), min(b.y2, h), b.score) for b in faces]
-        uncertain = any(b.score >= UNCERTAIN_SCORE and not any(_contains(f, _centre(b)) for f in faces) for b in weak)
+        uncertain = any(not any(_contains(f, _centre(b)) for f in faces) for b in weak)
         return FaceScan(faces, uncertain)
+
+    def _look_tilted(self, shown: Image.Image, spots: list[FaceBox]) -> list[FaceBox]:
+        """Faces at weak spots, looked at turned TILT_DEGREES each way: each found face whose centre
+        falls in its spot, as the upright box that covers it in `shown`."""
+        out = []
+        for spot in spots:
+            cx, cy = _centre(spot)
+            half = max(spot.x2 - spot.x1, spot.y2 - spot.y1, SMALL_FACE // 2)  # the face and as much around it
+            left, top = max(0, int(cx - half)), max(0, int(cy - half))
+            right, bottom = min(shown.width, int(cx + half) + 1), min(shown.height, int(cy + half) + 1)
+            scale = REFINE_SCALE if _side(spot) < SMALL_FACE else 1
+            window = shown.crop((left, top, right, bottom))
+            if scale != 1:
+                window = window.resize((window.width * scale, window.height * scale), Image.Resampling.BILINEAR)
+            for degrees in (TILT_DEGREES, -TILT_DEGREES):
+                turned = window.rotate(degrees, Image.Resampling.BILINEAR, expand=True, fillcolor=(128, 128, 128))
+                boxes, _ = self._look(turned)
+                for box in boxes:
+                    if box.score < self.threshold:
+                        continue
+                    back = _unturned(box, degrees, turned.size, window.size)
+                    back = _scaled(back, 1 / scale, left, top)
+                    if _contains(spot, _centre(back)):
+                        out.append(back)
+        return out
 
     def _look_closer(self, shown: Image.Image) -> list[FaceBox]:
         """One view's boxes: one look, then small weak spots looked at again enlarged, and fainter
         ones too where several small faces turned up."""
-        boxes, spots = self._look(shown)
+        boxes, spots = self._look(shown, spots=self._refine)
         if not self._refine:
             return boxes
         looked: list[tuple[int, int, int, int]] = []
@@ -119,13 +164,11 @@ class FaceDetector:
             if floor == FAINT_SPOT_SCORE and sum(_side(b) < SMALL_FACE for b in faces) < FAINT_AFTER_SMALL_FACES:
                 break
             # A spot inside a face already found is that face's edge, not another face.
-            todo = [
-                c for c in spots
-                if c.score >= floor
-                and not any(_contains(b, _centre(c)) for b in faces)
-                and not any(_contains(FaceBox(*rect, 0.0), _centre(c)) for rect in looked)
-            ]
-            for left, top, right, bottom in _windows(todo, shown.size):
+            centres = (spots[:, :2] + spots[:, 2:4]) / 2
+            todo = spots[:, 4] >= floor
+            for x1, y1, x2, y2 in [(b.x1, b.y1, b.x2, b.y2) for b in faces] + looked:
+                todo &= ~((x1 <= centres[:, 0]) & (centres[:, 0] <= x2) & (y1 <= centres[:, 1]) & (centres[:, 1] <= y2))
+            for left, top, right, bottom in _windows(centres[todo], shown.size):
                 window = shown.crop((left, top, right, bottom))
                 window = window.resize((window.width * REFINE_SCALE, window.height * REFINE_SCALE), Image.Resampling.BILINEAR)
                 more, _ = self._look(window)
@@ -133,13 +176,17 @@ class FaceDetector:
                 looked.append((left, top, right, bottom))
         return boxes
 
-    def _look(self, img: Image.Image) -> tuple[list[FaceBox], list[FaceBox]]:
-        """One run of the model: boxes scoring at least UNCERTAIN_SCORE (or the threshold if
-        lower), and the small weak spots that may be worth a closer look."""
+    def _look(self, img: Image.Image, *, spots: bool = False) -> tuple[list[FaceBox], np.ndarray]:
+        """One run of the model: boxes scoring at least TILT_SCORE (or the threshold if lower),
+        and (if asked for) the small weak spots that may be worth a closer look (rows x1, y1, x2,
+        y2, score)."""
         heatmap, scale, offset = self._session.run(self._outputs, {self._input: _blob(img)})
-        boxes = _decode(heatmap[0, 0], scale[0], offset[0], threshold=min(self.threshold, UNCERTAIN_SCORE))
-        spots = _decode(heatmap[0, 0], scale[0], offset[0], threshold=FAINT_SPOT_SCORE, below=self.threshold)
-        return _non_max_suppression(boxes), [b for b in spots if _side(b) < SMALL_FACE]
+        boxes = _decode(heatmap[0, 0], scale[0], offset[0], threshold=min(self.threshold, UNCERTAIN_SCORE, TILT_SCORE))
+        boxes = _non_max_suppression([FaceBox(*(float(v) for v in row)) for row in boxes])
+        if not spots:
+            return boxes, np.zeros((0, 5))
+        weak = _decode(heatmap[0, 0], scale[0], offset[0], threshold=FAINT_SPOT_SCORE, below=self.threshold)
+        return boxes, weak[np.minimum(weak[:, 2] - weak[:, 0], weak[:, 3] - weak[:, 1]) < SMALL_FACE]
 
 
 def pixelate_faces(img: Image.Image, boxes: list[FaceBox]) -> Image.Image:
@@ -249,40 +296,41 @@ def _quantize(model: bytes, *, float_ends: bool = True) -> bytes:
 
 def _blob(img: Image.Image) -> np.ndarray:
     """The model's input: RGB as float, channels first, padded (never resized) to multiples of 32."""
-    rgb = np.asarray(img, dtype=np.float32)
+    rgb = np.asarray(img)
     h, w = rgb.shape[:2]
     blob = np.zeros((1, 3, -(-h // 32) * 32, -(-w // 32) * 32), dtype=np.float32)
-    blob[0, :, :h, :w] = rgb.transpose(2, 0, 1)
+    blob[0, :, :h, :w] = rgb.transpose(2, 0, 1)  # bytes to float in the one copy
     return blob
 
 
-def _decode(heatmap, scale, offset, *, threshold: float, below: float = 2.0) -> list[FaceBox]:
+def _decode(heatmap, scale, offset, *, threshold: float, below: float = 2.0) -> np.ndarray:
+    """Rows x1, y1, x2, y2, score: one per heatmap cell scoring between `threshold` and `below`."""
     # CenterFace predicts on a 4× downsampled grid: each hot cell is a face centre, with
     # log-scale box size and sub-cell offset.
-    boxes = []
-    for row, col in zip(*np.nonzero((heatmap > threshold) & (heatmap < below))):
-        box_h, box_w = np.exp(scale[0, row, col]) * 4, np.exp(scale[1, row, col]) * 4
-        centre_y = (row + offset[0, row, col] + 0.5) * 4
-        centre_x = (col + offset[1, row, col] + 0.5) * 4
-        x1, y1 = max(0.0, centre_x - box_w / 2), max(0.0, centre_y - box_h / 2)
-        boxes.append(FaceBox(float(x1), float(y1), float(x1 + box_w), float(y1 + box_h), float(heatmap[row, col])))
-    return boxes
+    rows, cols = np.nonzero((heatmap > threshold) & (heatmap < below))
+    box_h, box_w = np.exp(scale[0, rows, cols]) * 4, np.exp(scale[1, rows, cols]) * 4
+    centre_y = (rows + offset[0, rows, cols] + 0.5) * 4
+    centre_x = (cols + offset[1, rows, cols] + 0.5) * 4
+    x1, y1 = np.maximum(0.0, centre_x - box_w / 2), np.maximum(0.0, centre_y - box_h / 2)
+    return np.stack([x1, y1, x1 + box_w, y1 + box_h, heatmap[rows, cols]], axis=1).astype(np.float64)
 
 
 def _non_max_suppression(boxes: list[FaceBox]) -> list[FaceBox]:
+    boxes = sorted(boxes, key=lambda b: b.score, reverse=True)
+    corners = np.array([(b.x1, b.y1, b.x2, b.y2) for b in boxes]).reshape(-1, 4)
+    areas = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
+    alive = np.ones(len(boxes), dtype=bool)
     kept: list[FaceBox] = []
-    for box in sorted(boxes, key=lambda b: b.score, reverse=True):
-        if all(_iou(box, other) < NMS_IOU for other in kept):
-            kept.append(box)
+    for index, box in enumerate(boxes):
+        if not alive[index]:
+            continue
+        kept.append(box)
+        inter = np.clip(np.minimum(box.x2, corners[:, 2]) - np.maximum(box.x1, corners[:, 0]), 0, None) * np.clip(
+            np.minimum(box.y2, corners[:, 3]) - np.maximum(box.y1, corners[:, 1]), 0, None
+        )
+        union = areas[index] + areas - inter
+        alive &= np.divide(inter, union, out=np.zeros_like(inter), where=union > 0) < NMS_IOU
     return kept
-
-
-def _iou(a: FaceBox, b: FaceBox) -> float:
-    inter_w = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
-    inter_h = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
-    inter = inter_w * inter_h
-    union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _side(box: FaceBox) -> float:
@@ -313,9 +361,21 @@ def _unview(box: FaceBox, view, size: tuple[int, int]) -> FaceBox:
     return box
 
 
-def _windows(spots: list[FaceBox], size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
-    """Rectangles of the view around weak small spots: one per group of touching REFINE_TILE cells."""
-    cells = {(int(_centre(b)[0] // REFINE_TILE), int(_centre(b)[1] // REFINE_TILE)) for b in spots}
+def _unturned(box: FaceBox, degrees: float, turned: tuple[int, int], size: tuple[int, int]) -> FaceBox:
+    """A box found in a picture of `size` turned `degrees` counter-clockwise (canvas grown to
+    `turned`), as the upright box around its corners in the picture before the turn."""
+    cos, sin = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    xs, ys = [], []
+    for x, y in ((box.x1, box.y1), (box.x2, box.y1), (box.x1, box.y2), (box.x2, box.y2)):
+        u, v = x - turned[0] / 2, y - turned[1] / 2
+        xs.append(size[0] / 2 + u * cos - v * sin)
+        ys.append(size[1] / 2 + u * sin + v * cos)
+    return FaceBox(min(xs), min(ys), max(xs), max(ys), box.score)
+
+
+def _windows(centres: np.ndarray, size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Rectangles of the view around weak small spots' centres: one per group of touching REFINE_TILE cells."""
+    cells = {(int(x), int(y)) for x, y in centres // REFINE_TILE}
     rects = [[c * REFINE_TILE, r * REFINE_TILE, (c + 1) * REFINE_TILE, (r + 1) * REFINE_TILE] for c, r in cells]
     merged = True
     while merged:  # few rectangles: merge any two that touch until none do
