@@ -1,6 +1,7 @@
 """Scrapy settings for the gallery crawler. Our own settings are read once, in config.py."""
 
 from crawler import USER_AGENT
+from indexer.decode import DecodeLimits
 
 BOT_NAME = "gallery-crawler"
 SPIDER_MODULES = ["crawler.spiders"]
@@ -66,8 +67,9 @@ POLICY_OPTOUT_FILES: list[str] = []
 POLICY_SITE_FILE_TIMEOUT = 15.0
 INDEXER_WORKERS = 2
 INDEXER_BATCH_SIZE = 64
-INDEXER_MAX_IMAGE_BYTES = 20 * 1024 * 1024
-INDEXER_MAX_PIXELS = 50_000_000
+# The decoder's own limits are the defaults (a search query is held to the same ones).
+INDEXER_MAX_IMAGE_BYTES = DecodeLimits.max_bytes
+INDEXER_MAX_PIXELS = DecodeLimits.max_pixels
 INDEXER_MIN_WIDTH = 32  # spacers and 16/24 px icons: counted as indexer/skipped/too_small; 0 keeps them
 INDEXER_MIN_HEIGHT = 32
 GALLERY_RENDER = "auto"
