@@ -13,8 +13,12 @@ Alternating, --runs times each:
   picture decoded as we decode it), faces pixelated and written back, over 2 processes;
 - `gallery crawl` of the pages, every check on, politeness delay off (--delay 0).
 Printed: images/s (image URLs in the list over wall seconds), CPU-s per image, peak RSS of the
-process tree, then our CPU per image by stage, measured in this process on a sample of the
-fixture's files, and last `ratio_vs_img2dataset` (median images/s of ours over the median of
+process tree, then our CPU per image by stage: the crawl process's stages (fetch, policy, page
+parse, sha256, near-duplicate matching, write...) timed in one more crawl with thread-CPU timers
+around them, the workers' stages (decode, XMP, hashes, faces, thumbnail) measured in this process
+on a sample of the fixture's files; then `non_face_cpu_ms_per_image vs
+img2dataset_cpu_ms_per_image` (our whole tree's CPU per image less face detection, against
+img2dataset's own), and last `ratio_vs_img2dataset` (median images/s of ours over the median of
 img2dataset plus the face pass). The machine is shared: compare ratios, not seconds.
 
     .venv/bin/python benchmarks/throughput.py                 # 2,000 images, 3 runs each
@@ -241,18 +245,147 @@ def face_pass(folder: Path) -> None:
         pool.map(_mask_faces, files, chunksize=8)
 
 
+# -- our stages in the crawl process: one crawl with CPU timers around them --------------------
+
+
+def timed_crawl(out: Path, argv: list[str]) -> None:
+    """Run `gallery crawl` in this process with thread-CPU timers around our stages; write the
+    totals (seconds) to `out`. Each timer counts only the steps of its own call (a coroutine's
+    time while suspended is other work), on the thread that runs it."""
+    import atexit
+    import functools
+    import resource
+    from collections import defaultdict
+
+    from scrapy import signals
+
+    import crawler.pipelines.indexer as pipeline_module
+    from crawler.downloadermiddlewares.site_policy import SitePolicyMiddleware
+    from crawler.spiders.images import ImagesSpider
+    from gallery.cli import app
+    from indexer.hash_index import NearDuplicateFinder
+    from indexer.ingest import GalleryWriter
+
+    totals: dict[str, float] = defaultdict(float)
+    lock = threading.Lock()
+    active = threading.local()  # keys being timed on this thread: a nested call of one is not counted twice
+
+    def add(key: str, seconds: float) -> None:
+        with lock:
+            totals[key] += seconds
+
+    def timed(key: str, step):
+        """Time one step, unless the same key is already being timed on this thread."""
+        keys = active.__dict__.setdefault("keys", set())
+        if key in keys:
+            return step()
+        keys.add(key)
+        start = time.thread_time()
+        try:
+            return step()
+        finally:
+            keys.discard(key)
+            add(key, time.thread_time() - start)
+
+    def sync(fn, key: str):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return timed(key, lambda: fn(*args, **kwargs))
+        return wrapper
+
+    def generator(fn, key: str):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            steps = timed(key, lambda: iter(fn(*args, **kwargs)))
+            while True:
+                try:
+                    value = timed(key, lambda: next(steps))
+                except StopIteration:
+                    return
+                yield value
+        return wrapper
+
+    class _Steps:
+        def __init__(self, coro, key: str):
+            self.coro, self.key = coro, key
+
+        def __await__(self):
+            steps, value, error = self.coro.__await__(), None, None
+            while True:
+                try:
+                    yielded = timed(self.key, lambda: steps.throw(error) if error is not None else steps.send(value))
+                except StopIteration as stop:
+                    return stop.value
+                try:
+                    value, error = (yield yielded), None
+                except BaseException as exc:  # handed on to the coroutine, as await would
+                    value, error = None, exc
+
+    def coroutine(fn, key: str):
+        @functools.wraps(fn)
+        async def wrapper(*args, **kwargs):
+            return await _Steps(fn(*args, **kwargs), key)
+        return wrapper
+
+    for name in ("parse_page", "parse_rendered", "parse_stylesheet", "parse_sitemap"):
+        setattr(ImagesSpider, name, generator(getattr(ImagesSpider, name), "page parse"))
+    SitePolicyMiddleware.process_request = coroutine(SitePolicyMiddleware.process_request, "policy")
+    SitePolicyMiddleware.process_response = sync(SitePolicyMiddleware.process_response, "policy")
+    pipeline_module.IndexerPipeline.process_item = coroutine(pipeline_module.IndexerPipeline.process_item, "pipeline")
+    pipeline_module.sha256_hex = sync(pipeline_module.sha256_hex, "sha256")
+    GalleryWriter.write = sync(GalleryWriter.write, "write")
+    GalleryWriter._mark_near_duplicates = sync(GalleryWriter._mark_near_duplicates, "matching")
+    NearDuplicateFinder.refresh = sync(NearDuplicateFinder.refresh, "matching")
+
+    def process_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process, no children
+        return usage.ru_utime + usage.ru_stime
+
+    def mark(when: str) -> None:  # signals fire on the reactor thread
+        totals[f"reactor {when}"] = time.thread_time()
+        totals[f"process {when}"] = process_cpu()
+
+    from_crawler = ImagesSpider.from_crawler.__func__
+
+    def connected(cls, crawler, *args, **kwargs):
+        spider = from_crawler(cls, crawler, *args, **kwargs)
+        crawler.signals.connect(lambda **_: mark("opened"), signal=signals.spider_opened, weak=False)
+        crawler.signals.connect(lambda **_: mark("closed"), signal=signals.spider_closed, weak=False)
+        return spider
+
+    ImagesSpider.from_crawler = classmethod(connected)
+
+    def finish() -> None:
+        totals["process exit"] = process_cpu()
+        out.write_text(json.dumps(totals))
+
+    atexit.register(finish)
+    sys.argv = ["gallery", "crawl", *argv]
+    app()
+
+
+def run_timed(url: str, gallery: Path, out: Path) -> dict[str, float]:
+    shutil.rmtree(gallery, ignore_errors=True)
+    subprocess.run([sys.executable, __file__, "--timed-crawl", str(out), "--", url + "/", "--allow-loopback", "--delay", "0",
+                    "--concurrency-per-host", "16", "--gallery", str(gallery)], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
 # -- our stages, one by one, on a sample of the fixture ------------------------------------------
 
 
-def stage_costs(root: Path, paths: list[str], sample: int) -> dict[str, float]:
-    """CPU ms per image of each analysis stage, in this process, on up to `sample` distinct files."""
+def stage_costs(root: Path, paths: list[str], sample: int) -> tuple[dict[str, float], float]:
+    """CPU ms per file of each analysis stage, in this process, on the first `sample` files
+    (exact duplicates included); and face detection's CPU ms per decoded picture."""
     from indexer.decode import DecodeLimits, ImageRejected, decode_bounded
     from indexer.faces import FaceDetector, pixelate_faces
     from indexer.hashes import perceptual_hashes
+    from robots_policy.xmp import check_xmp
 
     detector, limits = FaceDetector(), DecodeLimits(min_width=32, min_height=32)
-    totals = dict.fromkeys(("sha256", "decode", "hashes (pHash+PDQ)", "faces", "pixelate + thumbnail"), 0.0)
-    seen = 0
+    totals = dict.fromkeys(("sha256", "decode", "XMP reservation", "hashes (pHash+PDQ)", "faces", "thumbnail (pixelate + JPEG)"), 0.0)
+    seen = decoded_count = 0
     for path in paths[:sample]:
         data = (root / path).read_bytes()
         t = time.process_time()
@@ -266,6 +399,10 @@ def stage_costs(root: Path, paths: list[str], sample: int) -> dict[str, float]:
             totals["decode"] += time.process_time() - t
             continue
         totals["decode"] += time.process_time() - t
+        decoded_count += 1
+        t = time.process_time()
+        check_xmp(decoded.xmp)
+        totals["XMP reservation"] += time.process_time() - t
         t = time.process_time()
         perceptual_hashes(decoded.image)
         totals["hashes (pHash+PDQ)"] += time.process_time() - t
@@ -275,11 +412,15 @@ def stage_costs(root: Path, paths: list[str], sample: int) -> dict[str, float]:
         t = time.process_time()
         masked = pixelate_faces(decoded.image, scan.faces) if scan.faces else decoded.image
         masked.save(io.BytesIO(), "JPEG", quality=85)
-        totals["pixelate + thumbnail"] += time.process_time() - t
-    return {k: 1000 * v / max(1, seen) for k, v in totals.items()}
+        totals["thumbnail (pixelate + JPEG)"] += time.process_time() - t
+    per_file = {k: 1000 * v / max(1, seen) for k, v in totals.items()}
+    return per_file, 1000 * totals["faces"] / max(1, decoded_count)
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--timed-crawl"]:  # run_timed's child: --timed-crawl OUT -- CRAWL_ARGS...
+        timed_crawl(Path(sys.argv[2]), sys.argv[4:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
@@ -312,6 +453,8 @@ def main() -> None:
                 else:
                     ours.append(run_ours(url, tmp / "gallery"))
             print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
+        # Not timed with the others: its timers cost a little. Where our crawl process spends its CPU.
+        timers = run_timed(url, tmp / "gallery", tmp / "stages.json")
 
     n = len(paths)
     print(f"{n} image URLs on {-(-n // IMAGES_PER_PAGE)} pages; nginx on 127.0.0.1; {args.runs} runs each, alternating; "
@@ -329,15 +472,48 @@ def main() -> None:
     base = row("img2dataset + face pass", [t[0].wall + t[1].wall for t in theirs], [t[0].cpu + t[1].cpu for t in theirs],
                [max(t[0].peak_rss, t[1].peak_rss) for t in theirs])
     mine = row("gallery crawl", [m.wall for m, _ in ours], [m.cpu for m, _ in ours], [m.peak_rss for m, _ in ours])
-    reactor = statistics.median(m.main_cpu for m, _ in ours)
-    print(f"  of which the crawl process (fetch, policy, parse, write): {1000 * reactor / n:.1f} CPU ms/image")
     print(f"img2dataset downloaded {statistics.median(t[2] for t in theirs):.0f}; ours: "
           + ", ".join(f"{k} {statistics.median(s.get(k, 0) for _, s in ours):.0f}" for k in
                       ("indexer/stored", "indexer/duplicate/exact", "indexer/duplicate/near", "indexer/skipped/too_small"))
           + f", before decode {statistics.median(sum(v for k, v in s.items() if k.startswith('indexer/before_decode/')) for _, s in ours):.0f}")
-    print(f"our analysis by stage, CPU ms per image (this process, {min(args.stage_sample, n)} files):")
-    for stage, ms in stage_costs(root, paths, args.stage_sample).items():
-        print(f"  {stage:<30}{ms:>8.1f}")
+
+    def ms(seconds: float) -> float:
+        return 1000 * seconds / n
+
+    reactor = timers["reactor closed"] - timers["reactor opened"]
+    process = timers["process closed"] - timers["process opened"]
+    ours_cpu = ms(statistics.median(m.cpu for m, _ in ours))
+    print("our CPU ms per image URL, by stage:")
+    print("  the crawl process, in one more crawl with timers on its stages:")
+    crawl_stages = {
+        "start-up (imports, gallery, workers started)": timers["process opened"],
+        "fetch + Scrapy engine": reactor - timers["policy"] - timers["page parse"] - timers["pipeline"],
+        "policy (request + response checks)": timers["policy"],
+        "page parse (links, images, claims)": timers["page parse"],
+        "sha256": timers["sha256"],
+        "pipeline hand-off (sightings, counts)": timers["pipeline"] - timers["sha256"],
+        "  = the reactor thread": reactor,
+        "matching (near-duplicate lookups)": timers["matching"],
+        "write (LanceDB appends)": timers["write"] - timers["matching"],
+        "other threads (LanceDB's own, feeding the workers, DNS, the last write and indexes at close)": process - reactor - timers["write"],
+        "after the spider closed (the run's record, the summary)": timers["process exit"] - timers["process closed"],
+        "  = the crawl process": timers["process exit"],
+    }
+    for stage, seconds in crawl_stages.items():
+        print(f"    {stage:<90}{ms(seconds):>8.1f}")
+    analysis, faces_per_picture = stage_costs(root, paths, args.stage_sample)
+    print(f"  the analysis workers' stages, measured in this process on the first {min(args.stage_sample, n)} files"
+          " (per file, duplicates and hostile files included):")
+    for stage, value in analysis.items():
+        if stage != "sha256":  # the crawl computes it in its own process, above
+            print(f"    {stage:<90}{value:>8.1f}")
+    # Face detection as the crawl does it: once per picture it stores (exact duplicates are known by sha256).
+    stored = statistics.median(s.get("indexer/stored", 0) for _, s in ours)
+    faces = faces_per_picture * stored / n
+    print(f"  whole tree, timed runs: {ours_cpu:.1f}; of which face detection ({faces_per_picture:.1f} ms on each of "
+          f"{stored:.0f} pictures stored): {faces:.1f}")
+    theirs_cpu = ms(statistics.median(t[0].cpu for t in theirs))
+    print(f"non_face_cpu_ms_per_image vs img2dataset_cpu_ms_per_image: {ours_cpu - faces:.1f} vs {theirs_cpu:.1f}")
     print(f"ratio_vs_img2dataset: {mine / base:.2f}")
 
 

@@ -199,6 +199,21 @@ def describe_store_error(exc: Exception) -> str:
     return lines[0][:300] if lines else type(exc).__name__
 
 
+# Lance caches every table version's manifest and file metadata it opens, up to 1 GiB by
+# default and per connection. A crawl commits a new version per batch and each manifest lists
+# every fragment so far, so the cache grew with the square of the batches (benchmarks/memory.py).
+# One session for the process, its metadata cache bounded: the latest versions are what is read.
+METADATA_CACHE_BYTES = 32 * 1024**2
+_session: "lancedb.Session | None" = None
+
+
+def _lance_session() -> "lancedb.Session":
+    global _session
+    if _session is None:
+        _session = lancedb.Session(metadata_cache_size_bytes=METADATA_CACHE_BYTES)
+    return _session
+
+
 def _first_match(pattern: re.Pattern, text: str) -> str | None:
     found = pattern.search(text)
     return found.group(1) if found else None
@@ -218,7 +233,10 @@ class Gallery:
             raise FileNotFoundError(f"no gallery at {uri} (run a crawl first)")
         try:
             self.db = lancedb.connect(
-                uri, read_consistency_interval=timedelta(0) if fresh_reads else None, storage_options=storage_options(uri)
+                uri,
+                read_consistency_interval=timedelta(0) if fresh_reads else None,
+                storage_options=storage_options(uri),
+                session=_lance_session(),
             )
             existing = set(self.db.list_tables().tables)
         except (*STORE_ERRORS, ValueError) as exc:  # a missing bucket is a ValueError here

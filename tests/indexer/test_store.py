@@ -147,3 +147,19 @@ def test_face_counts_and_uncertain_images(tmp_path, analyzed):
     gallery = Gallery(uri)
     assert gallery.face_counts() == {"images_with_faces_masked": 1, "faces_masked": 3, "images_face_uncertain": 1}
     assert [r["image_id"] for r in gallery.face_uncertain_images()] == [masked.image_id]
+
+
+def test_lance_metadata_cache_stays_within_its_bound(tmp_path, monkeypatch):
+    # Lance caches each version's manifest; a crawl commits one per batch, and unbounded the
+    # cache grew with the square of the batches (benchmarks/memory.py).
+    import indexer.store as store
+
+    bound = 48 * 1024
+    monkeypatch.setattr(store, "METADATA_CACHE_BYTES", bound)
+    monkeypatch.setattr(store, "_session", None)  # a fresh process-wide session, with this bound
+    gallery = Gallery(str(tmp_path / "g"))
+    for n in range(40):
+        gallery.add_sightings([sighting_row(f"{n:064x}", sighting(f"http://a.test/{n}.jpg"))])
+        gallery.refresh()
+    # Unbounded, these 40 commits cached about 1.5 MB; the bound is kept to within Lance's slack.
+    assert store._session.size_bytes <= 2 * bound
