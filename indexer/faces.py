@@ -42,6 +42,9 @@ UNCERTAIN_SCORE = 0.25
 # each way (enlarged like a refine when the box is small).
 TILT_SCORE = 0.2
 TILT_DEGREES = 20
+# A turned look's find smaller than this (px, in the picture) is a badge or a button, not one of
+# the faces of 20 px and more it is there for: it is not kept.
+TILT_MIN_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ class FaceDetector:
                         continue
                     back = _unturned(box, degrees, turned.size, window.size)
                     back = _scaled(back, 1 / scale, left, top)
-                    if _contains(spot, _centre(back)):
+                    if _side(back) >= TILT_MIN_SIDE and _contains(spot, _centre(back)):
                         out.append(back)
         return out
 
