@@ -199,10 +199,9 @@ def describe_store_error(exc: Exception) -> str:
     return lines[0][:300] if lines else type(exc).__name__
 
 
-# Lance caches every table version's manifest and file metadata it opens, up to 1 GiB by
-# default and per connection. A crawl commits a new version per batch and each manifest lists
-# every fragment so far, so the cache grew with the square of the batches (benchmarks/memory.py).
-# One session for the process, its metadata cache bounded: the latest versions are what is read.
+# Lance caches the metadata of every table version it opens (1 GiB per connection by default);
+# a crawl commits a version per batch, so that grew with the square of the batches. One bounded
+# session per process (benchmarks/memory.py).
 METADATA_CACHE_BYTES = 32 * 1024**2
 _session: "lancedb.Session | None" = None
 
@@ -232,12 +231,8 @@ class Gallery:
             # Before connecting: LanceDB creates the directory, and a mistyped path would stay behind.
             raise FileNotFoundError(f"no gallery at {uri} (run a crawl first)")
         try:
-            self.db = lancedb.connect(
-                uri,
-                read_consistency_interval=timedelta(0) if fresh_reads else None,
-                storage_options=storage_options(uri),
-                session=_lance_session(),
-            )
+            consistency = timedelta(0) if fresh_reads else None
+            self.db = lancedb.connect(uri, read_consistency_interval=consistency, storage_options=storage_options(uri), session=_lance_session())
             existing = set(self.db.list_tables().tables)
         except (*STORE_ERRORS, ValueError) as exc:  # a missing bucket is a ValueError here
             raise StoreError(f"cannot open the gallery at {uri}: {describe_store_error(exc)}") from exc
