@@ -35,6 +35,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.throughput import write_pages  # noqa: E402
 from tests.servers import nginx_sites  # noqa: E402
 
 CACHE = REPO / "benchmarks" / ".memory"
@@ -76,16 +77,7 @@ def build_fixture(root: Path, images: int, seed: int = 17) -> int:
         if n % IMAGES_PER_PAGE == 0:
             pages.append([])
         pages[-1].append(name)
-    for k, page in enumerate(pages):
-        imgs = "".join(f'<img src="/{p}" alt="picture {p}">' for p in page)
-        (root / f"page-{k}.html").write_text(f"<!doctype html><html><body><h1>page {k}</h1>{imgs}</body></html>")
-    hubs = [range(i, min(i + PAGES_PER_HUB, len(pages))) for i in range(0, len(pages), PAGES_PER_HUB)]
-    for h, hub in enumerate(hubs):
-        links = "".join(f'<a href="/page-{k}.html">{k}</a> ' for k in hub)
-        (root / f"hub-{h}.html").write_text(f"<!doctype html><html><body>{links}</body></html>")
-    links = "".join(f'<a href="/hub-{h}.html">{h}</a> ' for h in range(len(hubs)))
-    (root / "index.html").write_text(f"<!doctype html><html><body>{links}</body></html>")
-    (root / "robots.txt").write_text("User-agent: *\nAllow: /\n")
+    write_pages(root, pages, pages_per_hub=PAGES_PER_HUB)
     return len(pages)
 
 

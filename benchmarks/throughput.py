@@ -121,14 +121,27 @@ def build_fixture(root: Path, images: int, seed: int = 17) -> list[str]:
         else:
             name, data = hostile[(n // 20) % len(hostile)]
             write(f"img/hostile-{n}-{name}", data)
-    pages = [paths[i : i + IMAGES_PER_PAGE] for i in range(0, len(paths), IMAGES_PER_PAGE)]
+    write_pages(root, [paths[i : i + IMAGES_PER_PAGE] for i in range(0, len(paths), IMAGES_PER_PAGE)])
+    return paths
+
+
+def write_pages(root: Path, pages: list[list[str]], *, pages_per_hub: int | None = None) -> None:
+    """One HTML page per list of image paths, an index linking them (through hub pages of
+    `pages_per_hub` each, when given: an index of thousands of links is not a site) and a
+    robots.txt allowing all. benchmarks/memory.py builds its site with it too."""
     for k, page in enumerate(pages):
         imgs = "".join(f'<img src="/{p}" alt="picture {p}">' for p in page)
         (root / f"page-{k}.html").write_text(f"<!doctype html><html><body><h1>page {k}</h1>{imgs}</body></html>")
-    links = "".join(f'<a href="/page-{k}.html">{k}</a> ' for k in range(len(pages)))
+    targets = [f"page-{k}" for k in range(len(pages))]
+    if pages_per_hub:
+        hubs = [range(i, min(i + pages_per_hub, len(pages))) for i in range(0, len(pages), pages_per_hub)]
+        for h, hub in enumerate(hubs):
+            links = "".join(f'<a href="/page-{k}.html">{k}</a> ' for k in hub)
+            (root / f"hub-{h}.html").write_text(f"<!doctype html><html><body>{links}</body></html>")
+        targets = [f"hub-{h}" for h in range(len(hubs))]
+    links = "".join(f'<a href="/{t}.html">{t.split("-")[1]}</a> ' for t in targets)
     (root / "index.html").write_text(f"<!doctype html><html><body>{links}</body></html>")
     (root / "robots.txt").write_text("User-agent: *\nAllow: /\n")
-    return paths
 
 
 def fixture(images: int) -> tuple[Path, list[str]]:
