@@ -118,12 +118,13 @@ def anonymous_rss(process: psutil.Process) -> int:
     return 0
 
 
-def crawl(url: str, gallery: Path, workdir: Path) -> tuple[list[Sample], float, dict]:
+def crawl(url: str, gallery: Path, workdir: Path, *, checkout: Path = REPO) -> tuple[list[Sample], float, dict]:
+    # Run from the checkout: `python -m` puts it first on sys.path, ahead of the installed project.
     command = [sys.executable, "-m", "gallery", "crawl", url + "/", "--allow-loopback", "--delay", "0",
                "--concurrency-per-host", "16", "--gallery", str(gallery), "--json", "-s", "GALLERY_HEARTBEAT=1"]
     stderr = (workdir / "crawl.stderr").open("w+")
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
+    process = subprocess.Popen(command, cwd=checkout, stdout=subprocess.DEVNULL, stderr=stderr)
     samples: list[Sample] = []
     done = threading.Event()
 
@@ -183,29 +184,24 @@ def slope_mb_per_10k(samples: list[Sample], images: int, attr: str) -> float:
     return float(np.polyfit(x, y, 1)[0] * 10_000)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=int, default=100_000)
-    parser.add_argument("--keep", type=Path, help="write the samples (JSON lines) here")
-    args = parser.parse_args()
-    if shutil.which("nginx") is None:
-        raise SystemExit("benchmarks/memory.py serves its site with Debian's nginx: apt-get install nginx")
-    root = fixture(args.images)
-    with tempfile.TemporaryDirectory(prefix="memory-") as tmp_, nginx_sites({"127.0.0.1": root}, Path(tmp_)) as (url,):
-        tmp = Path(tmp_)
-        samples, wall, stats = crawl(url, tmp / "gallery", tmp)
-    if args.keep:
-        args.keep.write_text("".join(json.dumps(s.__dict__) + "\n" for s in samples))
-    n = args.images
+@dataclass
+class Run:
+    checkout: Path
+    samples: list[Sample]
+    wall: float
+    stats: dict
+    disk: int  # bytes, the gallery directory after the crawl (every version Lance kept)
+
+
+def report(run: Run, n: int) -> None:
+    samples, stats = run.samples, run.stats
     taken = stats.get("indexer/stored", 0) + stats.get("indexer/duplicate/exact", 0)
-    print(f"{n} images on {-(-n // IMAGES_PER_PAGE)} pages; nginx on 127.0.0.1; load {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores (shared machine)")
-    print(f"crawl: {wall:.0f} s wall, {n / wall:.0f} images/s; stored {stats.get('indexer/stored', 0)}, "
+    print(f"\n== {run.checkout}")
+    print(f"crawl: {run.wall:.0f} s wall, {n / run.wall:.0f} images/s; stored {stats.get('indexer/stored', 0)}, "
           f"exact duplicates {stats.get('indexer/duplicate/exact', 0)}, near {stats.get('indexer/duplicate/near', 0)}, "
-          f"skipped {sum(v for k, v in stats.items() if k.startswith('indexer/skipped/'))}")
+          f"skipped {sum(v for k, v in stats.items() if k.startswith('indexer/skipped/'))}; gallery on disk {run.disk / 2**20:.0f} MB")
     if taken < n:
         print(f"note: only {taken} of {n} images reached the gallery")
-    print("MB; anon: anonymous memory (heap), the part of RSS a leak grows")
     columns = ("tree", "tree_anon", "main", "main_anon")
     print(f"{'images taken in':<20}{'tree RSS':>10}{'tree anon':>11}{'crawl process':>15}{'its anon':>10}{'processes':>11}")
 
@@ -220,7 +216,43 @@ def main() -> None:
     print(f"tree RSS peak at {peak.images} images, {peak.t:.0f} s")
     print(f"slope from {WARM_UP:.0%} to {FIT_END:.0%} of the images, MB per 10k images: "
           + ", ".join(f"{c} {slope_mb_per_10k(samples, n, c):+.1f}" for c in columns))
-    print(f"peak_rss_gb: {peak.tree / 2**30:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--keep", type=Path, help="write the samples (JSON lines) here, one file per checkout: PATH.N")
+    parser.add_argument("--checkout", type=Path, action="append", help="a checkout of the project (repeatable; default this one)")
+    args = parser.parse_args()
+    if shutil.which("nginx") is None:
+        raise SystemExit("benchmarks/memory.py serves its site with Debian's nginx: apt-get install nginx")
+    checkouts = [c.resolve() for c in (args.checkout or [REPO])]
+    root = fixture(args.images)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="memory-") as tmp_, nginx_sites({"127.0.0.1": root}, Path(tmp_)) as (url,):
+        for number, checkout in enumerate(checkouts):
+            workdir = Path(tmp_) / str(number)
+            workdir.mkdir()
+            print(f"crawling with {checkout} ...", file=sys.stderr)
+            samples, wall, stats = crawl(url, workdir / "gallery", workdir, checkout=checkout)
+            disk = sum(f.stat().st_size for f in (workdir / "gallery").rglob("*") if f.is_file())
+            runs.append(Run(checkout, samples, wall, stats, disk))
+            if args.keep:
+                Path(f"{args.keep}.{number}").write_text("".join(json.dumps(s.__dict__) + "\n" for s in runs[-1].samples))
+    n = args.images
+    print(f"{n} images on {-(-n // IMAGES_PER_PAGE)} pages; nginx on 127.0.0.1; load {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores (shared machine)")
+    print("MB; anon: anonymous memory (heap), the part of RSS a leak grows")
+    for run in runs:
+        report(run, n)
+    if len(runs) > 1:
+        print(f"\n{'checkout':<40}{'images/s':>10}{'peak tree MB':>14}{'tree MB/10k':>13}{'disk MB':>9}{'vs first: peak':>16}{'images/s':>10}")
+        first = runs[0]
+        for run in runs:
+            peak = max(s.tree for s in run.samples)
+            print(f"{str(run.checkout):<40}{n / run.wall:>10.0f}{peak / 2**20:>14.0f}{slope_mb_per_10k(run.samples, n, 'tree'):>+13.1f}{run.disk / 2**20:>9.0f}"
+                  f"{peak / max(s.tree for s in first.samples):>16.2f}{first.wall / run.wall:>10.2f}")
+    print(f"peak_rss_gb: {max(s.tree for s in runs[0].samples) / 2**30:.2f}")
 
 
 if __name__ == "__main__":

@@ -165,8 +165,9 @@ class NearDuplicateFinder:
     rows here, on the crawl's own process, and grows with the table).
 
     An index of the table as of the last rebuild, plus one of the rows in fragments committed
-    since (by this writer or any other worker; each fragment read once). Rebuilt after a removal
-    and once the newer rows outgrow a quarter of the rest.
+    since (by this writer or any other worker; each fragment read once). Rebuilt after a removal,
+    once the newer rows outgrow a quarter of the rest, and when a fragment it read is gone (a
+    compaction rewrote it).
     """
 
     COLUMNS = ["image_id", "pdq", "phash", "duplicate_of"]
@@ -182,7 +183,9 @@ class NearDuplicateFinder:
         """Bring the index up to what the gallery holds now (the caller has checked out its latest)."""
         dataset = self.gallery.images.to_lance()
         fragments = {fragment.fragment_id: fragment for fragment in dataset.get_fragments()}
-        if not rebuild and self._base_fragments is not None:
+        # A fragment read before and gone now: a compaction (Gallery.compact) moved its rows.
+        still_there = self._base_fragments is not None and (self._base_fragments | self._newer.keys()) <= fragments.keys()
+        if not rebuild and still_there:
             # A fragment only changes by deletions. An update (last_seen) leaves a stale copy of a
             # row here, with the same id and hash: harmless. A removal's deletes rebuild.
             self._newer = {

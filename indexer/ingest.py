@@ -50,10 +50,18 @@ class BatchWriteFailed(StoreError):
         self.written = written
 
 
+# Every this many writes the writer compacts the tables it appends to (Gallery.compact): each
+# write adds a small file to each, and reads and merges walk them all (benchmarks/memory.py).
+COMPACT_EVERY_WRITES = 32
+
+
 class GalleryWriter:
-    def __init__(self, gallery: Gallery, *, batch_size: int = 64):
+    def __init__(self, gallery: Gallery, *, batch_size: int = 64, compact_every: int | None = COMPACT_EVERY_WRITES):
+        """`compact_every`: writes between compactions; None never compacts."""
         self.gallery = gallery
         self.batch_size = batch_size
+        self.compact_every = compact_every
+        self._writes = 0
         self._known_ids = gallery.image_ids()
         self._stored_before = set(self._known_ids)
         self._batch = Batch()
@@ -118,7 +126,8 @@ class GalleryWriter:
     def write(self, batch: Batch) -> WriteResult:
         """Mark near-duplicates, then append. Images go first: a sighting never points at nothing.
 
-        Holds the purge lock shared: a purge's cleanup must not delete an append's files mid-write.
+        Holds the purge lock shared: a purge's cleanup must not delete an append's files mid-write
+        (nor a compaction's: every `compact_every`-th write compacts the tables first).
         Raises BatchWriteFailed, saying what was committed, when the store fails a request.
         """
         written = WriteResult(0, 0, 0)
@@ -126,6 +135,9 @@ class GalleryWriter:
             with self.lock.shared():
                 # A removal may have run since this writer opened: read past its purge, honour its tombstones.
                 self.gallery.refresh()
+                self._writes += 1
+                if self.compact_every and self._writes % self.compact_every == 0:
+                    self.gallery.compact()  # before the near-duplicate index reads the fragments
                 after_removal = self.gallery.tombstones.version != self._tombstones_version
                 if after_removal:
                     self._load_tombstones()

@@ -2,9 +2,7 @@
 
 import json
 import os
-import random
 import re
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,9 +17,14 @@ defer_lance_rest_client()  # before LanceDB's import: start-up time (benchmarks/
 import lancedb  # noqa: E402
 from lancedb.index import BTree  # noqa: E402
 
+from indexer.commits import compact_table, retry_conflicts
 from indexer.hashes import HASH_BITS
 from indexer.purge_lock import PurgeLock
 from indexer.records import SIGHTINGS_SCHEMA, TIMESTAMP  # noqa: F401 (defined with their records, read from here too)
+
+# pyarrow's default allocator (mimalloc) keeps what it freed for reuse, and every batch a crawl
+# reads and writes frees some: the process grew without end (benchmarks/memory.py).
+pa.set_memory_pool(pa.system_memory_pool())
 
 
 def _hash_vector(kind: str) -> pa.DataType:
@@ -259,7 +262,7 @@ class Gallery:
     def add_images(self, rows: list[dict]) -> None:
         if rows:
             table = pa.Table.from_pylist(rows, schema=IMAGES_SCHEMA)
-            _retry_conflicts(self.images, lambda: self.images.merge_insert("image_id").when_not_matched_insert_all().execute(table))
+            retry_conflicts(self.images, lambda: self.images.merge_insert("image_id").when_not_matched_insert_all().execute(table))
 
     def add_sightings(self, rows: list[dict]) -> None:
         """Insert new sightings; one seen again replaces its row (fetched_at, validators...)."""
@@ -268,7 +271,7 @@ class Gallery:
             # twice (a sighting recorded again after a crash), and refuses two rows for one stored.
             latest = {row["sighting_id"]: row for row in rows}
             table = pa.Table.from_pylist(list(latest.values()), schema=SIGHTINGS_SCHEMA)
-            _retry_conflicts(
+            retry_conflicts(
                 self.sightings,
                 lambda: self.sightings.merge_insert("sighting_id")
                 .when_matched_update_all()
@@ -279,18 +282,24 @@ class Gallery:
     def touch_images(self, image_ids: list[str], seen_at: datetime) -> None:
         if image_ids:
             where = _in_list("image_id", image_ids)
-            _retry_conflicts(self.images, lambda: self.images.update(where=where, values={"last_seen": seen_at}))
+            retry_conflicts(self.images, lambda: self.images.update(where=where, values={"last_seen": seen_at}))
 
     def record_crawl(self, run_id: str, stats: dict) -> None:
         row = {"run_id": run_id, "finished_at": utcnow(), "stats_json": json.dumps(stats, default=str)}
         self.crawl_runs.add(pa.Table.from_pylist([row], schema=CRAWL_RUNS_SCHEMA))
+
+    def compact(self) -> None:
+        """Merge the small data files of images and sightings (each append commits one; every
+        read and merge walks them all) and drop old versions. Call under the purge lock, shared."""
+        for table in (self.images, self.sightings):
+            compact_table(table)
 
     def index_lookup_columns(self) -> None:
         """Build (or bring up to date) the scalar indexes behind lookups by image_id, which
         every search result and removal does; without them each lookup scans the table."""
         with PurgeLock(self.uri).shared():  # a purge must not delete the files this writes
             for table in (self.images, self.sightings):
-                _retry_conflicts(table, lambda: self._index_image_id(table))
+                retry_conflicts(table, lambda: self._index_image_id(table))
 
     @staticmethod
     def _index_image_id(table) -> None:
@@ -346,7 +355,7 @@ class Gallery:
             where = _in_list("image_id", image_ids)
             if also_pointing_at:
                 where = f"{where} OR {_in_list('duplicate_of', image_ids)}"
-            _retry_conflicts(self.images, lambda: self.images.update(where=where, values={"duplicate_of": head}))
+            retry_conflicts(self.images, lambda: self.images.update(where=where, values={"duplicate_of": head}))
 
     def add_removal_log(self, row: dict) -> None:
         self.removal_log.add(pa.Table.from_pylist([row], schema=REMOVAL_LOG_SCHEMA))
@@ -363,7 +372,6 @@ class Gallery:
 
     def removal_log_rows(self) -> list[dict]:
         return self.removal_log.to_arrow().to_pylist()
-
 
     def image_ids(self) -> set[str]:
         return set(self.images.to_lance().to_table(columns=["image_id"])["image_id"].to_pylist())
@@ -464,23 +472,6 @@ class Gallery:
         return matches
 
 
-# Workers writing one gallery at once (a shared frontier) race for each table's next version.
-# LanceDB retries some operations itself (merge_insert, for 30 s); index builds, updates and
-# merge_inserts that ran out of that time fail with this, and are safe to run again.
-CONFLICT_ATTEMPTS = 6
-
-
-def _retry_conflicts(table, operation):
-    for attempt in range(CONFLICT_ATTEMPTS):
-        try:
-            return operation()
-        except RuntimeError as exc:
-            if "commit conflict" not in str(exc).lower() or attempt == CONFLICT_ATTEMPTS - 1:
-                raise
-            time.sleep(0.05 * 2**attempt * (1 + random.random()))  # back off, out of step with the other writer
-            table.checkout_latest()  # the retry must see what the winner committed
-
-
 def _add_missing_columns(table, schema: pa.Schema) -> None:
     """Bring a table made by an older version up to the schema: new columns are added all null
     (Lance records them in the manifest; no data file is rewritten)."""
@@ -488,7 +479,7 @@ def _add_missing_columns(table, schema: pa.Schema) -> None:
     if not missing:
         return
     try:
-        _retry_conflicts(table, lambda: table.add_columns(missing))
+        retry_conflicts(table, lambda: table.add_columns(missing))
     except ValueError:  # another process added them first
         table.checkout_latest()
         if any(f.name not in table.schema.names for f in missing):

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
+from indexer.commits import compact_files
 from indexer.compat import data_file_columns, read_data_file
 from indexer.purge_lock import PurgeLock
 from indexer.removal.planning import EXCLUSION_URL_COLUMNS, SIGHTING_COLUMNS, url_mask
@@ -26,7 +27,7 @@ def purge(gallery: Gallery, *, lock: PurgeLock) -> None:
     for table in (gallery.images, gallery.sightings, gallery.exclusions):
         table.checkout_latest()
         dataset = table.to_lance()
-        dataset.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0)
+        compact_files(dataset, every_deleted_row=True)
         _rebuild_stale_indices(dataset)
         # delete_unverified also removes files no manifest references yet; that is only safe
         # while no append can be in flight, i.e. under an enforced lock.

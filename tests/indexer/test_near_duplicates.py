@@ -6,6 +6,7 @@ import pytest
 from gallery.demo import make_picture
 from indexer.analyze import analyze_image
 from indexer.faces import FaceDetector
+from indexer.hash_index import NearDuplicateFinder
 from indexer.ingest import GalleryWriter
 from indexer.store import Gallery
 from tests.fixture_site import jpeg_bytes, sighting
@@ -77,6 +78,32 @@ def test_a_deleted_image_is_never_pointed_at(tmp_path, pictures):
     Gallery(uri, create=False).images.delete(f"image_id = '{original.image_id}'")
     write(writer, copy)
     assert heads(uri) == {other.image_id: None, copy.image_id: None}
+
+
+def test_compaction_keeps_every_row_and_what_the_finder_knows(tmp_path, pictures):
+    """Gallery.compact merges the small files the writes left: every row stays, a finder whose
+    fragments it replaced reads them anew (each image once), and copies are still found."""
+    original, copy, _, other = pictures
+    uri = str(tmp_path / "g")
+    writer = GalleryWriter(Gallery(uri), compact_every=None)
+    write(writer, original)
+    write(writer, other)
+    gallery = writer.gallery
+    finder = NearDuplicateFinder(gallery)
+    finder.refresh()
+    def stored():
+        return gallery.images.to_arrow().sort_by("image_id"), gallery.sightings.to_arrow().sort_by("sighting_id")
+
+    before = stored()
+    assert len(gallery.images.to_lance().get_fragments()) == 2
+    gallery.compact()
+    assert len(gallery.images.to_lance().get_fragments()) == 1
+    assert stored() == before
+    finder.refresh()
+    everything = finder.candidates("pdq", [original.hashes.pdq], max_distance=256)
+    assert sorted(row["image_id"] for row in everything) == sorted([original.image_id, other.image_id])
+    write(writer, copy)
+    assert heads(uri)[copy.image_id] == original.image_id
 
 
 def _blank(size, colour, fmt="JPEG") -> bytes:

@@ -398,8 +398,28 @@ def test_append_landing_after_the_delete_is_caught_before_purge(gallery, picture
     assert not [u for u in _urls(gallery) if "example.org" in u]
 
 
+def test_a_crawl_compacting_around_a_removal_leaves_no_trace(tmp_path, pictures):
+    """The writer compacts under the purge lock, here at every write: a removal between two
+    compactions still purges every trace, and the next compaction brings none back."""
+    store = Gallery(str(tmp_path / "g"))
+    writer = GalleryWriter(store, compact_every=1)
+    for seed, image_url, page_url in LAYOUT:
+        writer.add(pictures[seed], sighting(image_url, page_url))
+        writer.write(writer.take_batch())  # a small fragment each, merged by the next write
+    assert len(store.sightings.to_lance().get_fragments()) == 2
+    request = build_request([("domain", "example.org")])
+    plan = removal.plan_removal(store, request)
+    report = _remove(store, ("domain", "example.org"))
+    writer.add(pictures[5], sighting("http://new.test/five.jpg", "http://new.test/"))
+    writer.write(writer.take_batch())  # compacts the purged tables
+    assert report.purged and report.sightings_removed == 2
+    assert "http://new.test/five.jpg" in _urls(store) and not [u for u in _urls(store) if "example.org" in u]
+    result = verify_purged(store, request, image_ids=set(plan.image_ids), sighting_ids=set(plan.sighting_ids))
+    assert result.traces == [] and result.files_scanned > 0
+
+
 def test_lookup_indexes_keep_no_removed_id(gallery, pictures):
-    writer = GalleryWriter(gallery)
+    writer = GalleryWriter(gallery, compact_every=None)  # no compaction may merge the fragment below
     writer.add(pictures[5], sighting("http://solo.test/5.jpg", "http://solo.test/"))
     writer.write(writer.take_batch())  # its own fragment: the removal drops it whole, no rewrite
     gallery.index_lookup_columns()
