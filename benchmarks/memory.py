@@ -8,10 +8,19 @@ served by Debian's nginx on 127.0.0.1. `gallery crawl` runs on it with the polit
 (--delay 0) and its heartbeat every second; the tree's RSS (crawler, analysis workers, any
 browser) is sampled every second. Printed: RSS at 10, 25, 50, 75 and 100% of the images, the
 peak, and the slope after warm-up (MB per 10,000 images, a least-squares line over the samples
-from 25% to 95%), for the tree and for the crawl process alone.
+from 25% to 95%), for the tree and for the crawl process alone. With --checkout (repeatable),
+each checkout crawls the same site in turn, and a table compares them with the first.
+
+Measured on 2 shared cores (load 5-7), after the compaction and allocator changes (README,
+Settings): 100,000 images, peak tree RSS 1,097 MB, +22 MB per 10,000 images from 25% to 95%,
+104 images/s (before, main at 81c129a: about 1,620 MB and still growing). 10,000 images, main
+and this change taking turns in one invocation: peak 908 and 917 MB against 797 and 790 MB,
++195 and +227 against +100 and +104 MB per 10,000 images (still warming up), 84-90 against
+85-96 images/s.
 
     nice .venv/bin/python benchmarks/memory.py --images 10000
-    nice .venv/bin/python benchmarks/memory.py --images 100000     # 10-20 min on 2 cores
+    nice .venv/bin/python benchmarks/memory.py --images 10000 --checkout /work/main --checkout .
+    nice .venv/bin/python benchmarks/memory.py --images 100000     # 15-20 min on 2 cores
 """
 
 import argparse

@@ -36,7 +36,8 @@ ROWS_PER_FILE = 8192
 
 # How long a compacted-away version stays readable: a reader that opened the table this long
 # ago (the search service in the middle of a request, another crawl worker between two writes)
-# still finds its files. Older versions, and the files only they use, are deleted.
+# still finds its files; one pinned longer (a long export) may not. Older versions, and the
+# files only they use, are deleted.
 VERSION_RETENTION = timedelta(minutes=5)
 
 

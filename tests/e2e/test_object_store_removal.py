@@ -140,7 +140,7 @@ from indexer.store import Gallery
 from tests.fixture_site import random_image, sighting
 
 uri, batches, per_batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-writer = GalleryWriter(Gallery(uri))
+writer = GalleryWriter(Gallery(uri), compact_every=3)  # compacting as a long crawl does, around the purge too
 for b in range(batches):
     for i in range(per_batch):
         writer.add(random_image(), sighting(f"http://kept.test/{b}/{i}.jpg", "http://kept.test/"))

@@ -89,11 +89,12 @@ def test_compaction_keeps_every_row_and_what_the_finder_knows(tmp_path, pictures
     write(writer, original)
     write(writer, other)
     gallery = writer.gallery
-    finder = NearDuplicateFinder(gallery)
-    finder.refresh()
+
     def stored():
         return gallery.images.to_arrow().sort_by("image_id"), gallery.sightings.to_arrow().sort_by("sighting_id")
 
+    finder = NearDuplicateFinder(gallery)
+    finder.refresh()
     before = stored()
     assert len(gallery.images.to_lance().get_fragments()) == 2
     gallery.compact()
