@@ -9,7 +9,8 @@ served by Debian's nginx on 127.0.0.1. `gallery crawl` runs on it with the polit
 browser) is sampled every second. Printed: RSS at 10, 25, 50, 75 and 100% of the images, the
 peak, and the slope after warm-up (MB per 10,000 images, a least-squares line over the samples
 from 25% to 95%), for the tree and for the crawl process alone. With --checkout (repeatable),
-each checkout crawls the same site in turn, and a table compares them with the first.
+each checkout crawls the same site in turn; a table compares them with the first, and the last
+line (peak_rss_gb) is the first's.
 
 Measured on 2 shared cores (load 5-7), after the compaction and allocator changes (README,
 Settings): 100,000 images, peak tree RSS 1,097 MB, +22 MB per 10,000 images from 25% to 95%,
