@@ -44,6 +44,8 @@ class GallerySource:
         self.hash_index = hash_index
 
     def candidates(self, kind: str, values: list[bytes], max_distance: int) -> list[dict]:
+        if kind == "regions":
+            return []  # not stored yet
         if self.hash_index is not None and kind != "sha256":
             return self.hash_index.within_any(kind, values, max_distance=max_distance, limit=LOOKUP_LIMIT)
         return [m.image for value in values for m in self.gallery.nearest(kind, value, max_distance=max_distance, limit=LOOKUP_LIMIT)]
