@@ -277,6 +277,9 @@ EDITS: dict[str, Callable[[Image.Image], bytes]] = {
 QUARTER = "quarter of the picture (top-left)"
 EDITS[QUARTER] = lambda im: jpeg(im.crop((0, 0, im.width // 2, im.height // 2)))
 
+# Edits also measured the other way round (stored, with the original searched).
+REVERSED = ["crop 5% per side", "crop 10% per side", "crop 20% per side", QUARTER, "caption bar", "pasted at 80% into a page"]
+
 # Transparent sources: (row name, what the gallery stores, what is searched for).
 TRANSPARENT = {
     "transparent PNG stored, JPEG on white searched": (lambda t: png(t), lambda t: jpeg(_flatten(t, (255, 255, 255)))),
@@ -434,6 +437,12 @@ def main() -> None:
 
     for edit, make in EDITS.items():
         tally(gallery, hashed([(name, make(img)) for name, img in sources]), edit)
+
+    # The other way round: the gallery holds the edited copy, the original is searched (a takedown
+    # filed with the original; "where does my photo appear?").
+    searched = hashed(originals)
+    for edit in REVERSED:
+        tally(stored([(name, EDITS[edit](img)) for name, img in sources]), searched, f"{edit}: stored, original searched")
 
     cutouts = [(name, transparent(img)) for name, img in sources]
     for edit, (keep, ask) in TRANSPARENT.items():

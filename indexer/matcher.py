@@ -288,13 +288,14 @@ def verify(picture: QueryPicture, rows: list[dict], *, max_pdq_distance: int = M
 
 
 def _region_words(region: Box | None, stored_region: str | None) -> str:
-    words = []
+    """", as its middle 80%", ", your picture's part at 0-100% across, 0-85% down"."""
+    words = ""
     if stored_region is not None:
-        words.append(f"as its {STORED_REGION_WORDS[stored_region]}")
+        words += f", as its {STORED_REGION_WORDS[stored_region]}"
     if region is not None and region != WHOLE:
         left, top, right, bottom = (round(v * 100) for v in region)
-        words.append(f"your picture's part from {left}% to {right}% across, {top}% to {bottom}% down")
-    return f" ({'; '.join(words)})" if words else ""
+        words += f", your picture's part at {left}–{right}% across, {top}–{bottom}% down"
+    return words
 
 
 def _distances(stored: list[bytes], queries: list[bytes]) -> np.ndarray:

@@ -21,6 +21,7 @@ from lancedb.index import BTree  # noqa: E402
 
 from indexer.hashes import HASH_BITS
 from indexer.purge_lock import PurgeLock
+from indexer.regions import REGIONS_BYTES
 from indexer.records import SIGHTINGS_SCHEMA, TIMESTAMP  # noqa: F401 (defined with their records, read from here too)
 
 
@@ -34,6 +35,7 @@ IMAGES_SCHEMA = pa.schema(
         pa.field("image_id", pa.string(), nullable=False),
         pa.field("phash", _hash_vector("phash")),
         pa.field("pdq", _hash_vector("pdq")),
+        pa.field("regions", pa.list_(pa.uint8(), REGIONS_BYTES)),  # indexer/regions.py; null: not computed
         pa.field("width", pa.int32()),
         pa.field("height", pa.int32()),
         pa.field("format", pa.string()),
@@ -199,9 +201,8 @@ def describe_store_error(exc: Exception) -> str:
     return lines[0][:300] if lines else type(exc).__name__
 
 
-# Lance caches the metadata of every table version it opens (1 GiB per connection by default);
-# a crawl commits a version per batch, so that grew with the square of the batches. One bounded
-# session per process (benchmarks/memory.py).
+# Lance caches the metadata of every table version it opens (1 GiB per connection by default): a crawl
+# commits a version per batch, so that grew with the square of the batches. One bounded session per process.
 METADATA_CACHE_BYTES = 32 * 1024**2
 _session: "lancedb.Session | None" = None
 
@@ -464,9 +465,9 @@ class Gallery:
         return matches
 
 
-# Workers writing one gallery at once (a shared frontier) race for each table's next version.
-# LanceDB retries some operations itself (merge_insert, for 30 s); index builds, updates and
-# merge_inserts that ran out of that time fail with this, and are safe to run again.
+# Workers writing one gallery at once race for each table's next version. LanceDB retries some operations
+# itself (merge_insert, for 30 s); index builds, updates and merge_inserts that ran out of that time fail
+# with this, and are safe to run again.
 CONFLICT_ATTEMPTS = 6
 
 

@@ -97,6 +97,21 @@ def test_search_by_upload_finds_a_resized_copy(served, fixture_site):
     assert best["hash"] == "pdq" and best["distance"] <= 31 and best["kind"] == "resized"
 
 
+def test_search_by_upload_finds_a_crop_and_says_which_part(served, fixture_site):
+    client, _ = served
+    original = Image.open(fixture_site.root / "img" / "src.jpg").convert("RGB")
+    w, h = original.size
+    crop = original.crop((w // 10, h // 10, w - w // 10, h - h // 10))
+    buffer = io.BytesIO()
+    crop.save(buffer, "JPEG", quality=85)
+    response = client.post("/search", files={"image": ("crop.jpg", buffer.getvalue(), "image/jpeg")})
+    assert response.status_code == 200, response.text
+    best = response.json()["matches"][0]
+    assert best["sightings"][0]["image_url"] == f"{fixture_site.url}/img/src.jpg"
+    assert (best["kind"], best["region"], best["stored_region"]) == ("contains", [0.0, 0.0, 1.0, 1.0], "centre_80")
+    assert best["label"].startswith("contains your picture") and "regions" not in best["image"]
+
+
 def test_pagination_best_match_first(served):
     client, _ = served
     everything = client.get("/search", params={"hash": "phash:" + "00" * 8, "max_distance": 64, "per_page": 100}).json()
