@@ -8,10 +8,11 @@ with transparency, flattened onto white and onto black); then verification of ea
 on both stored hashes against every variant, by the rule in robots_policy/match_thresholds.py.
 
 Parts of pictures (indexer/regions.py), where the source keeps stored regions: the query whole
-and its centre windows against each stored picture's fixed regions (the stored picture
-contains the query), and the query's part windows against stored whole pictures (the stored
-picture is a part of the query: the query has a caption, or is a page it was pasted into).
-Every such match needs both hashes to agree.
+(upright and mirrored) and its centre windows against each stored picture's fixed regions
+finds pictures that contain the query (it was cropped out of them); the query's windows against
+stored whole pictures finds pictures that are a part of it (it has a caption bar, or is a page
+the picture was pasted into, or the stored copy was cropped). Every such match needs both
+hashes to agree, and none is confident enough to delete by.
 """
 
 from collections.abc import Iterable
@@ -47,6 +48,8 @@ TRANSFORM_WORDS = {
 }
 # Candidates verified per query, at most: a query's cost stays bounded on any gallery.
 MAX_CANDIDATES = 2000
+# The query's turns and mirrors looked up against stored regions (see _region_variants).
+REGION_TRANSFORMS = ("identity", "flip_left_right")
 # Matches on part of a picture, with their words.
 PART_KINDS = {"crop": "a crop of your picture", "contains": "contains your picture"}
 
@@ -65,7 +68,7 @@ class QueryPicture:
 
     sha256: str
     variants: tuple[Variant, ...]
-    centre_windows: tuple[Window, ...] = ()  # looked up against stored regions
+    centre_windows: tuple[Window, ...] = ()  # looked up against stored regions and whole pictures
     part_windows: tuple[Window, ...] = ()  # looked up against stored whole pictures
 
     @property
@@ -202,15 +205,16 @@ def _match_parts(source: HashSource, picture: QueryPicture, *, taken: set[str]) 
         return []  # a picture given by its hashes alone (removal, near-duplicates): whole pictures only
     limit = MATCH_DISTANCE["pdq"]
     contains: dict[str, dict] = {}
-    wanted = [v.hashes.pdq for v in picture.variants] + [w.hashes.pdq for w in picture.centre_windows]
+    wanted = [v.hashes.pdq for v in _region_variants(picture)] + [w.hashes.pdq for w in picture.centre_windows]
     for row in source.candidates("regions", wanted, limit):
         if row["image_id"] not in taken and row.get("regions") is not None and len(contains) < MAX_CANDIDATES:
             contains.setdefault(row["image_id"], row)
     found = [(row, how) for row, how in zip(contains.values(), _verify_contains(picture, list(contains.values()))) if how]
     taken = taken | contains.keys()
     crops: dict[str, dict] = {}
-    if picture.part_windows:
-        for row in source.candidates("pdq", [w.hashes.pdq for w in picture.part_windows], limit):
+    windows = picture.part_windows + picture.centre_windows
+    if windows:
+        for row in source.candidates("pdq", [w.hashes.pdq for w in windows], limit):
             if row["image_id"] not in taken and len(crops) < MAX_CANDIDATES:
                 crops.setdefault(row["image_id"], row)
     found += [(row, how) for row, how in zip(crops.values(), _verify_crops(picture, list(crops.values()))) if how]
@@ -218,10 +222,10 @@ def _match_parts(source: HashSource, picture: QueryPicture, *, taken: set[str]) 
 
 
 def _verify_contains(picture: QueryPicture, rows: list[dict]) -> list[How | None]:
-    """The query whole (every variant) and its centre windows against each row's stored regions."""
+    """The query whole (upright and mirrored) and its centre windows against each row's stored regions."""
     if not rows:
         return []
-    tries = [(v.hashes, v.transform, WHOLE) for v in picture.variants] + [(w.hashes, "identity", w.box) for w in picture.centre_windows]
+    tries = [(v.hashes, v.transform, WHOLE) for v in _region_variants(picture)] + [(w.hashes, "identity", w.box) for w in picture.centre_windows]
     pdq, phash = unpack_regions([bytes(row["regions"]) for row in rows])
     names = list(STORED_REGIONS)
     shape = (len(rows), len(names), len(tries))
@@ -232,11 +236,18 @@ def _verify_contains(picture: QueryPicture, rows: list[dict]) -> list[How | None
     ]
 
 
+def _region_variants(picture: QueryPicture) -> list[Variant]:
+    """The query's variants looked up against stored regions: upright and mirrored (a flipped
+    repost is common; a turned crop is not, and each lookup is one more chance of a false match
+    and one more pass over six hashes per stored picture)."""
+    return [v for v in picture.variants if v.transform in REGION_TRANSFORMS and v.background == "white"]
+
+
 def _verify_crops(picture: QueryPicture, rows: list[dict]) -> list[How | None]:
-    """The query's part windows against each row's whole-picture hashes."""
+    """The query's part and centre windows against each row's whole-picture hashes."""
     if not rows:
         return []
-    windows = picture.part_windows
+    windows = picture.part_windows + picture.centre_windows
     d_pdq = _distances([bytes(r["pdq"]) for r in rows], [w.hashes.pdq for w in windows])
     d_phash = _distances([bytes(r["phash"]) for r in rows], [w.hashes.phash for w in windows])
     return [_best("crop", d_pdq[i][None], d_phash[i][None], lambda r, t: ("identity", windows[t].box, None)) for i in range(len(rows))]
@@ -288,13 +299,13 @@ def verify(picture: QueryPicture, rows: list[dict], *, max_pdq_distance: int = M
 
 
 def _region_words(region: Box | None, stored_region: str | None) -> str:
-    """", as its middle 80%", ", your picture's part at 0-100% across, 0-85% down"."""
+    """Which part of which, in words: ' (the part 0–100% across, 0–85% down)', ', as its middle 80%'."""
     words = ""
-    if stored_region is not None:
-        words += f", as its {STORED_REGION_WORDS[stored_region]}"
     if region is not None and region != WHOLE:
         left, top, right, bottom = (round(v * 100) for v in region)
-        words += f", your picture's part at {left}–{right}% across, {top}–{bottom}% down"
+        words += f" (the part {left}–{right}% across, {top}–{bottom}% down)"
+    if stored_region is not None:
+        words += f", as its {STORED_REGION_WORDS[stored_region]}"
     return words
 
 

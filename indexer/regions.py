@@ -46,14 +46,17 @@ REGION_BYTES = 32 + 8  # PDQ then pHash, per region
 REGIONS_BYTES = REGION_BYTES * len(STORED_REGIONS)
 
 # Windows of a query looked up against the stored regions: a crop that falls between two stored
-# regions (5% a side, 15%) meets one within a few percent through one of these.
+# regions (5% a side, 15%) meets one within a few percent through one of these. They are looked
+# up against stored whole pictures too: a stored crop of the query (5-10% a side).
 CENTRE_WINDOWS: dict[str, Box] = {f"centre_{round(f * 100)}": centre(f) for f in (0.94, 0.89, 0.84, 0.79)}
 
 # Windows of a query looked up against stored whole pictures: the query contains the stored
-# picture (a caption bar under or over it; a page it was pasted into, found by `content_box`).
+# picture (a caption bar under or over it; a page it was pasted into, found by `content_box`;
+# a crop of it stored: the middle 60%, a quarter).
 PART_WINDOWS: dict[str, Box] = {
     **{f"top_{round(f * 100)}": (0.0, 0.0, 1.0, f) for f in (0.9, 0.85, 0.8)},
     **{f"bottom_{round(f * 100)}": (0.0, 1 - f, 1.0, 1.0) for f in (0.9, 0.85, 0.8)},
+    **{name: box for name, box in STORED_REGIONS.items() if name != "centre_80"},  # centre_79 is close
 }
 
 

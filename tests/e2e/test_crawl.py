@@ -156,7 +156,7 @@ def test_search_takes_several_files_and_says_how_each_matched(fixture_site, craw
     text = run_gallery("search", str(mirrored), str(bogus), str(tmp_path / "captioned.jpg"), "--gallery", str(gallery), check=False)
     assert text.returncode == 1 and "not a usable image" in text.stderr
     assert "mirrored copy (mirrored left to right): " in text.stdout
-    assert "a crop of your picture, your picture's part at 0–100% across, 0–8" in " ".join(text.stdout.split())
+    assert "a crop of your picture (the part 0–100% across, 0–8" in " ".join(text.stdout.split())
 
 
 def test_recrawl_is_idempotent(fixture_site, crawled, tmp_path):
