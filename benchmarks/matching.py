@@ -63,7 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from indexer.analyze import query_hashes  # noqa: E402
 from indexer.decode import decode_bounded  # noqa: E402
-from indexer.hash_index import HammingIndex  # noqa: E402
+from indexer.hash_index import HammingIndex, pictures_near_regions  # noqa: E402
 from indexer.hashes import hamming, perceptual_hashes  # noqa: E402
 from indexer.matcher import How, QueryPicture, match, query_picture  # noqa: E402
 from indexer.regions import REGIONS_BYTES, STORED_REGIONS, region_hashes  # noqa: E402
@@ -324,9 +324,10 @@ class ArraySource:
     def candidates(self, kind: str, values: list[bytes], max_distance: int) -> list[dict]:
         if kind == "sha256":
             return [self.row(self.by_sha256[v.hex()]) for v in values if v.hex() in self.by_sha256]
-        found = self.indexes[kind].within_any(values, max_distance=max_distance)
-        if kind == "regions":  # a row per region: back to the picture's row
-            found = np.unique(found // len(STORED_REGIONS))
+        if kind == "regions":
+            found = pictures_near_regions(self.indexes[kind], values, max_distance=max_distance)
+        else:
+            found = self.indexes[kind].within_any(values, max_distance=max_distance)
         return [self.row(i) for i in found[:1000]]
 
 

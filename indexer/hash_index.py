@@ -116,6 +116,12 @@ def region_pdq(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.ascontiguousarray(flat.reshape(len(column), len(STORED_REGIONS), REGION_BYTES)[:, :, :32].reshape(-1, 32))
 
 
+def pictures_near_regions(index: HammingIndex, values: list[bytes], *, max_distance: int) -> np.ndarray:
+    """Rows of the table behind a `region_pdq` index with some stored region within
+    `max_distance` of any of `values`."""
+    return _distinct(index.within_any(values, max_distance=max_distance) // len(STORED_REGIONS))
+
+
 def _distinct(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values (np.unique's hash path is slow on these arrays)."""
     values = np.sort(values)
@@ -153,9 +159,10 @@ class GalleryHashIndex:
         """Rows (thumbnails left out) within `max_distance` of any of `values`, at most `limit`;
         kind "regions": rows with a stored region's PDQ that close."""
         table, indexes = self._current()
-        rows = indexes[kind].within_any(values, max_distance=max_distance)
         if kind == "regions":
-            rows = _distinct(rows // len(STORED_REGIONS))  # the index holds a row per region
+            rows = pictures_near_regions(indexes[kind], values, max_distance=max_distance)
+        else:
+            rows = indexes[kind].within_any(values, max_distance=max_distance)
         return table.take(pa.array(rows[:limit], pa.int64())).to_pylist()
 
     def _current(self) -> tuple[pa.Table, dict[str, HammingIndex]]:

@@ -86,8 +86,8 @@ def unpack_regions(values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def query_windows(img: Image.Image) -> tuple[list[Window], list[Window]]:
-    """A query's centre windows (looked up against stored regions) and its part windows (against
-    stored whole pictures), flat or blank ones left out."""
+    """A query's centre windows (looked up against stored regions and whole pictures) and its
+    part windows (against stored whole pictures), flat or blank ones left out."""
     small = _scaled(img)
     centres = [Window(name, box, _hash_box(small, box)) for name, box in CENTRE_WINDOWS.items()]
     parts = [Window(name, box, _hash_box(small, box)) for name, box in PART_WINDOWS.items()]

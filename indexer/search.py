@@ -3,14 +3,12 @@ query picture, each with how it matched and every sighting of it."""
 
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 
 from indexer.decode import DecodeLimits
-from indexer.hash_index import GalleryHashIndex, HammingIndex, region_pdq
+from indexer.hash_index import GalleryHashIndex, HammingIndex, pictures_near_regions, region_pdq
 from indexer.hashes import format_hash
 from indexer.matcher import How, QueryPicture, match, query_picture
-from indexer.regions import STORED_REGIONS
 from indexer.store import IMAGES_SCHEMA, Gallery
 from robots_policy.match_thresholds import MATCH_DISTANCE
 
@@ -58,9 +56,8 @@ class GallerySource:
         """Rows with a stored region's PDQ within `max_distance` of any of `values`: one read of
         the table (thumbnails left out), exact."""
         table = self.gallery.images.to_lance().to_table(columns=[f.name for f in IMAGES_SCHEMA if f.name != "thumbnail"])
-        found = HammingIndex(region_pdq(table["regions"])).within_any(values, max_distance=max_distance)
-        rows = np.unique(found // len(STORED_REGIONS))[:LOOKUP_LIMIT]
-        return table.take(pa.array(rows, pa.int64())).to_pylist()
+        rows = pictures_near_regions(HammingIndex(region_pdq(table["regions"])), values, max_distance=max_distance)
+        return table.take(pa.array(rows[:LOOKUP_LIMIT], pa.int64())).to_pylist()
 
 
 def search_hash(
