@@ -257,7 +257,8 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Find where pictures (or a hash of one) appear: exact files, the same picture resized,
-    recompressed, mirrored or turned, each with how it matched, and every sighting."""
+    recompressed, mirrored or turned, pictures it was cropped out of and crops of it, each
+    with how it matched (and which part), and every sighting."""
     from indexer.decode import ImageRejected
     from indexer.hashes import parse_hash
     from indexer.search import search_hash, search_image

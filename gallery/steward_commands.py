@@ -90,7 +90,8 @@ def optout_list_entries(gallery: GalleryOption = "./gallery", as_json: JsonOptio
 
 IMAGE_HELP = (
     "A picture: exact copies, and near-duplicates (mirrored or turned too) on which "
-    f"{describe_threshold('pdq')} and {describe_threshold('phash')} agree."
+    f"{describe_threshold('pdq')} and {describe_threshold('phash')} agree; "
+    "never crops of it or pictures containing it (search finds those)."
 )
 HASH_HELP = f"KIND:HEX: {describe_threshold('phash')}, {describe_threshold('pdq')}, sha256 exact."
 

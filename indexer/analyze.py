@@ -8,6 +8,7 @@ from indexer.decode import DecodeLimits, ImageRejected, decode_bounded
 from indexer.faces import FaceDetector, pixelate_faces
 from indexer.hashes import ImageHashes, perceptual_hashes, sha256_hex
 from indexer.matcher import QueryPicture, query_picture
+from indexer.regions import region_hashes
 from robots_policy.xmp import check_xmp
 
 THUMBNAIL_QUALITY = 85
@@ -17,6 +18,7 @@ THUMBNAIL_QUALITY = 85
 class AnalyzedImage:
     image_id: str  # sha256 hex of the original bytes
     hashes: ImageHashes
+    regions: bytes | None  # hashes of fixed parts of the picture (indexer/regions.py), for crops
     width: int
     height: int
     format: str
@@ -49,6 +51,7 @@ def analyze_image(data: bytes, *, detector: FaceDetector, limits: DecodeLimits =
     # Hashes describe the picture as published (faces included), so a search with the
     # original finds it; only pixels we store are masked.
     hashes = perceptual_hashes(decoded.image)
+    regions = region_hashes(decoded.image)
     scan = detector.scan(decoded.image)
     masked = pixelate_faces(decoded.image, scan.faces) if scan.faces else decoded.image
     buffer = io.BytesIO()
@@ -56,6 +59,7 @@ def analyze_image(data: bytes, *, detector: FaceDetector, limits: DecodeLimits =
     return AnalyzedImage(
         image_id=sha256_hex(data),
         hashes=hashes,
+        regions=regions,
         width=decoded.width,
         height=decoded.height,
         format=decoded.format,

@@ -36,9 +36,9 @@ ROWS_PER_FILE = 8192
 
 # How long a compacted-away version stays readable: a reader that opened the table this long
 # ago (the search service in the middle of a request, another crawl worker between two writes)
-# still finds its files; one pinned longer (a long export) may not. Older versions, and the
+# (an export) still finds its files; one pinned longer may not. Older versions, and the
 # files only they use, are deleted.
-VERSION_RETENTION = timedelta(minutes=5)
+VERSION_RETENTION = timedelta(hours=1)
 
 
 def compact_files(dataset, *, every_deleted_row: bool = False) -> None:

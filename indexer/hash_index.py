@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from indexer.matcher import QueryPicture, match
+from indexer.regions import REGION_BYTES, REGIONS_BYTES, STORED_REGIONS
 from indexer.store import IMAGES_SCHEMA, Match
 
 CHUNK_BITS = 16
@@ -106,6 +107,21 @@ class HammingIndex:
         return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int32)
 
 
+def region_pdq(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """The PDQ of every stored region, a row per (image, region) in order; an image whose regions
+    were not computed (null) gets zeros, which match nothing (see indexer/regions.py)."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    filled = column.fill_null(pa.scalar([0] * REGIONS_BYTES, column.type)) if column.null_count else column
+    flat = filled.flatten().to_numpy(zero_copy_only=False).astype(np.uint8, copy=False)
+    return np.ascontiguousarray(flat.reshape(len(column), len(STORED_REGIONS), REGION_BYTES)[:, :, :32].reshape(-1, 32))
+
+
+def pictures_near_regions(index: HammingIndex, values: list[bytes], *, max_distance: int) -> np.ndarray:
+    """Rows of the table behind a `region_pdq` index with some stored region within
+    `max_distance` of any of `values`."""
+    return _distinct(index.within_any(values, max_distance=max_distance) // len(STORED_REGIONS))
+
+
 def _distinct(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values (np.unique's hash path is slow on these arrays)."""
     values = np.sort(values)
@@ -140,10 +156,14 @@ class GalleryHashIndex:
         return [Match(row, hit.distance) for row, hit in zip(rows, hits)]
 
     def within_any(self, kind: str, values: list[bytes], *, max_distance: int, limit: int) -> list[dict]:
-        """Rows (thumbnails left out) within `max_distance` of any of `values`, at most `limit`."""
+        """Rows (thumbnails left out) within `max_distance` of any of `values`, at most `limit`;
+        kind "regions": rows with a stored region's PDQ that close."""
         table, indexes = self._current()
-        rows = indexes[kind].within_any(values, max_distance=max_distance)[:limit]
-        return table.take(pa.array(rows, pa.int64())).to_pylist()
+        if kind == "regions":
+            rows = pictures_near_regions(indexes[kind], values, max_distance=max_distance)
+        else:
+            rows = indexes[kind].within_any(values, max_distance=max_distance)
+        return table.take(pa.array(rows[:limit], pa.int64())).to_pylist()
 
     def _current(self) -> tuple[pa.Table, dict[str, HammingIndex]]:
         version = self.gallery.images.version
@@ -155,6 +175,7 @@ class GalleryHashIndex:
                     # One chunk per column: take() on a table of many small chunks is slow.
                     table = dataset.to_table(columns=columns).combine_chunks()
                     indexes = {kind: HammingIndex.from_arrow(table[kind]) for kind in ("phash", "pdq")}
+                    indexes["regions"] = HammingIndex(region_pdq(table["regions"]))
                     self._snapshot, self._version = (table, indexes), dataset.version
         return self._snapshot
 

@@ -271,6 +271,7 @@ def _image_row(image: AnalyzedImage, *, seen_at: datetime) -> dict:
         "image_id": image.image_id,
         "phash": image.hashes.phash,
         "pdq": image.hashes.pdq,
+        "regions": image.regions,
         "width": image.width,
         "height": image.height,
         "format": image.format,

@@ -6,7 +6,13 @@ in-memory index, a removal's tables, the writer's near-duplicate index, a LanceD
 looked up with the query's pHash and PDQ turned and mirrored every way (and, for a picture
 with transparency, flattened onto white and onto black); then verification of each candidate
 on both stored hashes against every variant, by the rule in robots_policy/match_thresholds.py.
-Nothing beyond the pHash and PDQ the gallery already keeps is needed per stored image.
+
+Parts of pictures (indexer/regions.py), where the source keeps stored regions: the query whole
+(upright and mirrored) and its centre windows against each stored picture's fixed regions
+finds pictures that contain the query (it was cropped out of them); the query's windows against
+stored whole pictures finds pictures that are a part of it (it has a caption bar, or is a page
+the picture was pasted into, or the stored copy was cropped). Every such match needs both
+hashes to agree, and none is confident enough to delete by.
 """
 
 from collections.abc import Iterable
@@ -17,6 +23,7 @@ import numpy as np
 
 from indexer.decode import BLACK, DecodeLimits, decode_bounded
 from indexer.hashes import ImageHashes, dihedral_hashes, sha256_hex
+from indexer.regions import STORED_REGION_WORDS, STORED_REGIONS, WHOLE, Box, Window, query_windows, unpack_regions
 from robots_policy.match_thresholds import MATCH_DISTANCE, both_agree, same_picture
 
 # How a stored copy relates to the query, by the variant that matched.
@@ -41,6 +48,10 @@ TRANSFORM_WORDS = {
 }
 # Candidates verified per query, at most: a query's cost stays bounded on any gallery.
 MAX_CANDIDATES = 2000
+# The query's turns and mirrors looked up against stored regions (see _region_variants).
+REGION_TRANSFORMS = ("identity", "flip_left_right")
+# Matches on part of a picture, with their words.
+PART_KINDS = {"crop": "a crop of your picture", "contains": "contains your picture"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,8 @@ class QueryPicture:
 
     sha256: str
     variants: tuple[Variant, ...]
+    centre_windows: tuple[Window, ...] = ()  # looked up against stored regions and whole pictures
+    part_windows: tuple[Window, ...] = ()  # looked up against stored whole pictures
 
     @property
     def hashes(self) -> ImageHashes:
@@ -79,26 +92,38 @@ def query_picture(data: bytes, limits: DecodeLimits = DecodeLimits()) -> QueryPi
     unique = {}
     for variant in variants:  # a symmetric or opaque picture repeats hashes: look each up once
         unique.setdefault((variant.hashes.pdq, variant.hashes.phash), variant)
-    return QueryPicture(sha256_hex(data), tuple(unique.values()))
+    if variants[0].hashes.low_information:
+        return QueryPicture(sha256_hex(data), tuple(unique.values()))
+    centres, parts = query_windows(decoded.image)
+    return QueryPicture(sha256_hex(data), tuple(unique.values()), tuple(centres), tuple(parts))
 
 
 @dataclass(frozen=True)
 class How:
     """How a stored picture matched: what a person reads, and what a deletion may rely on."""
 
-    kind: str  # "exact" (same file), "resized" (same picture, resized or recompressed), "mirrored", "rotated"
+    # "exact" (same file), "resized" (same picture, resized or recompressed), "mirrored", "rotated",
+    # or for part of a picture: "crop" (the stored picture is a part of the query) and
+    # "contains" (the stored picture contains the query: the query is a crop of it).
+    kind: str
     hash: str  # the hash that decided: sha256, pdq or phash
     distance: int  # Hamming distance on that hash (0 for sha256)
     transform: str = "identity"  # which turn or mirror of the query matched (indexer.hashes.DIHEDRAL)
     background: str = "white"  # the query's transparency flattened onto this
     pdq_distance: int | None = None
     phash_distance: int | None = None
+    region: Box | None = None  # the part of the query that matched (fractions), for "crop" and "contains"
+    stored_region: str | None = None  # for "contains": which of the stored picture's regions (STORED_REGIONS)
 
     @property
     def confident(self) -> bool:
-        """Exact bytes, or both hashes within threshold: enough to delete or to block a crawl."""
+        """Exact bytes, or both hashes of the whole picture within threshold: enough to delete or
+        to block a crawl. A match on a part of a picture is not: a figure that shows a photo is
+        not that photo, and a deletion must not reach it."""
         if self.kind == "exact":
             return True
+        if self.kind in PART_KINDS:
+            return False
         if self.pdq_distance is None or self.phash_distance is None:
             return False
         return bool(both_agree(self.pdq_distance, self.phash_distance))
@@ -109,6 +134,10 @@ class How:
             words = "exact file"
         elif self.kind == "resized":
             words = "same picture" if self.distance == 0 else "same picture, resized or recompressed"
+        elif self.kind in PART_KINDS:
+            words = PART_KINDS[self.kind] + _region_words(self.region, self.stored_region)
+            if self.transform != "identity":
+                words += f", {TRANSFORM_WORDS[self.transform]}"
         else:
             words = f"{self.kind} copy ({TRANSFORM_WORDS[self.transform]})"
         if self.background == "black":
@@ -124,6 +153,9 @@ class How:
             "transform": self.transform,
             "background": self.background,
             "distances": {"pdq": self.pdq_distance, "phash": self.phash_distance},
+            # left, top, right, bottom as fractions of the query; null for a whole-picture match
+            "region": None if self.region is None else [round(v, 4) for v in self.region],
+            "stored_region": self.stored_region,
         }
 
     @classmethod
@@ -139,7 +171,9 @@ class HashSource(Protocol):
 
     def candidates(self, kind: str, values: list[bytes], max_distance: int) -> Iterable[dict]:
         """Rows (at least image_id, pdq, phash) whose `kind` hash is within `max_distance` of
-        any of `values`; kind "sha256" with distance 0 looks up exact bytes."""
+        any of `values`; kind "sha256" with distance 0 looks up exact bytes. Kind "regions": rows
+        (with their `regions`) where the PDQ of some stored region is that close; a source that
+        keeps no regions returns none."""
 
 
 def match(source: HashSource, picture: QueryPicture, *, max_pdq_distance: int | None = None) -> list[tuple[dict, How]]:
@@ -159,7 +193,76 @@ def match(source: HashSource, picture: QueryPicture, *, max_pdq_distance: int | 
                 rows.setdefault(row["image_id"], row)
     near = [(row, how) for row, how in zip(rows.values(), verify(picture, list(rows.values()), max_pdq_distance=pdq_limit)) if how]
     near.sort(key=lambda pair: (pair[1].distance / (256 if pair[1].hash == "pdq" else 64), pair[0]["image_id"]))
-    return found + near
+    parts = _match_parts(source, picture, taken=exact | {row["image_id"] for row, _ in near})
+    parts.sort(key=lambda pair: (pair[1].distance, pair[0]["image_id"]))
+    return found + near + parts
+
+
+def _match_parts(source: HashSource, picture: QueryPicture, *, taken: set[str]) -> list[tuple[dict, How]]:
+    """Stored pictures that contain the query or are a part of it; both hashes must agree
+    (every extra lookup is one more chance of a false match)."""
+    if not (picture.centre_windows or picture.part_windows):
+        return []  # a picture given by its hashes alone (removal, near-duplicates): whole pictures only
+    limit = MATCH_DISTANCE["pdq"]
+    contains: dict[str, dict] = {}
+    wanted = [v.hashes.pdq for v in _region_variants(picture)] + [w.hashes.pdq for w in picture.centre_windows]
+    for row in source.candidates("regions", wanted, limit):
+        if row["image_id"] not in taken and row.get("regions") is not None and len(contains) < MAX_CANDIDATES:
+            contains.setdefault(row["image_id"], row)
+    found = [(row, how) for row, how in zip(contains.values(), _verify_contains(picture, list(contains.values()))) if how]
+    taken = taken | contains.keys()
+    crops: dict[str, dict] = {}
+    windows = picture.part_windows + picture.centre_windows
+    if windows:
+        for row in source.candidates("pdq", [w.hashes.pdq for w in windows], limit):
+            if row["image_id"] not in taken and len(crops) < MAX_CANDIDATES:
+                crops.setdefault(row["image_id"], row)
+    found += [(row, how) for row, how in zip(crops.values(), _verify_crops(picture, list(crops.values()))) if how]
+    return found
+
+
+def _verify_contains(picture: QueryPicture, rows: list[dict]) -> list[How | None]:
+    """The query whole (upright and mirrored) and its centre windows against each row's stored regions."""
+    if not rows:
+        return []
+    tries = [(v.hashes, v.transform, WHOLE) for v in _region_variants(picture)] + [(w.hashes, "identity", w.box) for w in picture.centre_windows]
+    pdq, phash = unpack_regions([bytes(row["regions"]) for row in rows])
+    names = list(STORED_REGIONS)
+    shape = (len(rows), len(names), len(tries))
+    d_pdq = _hamming(pdq.reshape(-1, 32), _packed([h.pdq for h, _, _ in tries])).reshape(shape)
+    d_phash = _hamming(phash.reshape(-1, 8), _packed([h.phash for h, _, _ in tries])).reshape(shape)
+    return [
+        _best("contains", d_pdq[i], d_phash[i], lambda r, t: (tries[t][1], tries[t][2], names[r])) for i in range(len(rows))
+    ]
+
+
+def _region_variants(picture: QueryPicture) -> list[Variant]:
+    """The query's variants looked up against stored regions: upright and mirrored (a flipped
+    repost is common; a turned crop is not, and each lookup is one more chance of a false match
+    and one more pass over six hashes per stored picture)."""
+    return [v for v in picture.variants if v.transform in REGION_TRANSFORMS and v.background == "white"]
+
+
+def _verify_crops(picture: QueryPicture, rows: list[dict]) -> list[How | None]:
+    """The query's part and centre windows against each row's whole-picture hashes."""
+    if not rows:
+        return []
+    windows = picture.part_windows + picture.centre_windows
+    d_pdq = _distances([bytes(r["pdq"]) for r in rows], [w.hashes.pdq for w in windows])
+    d_phash = _distances([bytes(r["phash"]) for r in rows], [w.hashes.phash for w in windows])
+    return [_best("crop", d_pdq[i][None], d_phash[i][None], lambda r, t: ("identity", windows[t].box, None)) for i in range(len(rows))]
+
+
+def _best(kind: str, d_pdq: np.ndarray, d_phash: np.ndarray, describe) -> How | None:
+    """The closest pair where both hashes agree, of one row's (stored hash, query try) distances."""
+    ok = both_agree(d_pdq, d_phash)
+    if not ok.any():
+        return None
+    score = np.where(ok, d_pdq / 256 + d_phash / 64, np.inf)
+    r, t = np.unravel_index(int(np.argmin(score)), score.shape)
+    transform, region, stored_region = describe(r, t)
+    distance = int(d_pdq[r, t])
+    return How(kind, "pdq", distance, transform, "white", distance, int(d_phash[r, t]), tuple(region), stored_region)
 
 
 def verify(picture: QueryPicture, rows: list[dict], *, max_pdq_distance: int = MATCH_DISTANCE["pdq"]) -> list[How | None]:
@@ -195,8 +298,28 @@ def verify(picture: QueryPicture, rows: list[dict], *, max_pdq_distance: int = M
     return found
 
 
+def _region_words(region: Box | None, stored_region: str | None) -> str:
+    """Which part of which, in words: ' (the part 0–100% across, 0–85% down)', ', as its middle 80%'."""
+    words = ""
+    if region is not None and region != WHOLE:
+        left, top, right, bottom = (round(v * 100) for v in region)
+        words += f" (the part {left}–{right}% across, {top}–{bottom}% down)"
+    if stored_region is not None:
+        words += f", as its {STORED_REGION_WORDS[stored_region]}"
+    return words
+
+
 def _distances(stored: list[bytes], queries: list[bytes]) -> np.ndarray:
     """Hamming distances, shape (len(stored), len(queries))."""
-    a = np.frombuffer(b"".join(stored), dtype=">u8").astype(np.uint64).reshape(len(stored), 1, -1)
-    b = np.frombuffer(b"".join(queries), dtype=">u8").astype(np.uint64).reshape(1, len(queries), -1)
+    return _hamming(_packed(stored), _packed(queries))
+
+
+def _packed(values: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(values), dtype=np.uint8).reshape(len(values), -1)
+
+
+def _hamming(stored: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Hamming distances between rows of packed bits, shape (len(stored), len(queries))."""
+    a = np.ascontiguousarray(stored).view(">u8").astype(np.uint64)[:, None, :]
+    b = np.ascontiguousarray(queries).view(">u8").astype(np.uint64)[None, :, :]
     return np.bitwise_count(a ^ b).sum(axis=2, dtype=np.int32)

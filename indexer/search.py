@@ -3,11 +3,13 @@ query picture, each with how it matched and every sighting of it."""
 
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from indexer.decode import DecodeLimits
-from indexer.hash_index import GalleryHashIndex
+from indexer.hash_index import GalleryHashIndex, HammingIndex, pictures_near_regions, region_pdq
 from indexer.hashes import format_hash
 from indexer.matcher import How, QueryPicture, match, query_picture
-from indexer.store import Gallery
+from indexer.store import IMAGES_SCHEMA, Gallery
 from robots_policy.match_thresholds import MATCH_DISTANCE
 
 # Rows one hash lookup returns, at most (the matcher caps the candidates it verifies too).
@@ -29,7 +31,7 @@ class SearchHit:
         return self.how.kind
 
     def to_json(self) -> dict:
-        image = {k: v for k, v in self.image.items() if k not in ("phash", "pdq", "thumbnail")}
+        image = {k: v for k, v in self.image.items() if k not in ("phash", "pdq", "regions", "thumbnail")}
         image["phash"] = format_hash("phash", bytes(self.image["phash"]))
         image["pdq"] = format_hash("pdq", bytes(self.image["pdq"]))
         return {**self.how.to_json(), "image": image, "sightings": self.sightings}
@@ -44,9 +46,18 @@ class GallerySource:
         self.hash_index = hash_index
 
     def candidates(self, kind: str, values: list[bytes], max_distance: int) -> list[dict]:
+        if kind == "regions" and self.hash_index is None:
+            return self._region_scan(values, max_distance)
         if self.hash_index is not None and kind != "sha256":
             return self.hash_index.within_any(kind, values, max_distance=max_distance, limit=LOOKUP_LIMIT)
         return [m.image for value in values for m in self.gallery.nearest(kind, value, max_distance=max_distance, limit=LOOKUP_LIMIT)]
+
+    def _region_scan(self, values: list[bytes], max_distance: int) -> list[dict]:
+        """Rows with a stored region's PDQ within `max_distance` of any of `values`: one read of
+        the table (thumbnails left out), exact."""
+        table = self.gallery.images.to_lance().to_table(columns=[f.name for f in IMAGES_SCHEMA if f.name != "thumbnail"])
+        rows = pictures_near_regions(HammingIndex(region_pdq(table["regions"])), values, max_distance=max_distance)
+        return table.take(pa.array(rows[:LOOKUP_LIMIT], pa.int64())).to_pylist()
 
 
 def search_hash(

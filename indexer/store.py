@@ -20,6 +20,7 @@ from lancedb.index import BTree  # noqa: E402
 from indexer.commits import compact_table, retry_conflicts
 from indexer.hashes import HASH_BITS
 from indexer.purge_lock import PurgeLock
+from indexer.regions import REGIONS_BYTES
 from indexer.records import SIGHTINGS_SCHEMA, TIMESTAMP  # noqa: F401 (defined with their records, read from here too)
 
 # pyarrow's default allocator (mimalloc) keeps what it freed for reuse, and every batch a crawl
@@ -37,6 +38,7 @@ IMAGES_SCHEMA = pa.schema(
         pa.field("image_id", pa.string(), nullable=False),
         pa.field("phash", _hash_vector("phash")),
         pa.field("pdq", _hash_vector("pdq")),
+        pa.field("regions", pa.list_(pa.uint8(), REGIONS_BYTES)),  # indexer/regions.py; null: not computed
         pa.field("width", pa.int32()),
         pa.field("height", pa.int32()),
         pa.field("format", pa.string()),
@@ -202,9 +204,8 @@ def describe_store_error(exc: Exception) -> str:
     return lines[0][:300] if lines else type(exc).__name__
 
 
-# Lance caches the metadata of every table version it opens (1 GiB per connection by default);
-# a crawl commits a version per batch, so that grew with the square of the batches. One bounded
-# session per process (benchmarks/memory.py).
+# Lance caches the metadata of every table version it opens (1 GiB per connection by default): a crawl
+# commits a version per batch, so that grew with the square of the batches. One bounded session per process.
 METADATA_CACHE_BYTES = 32 * 1024**2
 _session: "lancedb.Session | None" = None
 

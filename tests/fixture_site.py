@@ -44,6 +44,7 @@ def random_image() -> AnalyzedImage:
     return AnalyzedImage(
         image_id=os.urandom(32).hex(),
         hashes=ImageHashes(phash=os.urandom(8), pdq=os.urandom(32)),
+        regions=None,  # not computed, as in a gallery made before them
         width=1,
         height=1,
         format="JPEG",

@@ -130,23 +130,33 @@ def test_search_finds_resized_recompressed_copy(fixture_site, crawled, tmp_path)
 
 
 def test_search_takes_several_files_and_says_how_each_matched(fixture_site, crawled, tmp_path):
-    from PIL import Image, ImageOps
+    from PIL import Image, ImageDraw, ImageOps
 
     _, gallery = crawled
     mirrored, resized, bogus = tmp_path / "mirrored.jpg", tmp_path / "resized.jpg", tmp_path / "bogus.jpg"
     ImageOps.mirror(Image.open(fixture_site.root / "img" / "src.jpg")).save(mirrored, quality=80)
     Image.open(fixture_site.root / "img" / "og.jpg").convert("RGB").resize((320, 240)).save(resized, quality=60)
-    result = run_gallery_json("search", str(mirrored), str(resized), "--gallery", str(gallery))
-    assert set(result["queries"]) == {str(mirrored), str(resized)} and "matches" not in result
+    # A repost with a caption bar under the picture: the stored picture is a part of it.
+    original = Image.open(fixture_site.root / "img" / "src.jpg").convert("RGB")
+    captioned = Image.new("RGB", (original.width, original.height * 7 // 6), "white")
+    captioned.paste(original, (0, 0))
+    ImageDraw.Draw(captioned).text((8, original.height + 8), "seen at the fair", fill="black", font_size=20)
+    captioned.save(tmp_path / "captioned.jpg", quality=85)
+    result = run_gallery_json("search", str(mirrored), str(resized), str(tmp_path / "captioned.jpg"), "--gallery", str(gallery))
+    assert set(result["queries"]) == {str(mirrored), str(resized), str(tmp_path / "captioned.jpg")} and "matches" not in result
+    part = result["queries"][str(tmp_path / "captioned.jpg")]["matches"][0]
+    assert part["kind"] == "crop" and part["region"][:3] == [0.0, 0.0, 1.0] and 0.8 <= part["region"][3] <= 0.9
+    assert part["sightings"][0]["image_url"] == f"{fixture_site.url}/img/src.jpg"
     best = result["queries"][str(mirrored)]["matches"][0]
     assert best["kind"] == "mirrored" and best["transform"] == "flip_left_right" and best["hash"] in ("pdq", "phash")
     assert best["sightings"][0]["image_url"] == f"{fixture_site.url}/img/src.jpg"
     assert result["queries"][str(resized)]["matches"][0]["kind"] == "resized"
     # One unusable file among several: the others are still answered, the exit status says so.
     bogus.write_text("not an image")
-    text = run_gallery("search", str(mirrored), str(bogus), "--gallery", str(gallery), check=False)
+    text = run_gallery("search", str(mirrored), str(bogus), str(tmp_path / "captioned.jpg"), "--gallery", str(gallery), check=False)
     assert text.returncode == 1 and "not a usable image" in text.stderr
     assert "mirrored copy (mirrored left to right): " in text.stdout
+    assert "a crop of your picture (the part 0–100% across, 0–8" in " ".join(text.stdout.split())
 
 
 def test_recrawl_is_idempotent(fixture_site, crawled, tmp_path):

@@ -97,6 +97,21 @@ def test_search_by_upload_finds_a_resized_copy(served, fixture_site):
     assert best["hash"] == "pdq" and best["distance"] <= 31 and best["kind"] == "resized"
 
 
+def test_search_by_upload_finds_a_crop_and_says_which_part(served, fixture_site):
+    client, _ = served
+    original = Image.open(fixture_site.root / "img" / "src.jpg").convert("RGB")
+    w, h = original.size
+    crop = original.crop((w // 10, h // 10, w - w // 10, h - h // 10))
+    buffer = io.BytesIO()
+    crop.save(buffer, "JPEG", quality=85)
+    response = client.post("/search", files={"image": ("crop.jpg", buffer.getvalue(), "image/jpeg")})
+    assert response.status_code == 200, response.text
+    best = response.json()["matches"][0]
+    assert best["sightings"][0]["image_url"] == f"{fixture_site.url}/img/src.jpg"
+    assert (best["kind"], best["region"], best["stored_region"]) == ("contains", [0.0, 0.0, 1.0, 1.0], "centre_80")
+    assert best["label"].startswith("contains your picture") and "regions" not in best["image"]
+
+
 def test_pagination_best_match_first(served):
     client, _ = served
     everything = client.get("/search", params={"hash": "phash:" + "00" * 8, "max_distance": 64, "per_page": 100}).json()
@@ -251,6 +266,11 @@ def test_web_page_search_then_remove(steward_service, fixture_site, tmp_path):
     _, _, url = steward_service
     upload = tmp_path / "copy.jpg"
     upload.write_bytes(_jpeg(fixture_site.root / "img" / "og.jpg", size=(320, 240), quality=60))
+    # A repost with a caption bar under the picture: matched on its upper part, drawn on the query.
+    original = Image.open(fixture_site.root / "img" / "og.jpg").convert("RGB")
+    captioned = Image.new("RGB", (original.width, original.height * 7 // 6), "white")
+    captioned.paste(original, (0, 0))
+    captioned.save(tmp_path / "captioned.jpg", quality=85)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path="/usr/lib/chromium/chromium",
@@ -260,6 +280,15 @@ def test_web_page_search_then_remove(steward_service, fixture_site, tmp_path):
         try:
             page = browser.new_page()
             page.goto(url + "/")
+            artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+            artifacts.mkdir(exist_ok=True)
+            page.set_input_files("#file", str(tmp_path / "captioned.jpg"))
+            part = page.locator(".match").first
+            expect(part.locator(".how")).to_contain_text("A crop of your picture", timeout=20_000)
+            box = part.locator(".part .box").bounding_box()
+            drawn = part.locator(".part img").bounding_box()
+            assert abs(box["width"] - drawn["width"]) <= 2 and 0.8 <= box["height"] / drawn["height"] <= 0.9
+            page.screenshot(path=str(artifacts / "search-page-part.png"), full_page=True)
             page.set_input_files("#file", str(upload))
             match = page.locator(".match").first
             expect(match).to_contain_text("og.jpg", timeout=20_000)
@@ -268,8 +297,6 @@ def test_web_page_search_then_remove(steward_service, fixture_site, tmp_path):
             assert page.locator("#query-image").evaluate("img => img.naturalWidth") == 320  # the query, beside the results
             expect(match.locator("details.site")).to_contain_text("127.0.0.1: 1 page(s)")
             expect(match.locator("a").first).to_have_attribute("href", f"{fixture_site.url}/forms.html")
-            artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
-            artifacts.mkdir(exist_ok=True)
             page.screenshot(path=str(artifacts / "search-page.png"), full_page=True)
             expect(match.locator("img")).to_have_js_property("complete", True)
             assert match.locator("img").evaluate("img => img.naturalWidth") > 0  # the thumbnail loaded

@@ -92,6 +92,37 @@ def test_edited_copies_are_found_and_labelled(gallery, edit, kind):
     assert document["sightings"][0]["image_url"] == "http://a.test/picture.jpg"
 
 
+def captioned(img: Image.Image) -> Image.Image:
+    """The picture with a white caption bar under it, as reposts carry one."""
+    out = Image.new("RGB", (img.width, img.height + img.height // 6), "white")
+    out.paste(img, (0, 0))
+    ImageDraw.Draw(out).text((10, img.height + 12), "you will not believe this", fill="black", font_size=28)
+    return out
+
+
+@pytest.mark.parametrize("service_index", [False, True], ids=["scan", "service index"])
+def test_a_crop_and_a_captioned_copy_are_found_with_the_part_that_matched(gallery, service_index):
+    uri, ids = gallery
+    store = Gallery(uri, create=False)
+    index = GalleryHashIndex(store) if service_index else None
+    original = make_picture(21, (480, 360))
+    # The query is 10% a side short of the stored picture: the stored one contains it.
+    crop = original.crop((48, 36, 432, 324))
+    hits = search_image(store, jpeg_bytes(crop, quality=85), hash_index=index)
+    assert [hit.image["image_id"] for hit in hits] == [ids["picture"]]
+    how = hits[0].how
+    assert (how.kind, how.stored_region, how.region) == ("contains", "centre_80", (0.0, 0.0, 1.0, 1.0))
+    assert not how.confident and "contains your picture" in how.label and "middle 80%" in how.label
+    # The query has a caption bar under the stored picture: the stored one is its upper part.
+    hits = search_image(store, jpeg_bytes(captioned(original), quality=85), hash_index=index)
+    assert [hit.image["image_id"] for hit in hits] == [ids["picture"]]
+    how, document = hits[0].how, hits[0].to_json()
+    left, top, right, bottom = how.region
+    assert how.kind == "crop" and (left, top, right) == (0.0, 0.0, 1.0) and 0.8 <= bottom <= 0.9
+    assert document["region"] == [round(v, 4) for v in how.region] and "a crop of your picture" in document["label"]
+    assert "regions" not in document["image"]
+
+
 def test_exact_file_says_so_and_the_service_index_agrees(gallery):
     uri, ids = gallery
     store = Gallery(uri, create=False)
@@ -114,12 +145,16 @@ def test_a_transparent_query_finds_its_copy_flattened_on_black(gallery):
         Image.new("RGB", (1, 1), "white"),
         Image.new("RGB", (640, 480), (200, 30, 30)),
         make_picture(99, (300, 300)),
+        captioned(Image.new("RGB", (480, 360), "white")),
     ],
-    ids=["1x1", "flat colour", "unrelated"],
+    ids=["1x1", "flat colour", "unrelated", "captioned blank"],
 )
-def test_bad_or_unrelated_queries_match_nothing(gallery, query):
+@pytest.mark.parametrize("service_index", [False, True], ids=["scan", "service index"])
+def test_bad_or_unrelated_queries_match_nothing(gallery, query, service_index):
     uri, _ = gallery
-    assert search_image(Gallery(uri, create=False), png_bytes(query)) == []
+    store = Gallery(uri, create=False)
+    index = GalleryHashIndex(store) if service_index else None
+    assert search_image(store, png_bytes(query), hash_index=index) == []
 
 
 def test_removal_by_image_takes_a_mirrored_copy_and_tombstones_turned_ones(gallery, tmp_path):
