@@ -35,8 +35,8 @@ def retry_conflicts(table, operation):
 ROWS_PER_FILE = 8192
 
 # How long a compacted-away version stays readable: a reader that opened the table this long
-# ago (the search service in the middle of a request, another crawl worker between two writes)
-# (an export) still finds its files; one pinned longer may not. Older versions, and the
+# ago (the search service in the middle of a request, another crawl worker between two writes,
+# an export) still finds its files; one pinned longer may not. Older versions, and the
 # files only they use, are deleted.
 VERSION_RETENTION = timedelta(hours=1)
 
