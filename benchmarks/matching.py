@@ -65,9 +65,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from indexer.analyze import query_hashes  # noqa: E402
 from indexer.decode import decode_bounded  # noqa: E402
 from indexer.hash_index import HammingIndex, pictures_near_regions  # noqa: E402
-from indexer.hashes import hamming, perceptual_hashes  # noqa: E402
+from indexer.hashes import hamming, perceptual_hashes, sha256_hex  # noqa: E402
 from indexer.matcher import How, QueryPicture, match, query_picture  # noqa: E402
-from indexer.regions import REGIONS_BYTES, STORED_REGIONS, region_hashes  # noqa: E402
+from indexer.regions import REGIONS_BYTES, STORED_REGIONS, region_hashes, unpack_regions  # noqa: E402
 from robots_policy.match_thresholds import MATCH_DISTANCE  # noqa: E402
 
 DOC_DIRS = [
@@ -316,7 +316,7 @@ class ArraySource:
     def __init__(self, ids: list[str], pdq: np.ndarray, phash: np.ndarray, sha256: list[str], regions: np.ndarray):
         self.ids, self.pdq, self.phash, self.regions = ids, pdq, phash, regions
         self.by_sha256 = {s: i for i, s in enumerate(sha256)}
-        region_pdq = regions.reshape(len(ids), len(STORED_REGIONS), -1)[:, :, :32].reshape(-1, 32)
+        region_pdq = np.ascontiguousarray(unpack_regions(regions)[0].reshape(-1, 32))
         self.indexes = {"pdq": HammingIndex(pdq), "phash": HammingIndex(phash), "regions": HammingIndex(region_pdq)}
 
     def row(self, i: int) -> dict:
@@ -368,12 +368,13 @@ SHORT = {baseline_search: "baseline", whole_search: "whole", matcher_search: "ma
 def stored(items: list[tuple[str, bytes]], extra: int = 0, rng: np.random.Generator | None = None) -> ArraySource:
     ids, pdq, phash, sha, regions = [], [], [], [], []
     for name, data in items:
-        sha256, hashes = query_hashes(data)
+        image = decode_bounded(data).image  # once, for the whole-picture and the region hashes
+        hashes = perceptual_hashes(image)
         ids.append(name)
-        sha.append(sha256)
+        sha.append(sha256_hex(data))
         pdq.append(np.frombuffer(hashes.pdq, np.uint8))
         phash.append(np.frombuffer(hashes.phash, np.uint8))
-        regions.append(np.frombuffer(region_hashes(decode_bounded(data).image), np.uint8))
+        regions.append(np.frombuffer(region_hashes(image), np.uint8))
     pdq_a, phash_a, regions_a = np.array(pdq), np.array(phash), np.array(regions)
     if extra:
         pdq_a = np.vstack([pdq_a, rng.integers(0, 256, (extra, 32), dtype=np.uint8)])

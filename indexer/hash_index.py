@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from indexer.matcher import QueryPicture, match
-from indexer.regions import REGION_BYTES, REGIONS_BYTES, STORED_REGIONS
+from indexer.regions import REGIONS_BYTES, STORED_REGIONS, unpack_regions
 from indexer.store import IMAGES_SCHEMA, Match
 
 CHUNK_BITS = 16
@@ -113,7 +113,7 @@ def region_pdq(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     filled = column.fill_null(pa.scalar([0] * REGIONS_BYTES, column.type)) if column.null_count else column
     flat = filled.flatten().to_numpy(zero_copy_only=False).astype(np.uint8, copy=False)
-    return np.ascontiguousarray(flat.reshape(len(column), len(STORED_REGIONS), REGION_BYTES)[:, :, :32].reshape(-1, 32))
+    return np.ascontiguousarray(unpack_regions(flat.reshape(len(column), REGIONS_BYTES))[0].reshape(-1, 32))
 
 
 def pictures_near_regions(index: HammingIndex, values: list[bytes], *, max_distance: int) -> np.ndarray:

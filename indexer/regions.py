@@ -79,9 +79,11 @@ def region_hashes(img: Image.Image) -> bytes:
     return b"".join(parts)
 
 
-def unpack_regions(values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Stored `regions` values as PDQ (n, regions, 32) and pHash (n, regions, 8) byte arrays."""
-    packed = np.frombuffer(b"".join(values), dtype=np.uint8).reshape(len(values), len(STORED_REGIONS), REGION_BYTES)
+def unpack_regions(values: list[bytes] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stored `regions` values (bytes, or their uint8 rows) as PDQ (n, regions, 32) and pHash
+    (n, regions, 8) byte arrays."""
+    flat = np.frombuffer(b"".join(values), dtype=np.uint8) if isinstance(values, list) else values
+    packed = flat.reshape(len(values), len(STORED_REGIONS), REGION_BYTES)
     return packed[:, :, :32], packed[:, :, 32:]
 
 
