@@ -158,17 +158,17 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
             if not page.is_closed():
                 meta["playwright_page"] = page  # scrapy-playwright navigates it instead of a new one
                 break
+        # No browser seen running yet (the first render, or the first after one died): this
+        # page waits for a launch too.
+        browser_up = self._browser is not None and self._browser.is_connected()
         meta.update(
             playwright_context=context,
             playwright_context_kwargs=self._context_kwargs,
             playwright_include_page=True,  # we close it, whatever happens
-            playwright_page_init_callback=partial(self._init_page, session, context),
+            playwright_page_init_callback=partial(self._init_page, session, context, started_in=self._browser if browser_up else None),
             playwright_page_goto_kwargs={"wait_until": "domcontentloaded", "timeout": self.render.budget * 1000},
         )
         self.stats.inc_value("render/started")
-        # No browser seen running yet (the first render, or the first after one died): this
-        # page waits for a launch too.
-        browser_up = self._browser is not None and self._browser.is_connected()
         budget = self.render.budget + (0 if browser_up else BROWSER_START_ALLOWANCE)
         clean = False
         try:
@@ -221,7 +221,11 @@ class RenderingDownloadHandler(ScrapyPlaywrightDownloadHandler):
         self.stats.inc_value("render/pages")
         return response.replace(body=html.encode("utf-8"), encoding="utf-8")
 
-    async def _init_page(self, session: PageSession, context_name: str, page, request) -> None:
+    async def _init_page(self, session: PageSession, context_name: str, page, request, *, started_in=None) -> None:
+        if session.page is None and started_in is not None and page.context.browser is not started_in:
+            # The browser this render started with died before its first page was made: that
+            # page waited for the next launch like a retried one.
+            session.on_retry()
         self._contexts[context_name] = page.context
         self._browser = page.context.browser
         try:

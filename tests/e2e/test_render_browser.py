@@ -56,7 +56,7 @@ def test_a_crashed_browser_is_relaunched_and_the_crawl_goes_on(tmp_path):
     with StaticSite(root, canned=canned) as site:
         crawl = subprocess.Popen(
             [sys.executable, "-m", "gallery", "crawl", site.url + "/", "--gallery", str(gallery), "--allow-loopback",
-             "--delay", "0", "--render", "always", "--render-budget", "10", "--json"],
+             "--delay", "0", "--render", "always", "--render-budget", "10", "--json", "-v"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
@@ -78,10 +78,11 @@ def test_a_crashed_browser_is_relaunched_and_the_crawl_goes_on(tmp_path):
     stats = Gallery(str(gallery), create=False).last_crawl()
     assert stats["playwright/browser_count"] == 2
     # Renders the dead browser was doing are retried in the new one (scrapy-playwright retries a
-    # closed target); one that runs out of retries is a counted skip, not an error.
+    # closed target); one that runs out of retries, or of time on a loaded machine, is a counted
+    # skip, not an error.
     skips = [line for line in stderr.splitlines() if "render of" in line and "skipped" in line]
-    assert set(summary["render"]["skipped"]) <= {"browser_crashed"}, skips
-    lost = summary["render"]["skipped"].get("browser_crashed", 0)
+    assert set(summary["render"]["skipped"]) <= {"browser_crashed", "timeout"}, skips
+    lost = sum(summary["render"]["skipped"].values())
     # The render the kill interrupted was retried (with time for the new browser to start), or lost.
     assert stats.get("render/retried_in_new_browser", 0) + lost >= 1
     assert lost <= 4  # at most GALLERY_RENDER_MAX_PAGES were in flight
