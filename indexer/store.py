@@ -305,7 +305,13 @@ class Gallery:
     @staticmethod
     def _index_image_id(table) -> None:
         if any(index.columns == ["image_id"] for index in table.list_indices()):
-            table.optimize()  # folds rows appended since into the existing index
+            # Not Table.optimize(): it compacts towards million-row files, so every crawl's end
+            # would rewrite the whole table, thumbnails and all (10 s and +660 MB RSS for 98k rows
+            # of 20 kB here). Our compaction, then the rows appended since folded into the index.
+            compact_table(table)
+            dataset = table.to_lance()
+            dataset.optimize.optimize_indices()
+            table.checkout_latest()
         else:
             table.create_index("image_id", config=BTree())
 

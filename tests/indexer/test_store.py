@@ -163,3 +163,26 @@ def test_lance_metadata_cache_stays_within_its_bound(tmp_path, monkeypatch):
         gallery.refresh()
     # Unbounded, these 40 commits cached about 1.5 MB; the bound is kept to within Lance's slack.
     assert store._session.size_bytes <= 2 * bound
+
+
+def test_lookup_index_takes_new_rows_without_rewriting_full_files(tmp_path, analyzed, monkeypatch):
+    """At a crawl's end the image_id index takes the rows written since; files already full
+    (ROWS_PER_FILE rows) are kept as they are, not merged into ever larger ones."""
+    monkeypatch.setattr("indexer.commits.ROWS_PER_FILE", 1)  # every one-row write is a full file
+    gallery = Gallery(str(tmp_path / "g"))
+    writer = GalleryWriter(gallery, compact_every=None)
+
+    def seen_on(page: int) -> None:  # one more sighting row, in a file of its own
+        writer.add(analyzed[0], sighting("http://a.test/1.jpg", f"http://a.test/{page}"))
+        writer.write(writer.take_batch())
+
+    seen_on(0)
+    gallery.index_lookup_columns()
+    seen_on(1)
+    seen_on(2)
+    before = {f.fragment_id for f in gallery.sightings.to_lance().get_fragments()}
+    gallery.index_lookup_columns()
+    dataset = gallery.sightings.to_lance()
+    assert {f.fragment_id for f in dataset.get_fragments()} == before and len(before) == 3
+    [index] = [i for i in dataset.describe_indices() if i.field_names == ["image_id"]]
+    assert index.num_rows_indexed == 3  # the new rows are in the index, not scanned
