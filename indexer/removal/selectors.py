@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 from urllib.parse import urlsplit
 
-from indexer.decode import ImageRejected
+from indexer.decode import ImageRejected, decode_bounded
 from indexer.hashes import parse_hash
 from indexer.matcher import HashSource, QueryPicture, Variant, match, query_picture
+from indexer.regions import STORED_REGIONS, region_hashes, unpack_regions
 from indexer.removal.errors import RequestError
 from robots_policy.domains import registrable_domain
 from robots_policy.match_thresholds import MATCH_DISTANCE
@@ -147,6 +148,8 @@ class ImageSelector(Selector):
     # indexer/matcher.py), computed when the request is parsed so an undecodable file fails
     # before anything is written. Empty for a flat or blank picture: its exact bytes only.
     variants: tuple[Variant, ...] = ()
+    # Its stored regions' hashes (indexer/regions.py), so a crop of it is refused at a later crawl.
+    regions: bytes = b""
 
     @classmethod
     def parse(cls, text: str) -> "ImageSelector":
@@ -161,7 +164,7 @@ class ImageSelector(Selector):
             raise RequestError(f"{path} is not a usable image ({exc})") from None
         if picture.low_information:
             return cls(f"sha256:{picture.sha256}")  # never every blank picture
-        return cls(f"sha256:{picture.sha256}", variants=picture.variants)
+        return cls(f"sha256:{picture.sha256}", variants=picture.variants, regions=region_hashes(decode_bounded(data).image))
 
     def match_pictures(self, pictures: PictureLookup) -> PictureMatch:
         picture = QueryPicture(self.value.split(":", 1)[1], self.variants)
@@ -183,6 +186,14 @@ class ImageSelector(Selector):
             # hashes each new picture once, upright; the variants catch turned and mirrored copies.
             group = f"{request_id}:{self.value}:{index}"
             entries += [Entry("pdq", variant.hashes.pdq.hex(), group), Entry("phash", variant.hashes.phash.hex(), group)]
+        if self.regions:
+            # A new picture whose hashes are those of one of its regions (both agreeing, as for
+            # a whole picture) is a crop of it: the same test as the matcher's "contains".
+            pdq, phash = unpack_regions([self.regions])
+            for name, region_pdq, region_phash in zip(STORED_REGIONS, pdq[0], phash[0]):
+                if region_pdq.any():  # a flat region is stored as zeros and matches nothing
+                    group = f"{request_id}:{self.value}:{name}"
+                    entries += [Entry("pdq", region_pdq.tobytes().hex(), group), Entry("phash", region_phash.tobytes().hex(), group)]
         return entries
 
 

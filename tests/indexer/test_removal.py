@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 from lance.file import LanceFileReader
-from PIL import ImageOps
+import skimage.data
+from PIL import Image, ImageOps
 
 from gallery.demo import make_picture
 from indexer import removal
-from indexer.analyze import analyze_image
+from indexer.analyze import AnalyzedImage, analyze_image
 from indexer.faces import FaceDetector
 from indexer.ingest import GalleryWriter
 from indexer.removal import (
@@ -374,6 +375,27 @@ def test_writer_checks_tombstones_before_storing(gallery, pictures, tmp_path):
     assert near.image_id != pictures[2].image_id
     assert writer.tombstoned(near, sighting("http://x.test/2.jpg", "http://x.test/")) in ("sha256", "pdq")
     assert writer.tombstoned(pictures[3], sighting("http://x.test/3.jpg", "http://x.test/")) is None
+
+
+def test_crops_of_a_picture_removed_by_image_stay_out(gallery, tmp_path):
+    """A removal by image leaves its regions' hashes as tombstones: a later crawl refuses a crop
+    of the picture (whole-picture hashes never match a crop of 20% a side), not other pictures."""
+    removed, other = Image.fromarray(skimage.data.chelsea()), Image.fromarray(skimage.data.coffee())
+    query = tmp_path / "removed.jpg"
+    query.write_bytes(jpeg_bytes(removed))
+    _remove(gallery, ("image", str(query)))
+    writer = GalleryWriter(Gallery(gallery.uri))
+    detector = FaceDetector()
+
+    def crop(img: Image.Image, box: tuple[float, float, float, float]) -> AnalyzedImage:
+        w, h = img.size
+        part = img.crop((round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)))
+        return analyze_image(jpeg_bytes(part.resize((part.width * 3 // 4, part.height * 3 // 4)), quality=75), detector=detector)
+
+    for box in [(0.2, 0.2, 0.8, 0.8), (0.0, 0.0, 0.5, 0.5), (0.5, 0.5, 1.0, 1.0)]:
+        assert writer.tombstoned(crop(removed, box), sighting("http://x.test/crop.jpg", "http://x.test/")) == "pdq+phash", box
+        assert writer.tombstoned(crop(other, box), sighting("http://x.test/other.jpg", "http://x.test/")) is None, box
+    assert writer.tombstoned(crop(other, (0, 0, 1, 1)), sighting("http://x.test/other.jpg", "http://x.test/")) is None
 
 
 def test_append_landing_after_the_delete_is_caught_before_purge(gallery, pictures, monkeypatch):
