@@ -198,8 +198,12 @@ class GalleryWriter:
         unclustered = self._unclustered & ids
         self._unclustered -= ids
         rows_with_detail = [row for row in rows if row["image_id"] not in unclustered]
+        # The matcher's rule on the hashes both sides store (a new picture is hashed upright
+        # only: mirrored copies are found by search, not clustered).
+        pictures = [QueryPicture(row["image_id"], (Variant("identity", "white", ImageHashes(row["phash"], row["pdq"])),)) for row in rows_with_detail]
+        stored = self._near.neighbours(pictures)
         for index, row in enumerate(rows_with_detail):
-            heads = self._cluster_heads(row, rows_with_detail[:index])
+            heads = self._cluster_heads(pictures[index], stored[index], rows_with_detail[:index])
             if heads:
                 row["duplicate_of"] = heads[0]
                 count += 1
@@ -207,14 +211,10 @@ class GalleryWriter:
                 merges.append(set(heads))
         return count, merges
 
-    def _cluster_heads(self, row: dict, earlier_in_batch: list[dict]) -> list[str]:
-        """The heads of the clusters of this row's near neighbours, earlier in the batch first,
-        then stored, best first; this writer's flat pictures are nobody's neighbours."""
-        # The matcher's rule on the hashes both sides store (a new picture is hashed upright
-        # only: mirrored copies are found by search, not clustered).
-        picture = QueryPicture(row["image_id"], (Variant("identity", "white", ImageHashes(row["phash"], row["pdq"])),))
+    def _cluster_heads(self, picture: QueryPicture, stored: dict[str, str], earlier_in_batch: list[dict]) -> list[str]:
+        """The heads of the clusters of a row's near neighbours (`stored`: the finder's), earlier
+        in the batch first, then stored, best first; this writer's flat pictures are nobody's neighbours."""
         heads = [other["duplicate_of"] or other["image_id"] for other, how in zip(earlier_in_batch, verify(picture, earlier_in_batch)) if how]
-        stored = self._near.neighbours(picture)
         heads += [head for image_id, head in stored.items() if image_id not in self._written_flat]
         return list(dict.fromkeys(heads))
 
