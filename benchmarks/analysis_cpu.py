@@ -151,22 +151,56 @@ def side(tree: Path, listing: Path, out: Path, *, faces: bool, pixels: Path | No
 # -- how far the hashes moved --------------------------------------------------------------------
 
 
-def bits(a: str, b: str) -> int:
-    return (int(a, 16) ^ int(b, 16)).bit_count()
-
-
-def distribution(name: str, distances: list[int], threshold: int | None) -> None:
-    d = np.array(distances)
-    counts = " ".join(f"{label}:{n}" for label, n in (("0", (d == 0).sum()), ("1", (d == 1).sum()), ("2", (d == 2).sum()),
-                                                         ("3-4", ((d >= 3) & (d <= 4)).sum()), ("5-8", ((d >= 5) & (d <= 8)).sum()),
-                                                         (">8", (d > 8).sum())))
-    limit = f"(match <= {threshold})" if threshold is not None else ""
-    print(f"  {name:<22}{len(d):>6}  mean {d.mean():5.2f}  p99 {np.percentile(d, 99):4.0f}  max {d.max():4d}  {counts}  {limit}")
-
-
-def compare(old: dict, new: dict, pixels: tuple[Path, Path], files: list[Path]) -> None:
-    sys.path.insert(0, str(REPO))
+def stored_values(entry: dict) -> dict[str, str]:
+    """Every perceptual hash stored for one picture, by name, as hex; a flat region is all zeros."""
     from indexer.regions import REGION_BYTES, STORED_REGIONS
+
+    values = {"pHash": entry["phash"], "PDQ": entry["pdq"]}
+    for i, region in enumerate(STORED_REGIONS):
+        packed = entry["regions"][2 * i * REGION_BYTES : 2 * (i + 1) * REGION_BYTES]
+        values[f"{region} PDQ"], values[f"{region} pHash"] = packed[:64], packed[64:]
+    return values
+
+
+def moved(pairs: list[tuple[dict[str, str], dict[str, str]]]) -> dict[str, tuple[list[int], int]]:
+    """Per stored hash: the bit distances between the pairs' values, and how many pairs had the
+    value flat (zeros) on one side only (left out of the distances)."""
+    found: dict[str, tuple[list[int], int]] = {}
+    for a, b in pairs:
+        for name in a:
+            distances, flat = found.setdefault(name, ([], 0))
+            if (int(a[name], 16) == 0) != (int(b[name], 16) == 0):
+                found[name] = (distances, flat + 1)
+            else:
+                distances.append((int(a[name], 16) ^ int(b[name], 16)).bit_count())
+    return found
+
+
+def copies(files: list[str]) -> list[dict]:
+    """What an ordinary copy does, for scale: each picture re-encoded as a JPEG (quality 90,
+    full size), hashed by the working tree's code (run in this process)."""
+    sys.path.insert(0, str(REPO))
+    from indexer.decode import decode_bounded
+    from indexer.hashes import perceptual_hashes
+    from indexer.regions import region_hashes
+
+    entries = []
+    for path in files:
+        full = Image.open(path)
+        copy = io.BytesIO()
+        full.convert("RGB").save(copy, "JPEG", quality=90, exif=full.getexif())
+        image = decode_bounded(copy.getvalue()).image
+        found = perceptual_hashes(image)
+        entries.append({"phash": found.phash.hex(), "pdq": found.pdq.hex(), "regions": region_hashes(image).hex()})
+    return entries
+
+
+def summary(distances: list[int], flat: int) -> str:
+    d = np.array(distances or [0])
+    return f"{(d > 0).mean():>8.0%}{d.mean():>6.2f}{np.percentile(d, 99):>5.0f}{d.max():>5d}{flat:>5d}"
+
+
+def compare(old: dict, new: dict, pixels: tuple[Path, Path], files: list[Path], copies_sample: int) -> None:
     from robots_policy.match_thresholds import MATCH_DISTANCE
 
     both = [f for f in old["hashes"] if f in new["hashes"]]
@@ -174,32 +208,25 @@ def compare(old: dict, new: dict, pixels: tuple[Path, Path], files: list[Path]) 
           f" ({len(old['hashes']) - len(both)} only by the baseline, {len(new['hashes']) - len(both)} only by the working tree):")
     sizes = sum(old["hashes"][f]["size"] == new["hashes"][f]["size"] for f in both)
     diffs = []
-    for k, path in enumerate(files):
+    for k in range(len(files)):
         a, b = pixels[0] / f"{k}.npy", pixels[1] / f"{k}.npy"
         if a.exists() and b.exists():
             x, y = np.load(a).astype(np.int16), np.load(b).astype(np.int16)
             if x.shape == y.shape:
-                diffs.append(np.abs(x - y))
-    flat = np.concatenate([d.ravel() for d in diffs]) if diffs else np.zeros(1)
-    print(f"  working image: same size {sizes}/{len(both)}; pixel |difference| mean {flat.mean():.2f}, "
+                diffs.append(np.abs(x - y).ravel())
+    flat = np.concatenate(diffs) if diffs else np.zeros(1)
+    print(f"  working image: same size {sizes}/{len(both)}; pixel |difference| (same size) mean {flat.mean():.2f}, "
           f"p99 {np.percentile(flat, 99):.0f}, max {flat.max()} grey levels")
-    distribution("pHash", [bits(old["hashes"][f]["phash"], new["hashes"][f]["phash"]) for f in both], MATCH_DISTANCE["phash"])
-    distribution("PDQ", [bits(old["hashes"][f]["pdq"], new["hashes"][f]["pdq"]) for f in both], MATCH_DISTANCE["pdq"])
-    width = 2 * REGION_BYTES
-    for i, region in enumerate(STORED_REGIONS):
-        pdqs, phashes, flat_changed = [], [], 0
-        for f in both:
-            a = old["hashes"][f]["regions"][i * width : (i + 1) * width]
-            b = new["hashes"][f]["regions"][i * width : (i + 1) * width]
-            if (int(a, 16) == 0) != (int(b, 16) == 0):
-                flat_changed += 1  # low information on one side only
-                continue
-            pdqs.append(bits(a[:64], b[:64]))
-            phashes.append(bits(a[64:], b[64:]))
-        distribution(f"{region} PDQ", pdqs, MATCH_DISTANCE["pdq"])
-        distribution(f"{region} pHash", phashes, MATCH_DISTANCE["phash"])
-        if flat_changed:
-            print(f"    {region}: {flat_changed} pictures flat (stored as zeros) on one side only")
+    changed = moved([(stored_values(old["hashes"][f]), stored_values(new["hashes"][f])) for f in both])
+    sample = both[:copies_sample]
+    copied = moved([(stored_values(new["hashes"][f]), stored_values(c)) for f, c in zip(sample, copies(sample))])
+    columns = f"{'changed':>8}{'mean':>6}{'p99':>5}{'max':>5}{'flat':>5}"
+    print(f"  bits moved{'':<22}{'baseline -> working tree':^29}   {f'a JPEG copy (q90), first {len(sample)}':^29}   match at")
+    print(f"  {'':<30}{columns}   {columns}")
+    for name in changed:
+        threshold = MATCH_DISTANCE["pdq" if name.endswith("PDQ") else "phash"]
+        print(f"  {name:<30}{summary(*changed[name])}   {summary(*copied[name])}   <= {threshold}")
+    print("  (flat: stored as zeros, a region too plain to hash, on one side only)")
 
 
 # -- the table -------------------------------------------------------------------------------------
@@ -212,6 +239,7 @@ def main() -> None:
     parser.add_argument("--baseline", default="main", help="git revision whose indexer/ and robots_policy/ are the baseline")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--faces", action="store_true", help="time face detection too")
+    parser.add_argument("--copies", type=int, default=200, help="pictures re-encoded as JPEG, for scale")
     parser.add_argument("--side", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--listing", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -262,7 +290,7 @@ def main() -> None:
         print("decode, per picture of each format:")
         for fmt, count in sorted(formats.items()):
             row(f"  {fmt} ({count})", f"decode {fmt}", count)
-        compare(old[0], new[0], (pixels["baseline"], pixels["working tree"]), files)
+        compare(old[0], new[0], (pixels["baseline"], pixels["working tree"]), files, args.copies)
 
 
 if __name__ == "__main__":
