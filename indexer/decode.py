@@ -1,4 +1,5 @@
-"""One bounded decode per image: limits on bytes and pixels, JPEG draft mode, RGB out.
+"""One bounded decode per image: limits on bytes and pixels, JPEG draft mode, a Lanczos
+resize to the working size (libvips), RGB out.
 
 Indexing and search queries both decode through `decode_bounded`, so the perceptual
 hashes of the same picture agree no matter which side computed them.
@@ -109,8 +110,7 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits(), *, backgr
         # Truncated or corrupt data: PIL raises OSError ("image file is truncated", "broken data stream").
         raise ImageRejected("corrupt", _plain(exc)) from exc
     has_alpha = _has_alpha(img)
-    img = _resizable(img)
-    img = _flattened(_shrunk(img), background)
+    img = _flattened(_shrunk(_resizable(img)), background)
     if orientation in _TRANSPOSE:
         # Upright as a browser shows it, for the detector, the thumbnail and both sides' hashes.
         img = img.transpose(_TRANSPOSE[orientation])
@@ -191,8 +191,8 @@ def _thumbnail_size(width: int, height: int) -> tuple[int, int]:
 
 
 def _resizable(img: Image.Image) -> Image.Image:
-    """The picture in a mode Pillow resizes with a filter: RGB, L, or RGBA and LA (which it
-    resizes premultiplied, so flattening after the resize gives what flattening before would)."""
+    """The picture in a mode `_shrunk` takes: RGB, L, or RGBA and LA (resized premultiplied, so
+    flattening after the resize gives what flattening before would)."""
     if img.mode in ("RGB", "L", "RGBA", "LA"):
         return img
     if img.mode.startswith("I") or img.mode == "F":
