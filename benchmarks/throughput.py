@@ -15,7 +15,7 @@ Alternating, --runs times each:
 Printed: images/s (image URLs in the list over wall seconds), CPU-s per image, peak RSS of the
 process tree, then our CPU per image by stage: the crawl process's stages (fetch, policy, page
 parse, sha256, near-duplicate matching, write...) timed in one more crawl with thread-CPU timers
-around them, the workers' stages (decode, XMP, hashes, faces, thumbnail) measured in this process
+around them, the workers' stages (decode, XMP, hashes, region hashes, faces, thumbnail) measured in this process
 on a sample of the fixture's files; then `non_face_cpu_ms_per_image vs
 img2dataset_cpu_ms_per_image` (our whole tree's CPU per image less face detection, against
 img2dataset's own), and last `ratio_vs_img2dataset` (median images/s of ours over the median of
@@ -394,10 +394,12 @@ def stage_costs(root: Path, paths: list[str], sample: int) -> tuple[dict[str, fl
     from indexer.decode import DecodeLimits, ImageRejected, decode_bounded
     from indexer.faces import FaceDetector, pixelate_faces
     from indexer.hashes import perceptual_hashes
+    from indexer.regions import region_hashes
     from robots_policy.xmp import check_xmp
 
     detector, limits = FaceDetector(), DecodeLimits(min_width=32, min_height=32)
-    totals = dict.fromkeys(("sha256", "decode", "XMP reservation", "hashes (pHash+PDQ)", "faces", "thumbnail (pixelate + JPEG)"), 0.0)
+    totals = dict.fromkeys(("sha256", "decode", "XMP reservation", "hashes (pHash+PDQ)", "region hashes", "faces",
+                            "thumbnail (pixelate + JPEG)"), 0.0)
     seen = decoded_count = 0
     for path in paths[:sample]:
         data = (root / path).read_bytes()
@@ -419,6 +421,9 @@ def stage_costs(root: Path, paths: list[str], sample: int) -> tuple[dict[str, fl
         t = time.process_time()
         perceptual_hashes(decoded.image)
         totals["hashes (pHash+PDQ)"] += time.process_time() - t
+        t = time.process_time()
+        region_hashes(decoded.image)
+        totals["region hashes"] += time.process_time() - t
         t = time.process_time()
         scan = detector.scan(decoded.image)
         totals["faces"] += time.process_time() - t

@@ -1,10 +1,12 @@
-"""One bounded decode per image: limits on bytes and pixels, JPEG draft mode, RGB out.
+"""One bounded decode per image: limits on bytes and pixels, JPEG draft mode, a Lanczos
+resize to the working size (libvips), RGB out.
 
 Indexing and search queries both decode through `decode_bounded`, so the perceptual
 hashes of the same picture agree no matter which side computed them.
 """
 
 import io
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -84,7 +86,9 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits(), *, backgr
             xmp = _xmp_packet(img)
             if fmt == "JPEG":
                 # Draft mode decodes at 1/2, 1/4 or 1/8 scale straight from the DCT: far less
-                # CPU and memory, and never below the requested size.
+                # CPU and memory, and never below the requested size. (Asked for the picture's
+                # own fitted size instead, more photos would scale down, but text in them comes
+                # out several grey levels off: tests/indexer/test_decode.py.)
                 img.draft("RGB", (WORKING_SIZE, WORKING_SIZE))
             img.seek(0)  # first frame of animations
             img.load()
@@ -106,8 +110,7 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits(), *, backgr
         # Truncated or corrupt data: PIL raises OSError ("image file is truncated", "broken data stream").
         raise ImageRejected("corrupt", _plain(exc)) from exc
     has_alpha = _has_alpha(img)
-    img = _to_rgb(img, background)
-    img.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.LANCZOS)
+    img = _flattened(_shrunk(_resizable(img)), background)
     if orientation in _TRANSPOSE:
         # Upright as a browser shows it, for the detector, the thumbnail and both sides' hashes.
         img = img.transpose(_TRANSPOSE[orientation])
@@ -150,8 +153,47 @@ def _has_alpha(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
 
 
-def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
-    if img.mode == "RGB":
+def _shrunk(img: Image.Image) -> Image.Image:
+    """The picture fitted within WORKING_SIZE a side, by a Lanczos-3 resize in libvips: a third
+    of Pillow's CPU, pixels within a grey level of Pillow's. Shrunk before the flattening to RGB,
+    in as few channels as the picture has. The filter is pinned: a cheaper one (bicubic, box
+    steps) moves the hashes of text and the face detector's scores (benchmarks/analysis_cpu.py,
+    tests/indexer/test_faces.py)."""
+    size = _thumbnail_size(*img.size)
+    if size == img.size:
+        return img
+    import pyvips  # imported where used: commands that only read the gallery skip it
+
+    pyvips.cache_set_max(0)  # libvips keeps recent results by default: memory we never read again
+    pyvips.concurrency_set(1)  # the worker pool runs one picture per core already
+    # See-through pixels resized premultiplied, as Pillow does, so their colours do not bleed.
+    premultiplied = {"RGBA": "RGBa", "LA": "La"}.get(img.mode)
+    source = img.convert(premultiplied) if premultiplied else img
+    pixels = pyvips.Image.new_from_memory(source.tobytes(), img.width, img.height, len(source.getbands()), "uchar")
+    pixels = pixels.resize(size[0] / img.width, vscale=size[1] / img.height, kernel="lanczos3")
+    shrunk = Image.frombytes(source.mode, (pixels.width, pixels.height), pixels.write_to_memory())
+    if shrunk.size != size:  # libvips rounded a size the other way: a pixel more or less
+        shrunk = shrunk.resize(size, Image.Resampling.LANCZOS)
+    return shrunk.convert(img.mode) if premultiplied else shrunk
+
+
+def _thumbnail_size(width: int, height: int) -> tuple[int, int]:
+    """The size Pillow's `thumbnail((WORKING_SIZE, WORKING_SIZE))` gives a picture (the aspect
+    ratio's nearest whole size), as galleries stored before the resize moved to libvips."""
+    if width <= WORKING_SIZE and height <= WORKING_SIZE:
+        return width, height
+    aspect = width / height
+    if aspect >= 1:
+        near = (math.floor(WORKING_SIZE / aspect), math.ceil(WORKING_SIZE / aspect))
+        return WORKING_SIZE, max(1, min(near, key=lambda n: abs(aspect - WORKING_SIZE / n) if n else 0))
+    near = (math.floor(WORKING_SIZE * aspect), math.ceil(WORKING_SIZE * aspect))
+    return max(1, min(near, key=lambda n: abs(aspect - n / WORKING_SIZE))), WORKING_SIZE
+
+
+def _resizable(img: Image.Image) -> Image.Image:
+    """The picture in a mode `_shrunk` takes: RGB, L, or RGBA and LA (resized premultiplied, so
+    flattening after the resize gives what flattening before would)."""
+    if img.mode in ("RGB", "L", "RGBA", "LA"):
         return img
     if img.mode.startswith("I") or img.mode == "F":
         # 16-bit (and 32-bit) grey: PIL's conversion clips at 255, so nearly every picture
@@ -159,8 +201,15 @@ def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
         pixels = np.asarray(img, dtype=np.float64)
         if pixels.size and pixels.max() > 255:
             pixels = pixels / 257
-        return Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).convert("RGB")
-    if _has_alpha(img):
+        return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+    return img.convert("RGBA" if _has_alpha(img) else "RGB")  # palettes resize only by nearest pixel
+
+
+def _flattened(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """RGB, transparency laid over `background`."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("RGBA", "LA"):
         rgba = img.convert("RGBA")
         flat = Image.new("RGB", rgba.size, background)
         flat.paste(rgba, mask=rgba.getchannel("A"))

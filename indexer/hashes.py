@@ -29,17 +29,36 @@ def sha256_hex(data: bytes) -> str:
 
 def perceptual_hashes(img: Image.Image) -> ImageHashes:
     """pHash and PDQ of an RGB image already decoded by `decode_bounded`."""
-    # Imported where used: commands that only read the gallery skip them (benchmarks/startup.py).
-    import imagehash
+    return hashes_of(np.asarray(img), img.convert("L"))
+
+
+def hashes_of(rgb: np.ndarray, grey: Image.Image) -> ImageHashes:
+    """pHash and PDQ of one picture given as its RGB pixels (rows, columns, 3; a view into a
+    larger picture will do) and its Pillow grey ("L") image: callers hashing several parts of
+    one picture convert it once (indexer/regions.py)."""
+    # Imported where used: commands that only read the gallery skip it (benchmarks/startup.py).
     import pdqhash
 
-    phash_bits = imagehash.phash(img).hash.flatten()
-    pdq_bits, quality = pdqhash.compute(np.asarray(img))
+    pdq_bits, quality = pdqhash.compute(rgb)
     return ImageHashes(
-        phash=np.packbits(phash_bits.astype(np.uint8)).tobytes(),
+        phash=np.packbits(_phash_bits(_phash_thumbnail(grey))).tobytes(),
         pdq=np.packbits(np.asarray(pdq_bits, dtype=np.uint8)).tobytes(),
         pdq_quality=int(quality),
     )
+
+
+def _phash_thumbnail(grey: Image.Image) -> np.ndarray:
+    """The 32x32 grey thumbnail pHash starts from, as imagehash.phash makes it."""
+    return np.asarray(grey.resize((32, 32), Image.Resampling.LANCZOS))
+
+
+def _phash_bits(thumbnail: np.ndarray) -> np.ndarray:
+    """pHash's 64 bits (row by row) of a 32x32 grey thumbnail, as imagehash.phash computes them:
+    the lowest 8x8 DCT coefficients over their median."""
+    from scipy.fftpack import dct
+
+    coefficients = dct(dct(thumbnail, axis=0), axis=1)[:8, :8]
+    return (coefficients > np.median(coefficients)).flatten().astype(np.uint8)
 
 
 # The eight ways a picture can be turned or mirrored, in pdqhash.compute_dihedral's order, each
@@ -63,16 +82,13 @@ def dihedral_hashes(img: Image.Image) -> dict[str, ImageHashes]:
     `perceptual_hashes(img)`. PDQ computes all eight in one pass; pHash turns its 32x32
     grey thumbnail, as imagehash.phash makes it."""
     import pdqhash
-    from scipy.fftpack import dct
 
     pdq_bits, quality = pdqhash.compute_dihedral(np.asarray(img))
-    grey = np.asarray(img.convert("L").resize((32, 32), Image.Resampling.LANCZOS))
+    grey = _phash_thumbnail(img.convert("L"))
     found = {}
     for (name, turn), pdq in zip(DIHEDRAL.items(), pdq_bits):
-        coefficients = dct(dct(np.ascontiguousarray(turn(grey)), axis=0), axis=1)[:8, :8]
-        phash_bits = coefficients > np.median(coefficients)
         found[name] = ImageHashes(
-            phash=np.packbits(phash_bits.flatten().astype(np.uint8)).tobytes(),
+            phash=np.packbits(_phash_bits(np.ascontiguousarray(turn(grey)))).tobytes(),
             pdq=np.packbits(np.asarray(pdq, dtype=np.uint8)).tobytes(),
             pdq_quality=int(quality),
         )

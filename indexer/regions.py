@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from indexer.hashes import ImageHashes, perceptual_hashes
+from indexer.hashes import ImageHashes, hashes_of
 
 Box = tuple[float, float, float, float]
 WHOLE: Box = (0.0, 0.0, 1.0, 1.0)
@@ -71,10 +71,10 @@ def region_hashes(img: Image.Image) -> bytes:
     """The `regions` column for a decoded picture: each of STORED_REGIONS' PDQ and pHash, in
     order. A flat or blank region is left all zeros: both hashes set half their bits (they
     threshold at a median), so zeros are never within any threshold of a real hash."""
-    small = _scaled(img)
+    small = _Scaled(img)
     parts = []
     for box in STORED_REGIONS.values():
-        hashes = _hash_box(small, box)
+        hashes = small.hashes(box)
         parts.append(bytes(REGION_BYTES) if hashes.low_information else hashes.pdq + hashes.phash)
     return b"".join(parts)
 
@@ -90,12 +90,12 @@ def unpack_regions(values: list[bytes] | np.ndarray) -> tuple[np.ndarray, np.nda
 def query_windows(img: Image.Image) -> tuple[list[Window], list[Window]]:
     """A query's centre windows (looked up against stored regions and whole pictures) and its
     part windows (against stored whole pictures), flat or blank ones left out."""
-    small = _scaled(img)
-    centres = [Window(name, box, _hash_box(small, box)) for name, box in CENTRE_WINDOWS.items()]
-    parts = [Window(name, box, _hash_box(small, box)) for name, box in PART_WINDOWS.items()]
-    content = content_box(small)
+    small = _Scaled(img)
+    centres = [Window(name, box, small.hashes(box)) for name, box in CENTRE_WINDOWS.items()]
+    parts = [Window(name, box, small.hashes(box)) for name, box in PART_WINDOWS.items()]
+    content = content_box(small.image)
     if content is not None:
-        parts.append(Window("content", content, _hash_box(small, content)))
+        parts.append(Window("content", content, small.hashes(content)))
     return [w for w in centres if not w.hashes.low_information], [w for w in parts if not w.hashes.low_information]
 
 
@@ -139,15 +139,20 @@ def content_box(img: Image.Image) -> Box | None:
     return (left / width, top / height, right / width, bottom / height)
 
 
-def _scaled(img: Image.Image) -> Image.Image:
-    small = img.copy()
-    small.thumbnail((REGION_SIDE, REGION_SIDE), Image.Resampling.BILINEAR)
-    return small
+class _Scaled:
+    """A picture scaled down to REGION_SIDE, its pixels and grey image made once for the
+    hashes of all its boxes."""
 
+    def __init__(self, img: Image.Image):
+        self.image = img.copy()
+        self.image.thumbnail((REGION_SIDE, REGION_SIDE), Image.Resampling.BILINEAR)
+        self._rgb = np.asarray(self.image)
+        self._grey = self.image.convert("L")
 
-def _hash_box(img: Image.Image, box: Box) -> ImageHashes:
-    width, height = img.size
-    left, top, right, bottom = box
-    x0, y0 = round(left * width), round(top * height)
-    pixels = (x0, y0, max(round(right * width), x0 + 1), max(round(bottom * height), y0 + 1))
-    return perceptual_hashes(img.crop(pixels))
+    def hashes(self, box: Box) -> ImageHashes:
+        width, height = self.image.size
+        left, top, right, bottom = box
+        x0, y0 = round(left * width), round(top * height)
+        x1, y1 = max(round(right * width), x0 + 1), max(round(bottom * height), y0 + 1)
+        # Pillow's crop pads past the edges; the box never leaves the picture, so slices agree.
+        return hashes_of(self._rgb[y0:y1, x0:x1], self._grey.crop((x0, y0, x1, y1)))

@@ -1,11 +1,12 @@
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from gallery.demo import make_picture
 from indexer.analyze import query_hashes
-from indexer.hashes import format_hash, hamming, parse_hash
+from indexer.hashes import format_hash, hamming, parse_hash, perceptual_hashes
 from tests.fixture_site import jpeg_bytes
 
 
@@ -42,3 +43,28 @@ def test_perceptual_hashes_survive_resize_and_recompression():
     _, other = query_hashes(jpeg_bytes(make_picture(8, (800, 600))))
     assert hamming(a.pdq, b.pdq) <= 31 < hamming(a.pdq, other.pdq)
     assert hamming(a.phash, b.phash) <= 8 < hamming(a.phash, other.phash)
+
+
+def test_phash_is_imagehash_phash_and_regions_hash_their_crops():
+    # pHash is computed here, from one grey image per picture; galleries stored imagehash's.
+    import imagehash
+    import pdqhash
+
+    from indexer.regions import REGION_BYTES, STORED_REGIONS, region_hashes
+    from robots_policy.match_thresholds import LOW_INFORMATION_PDQ_QUALITY
+
+    for seed, size in ((11, (512, 384)), (12, (301, 512)), (13, (40, 33))):
+        img = make_picture(seed, size)
+        expected = np.packbits(imagehash.phash(img).hash.flatten().astype(np.uint8)).tobytes()
+        assert perceptual_hashes(img).phash == expected
+        # Each stored region: the hashes of that crop of the picture scaled to 256, done alone.
+        small = img.copy()
+        small.thumbnail((256, 256), Image.Resampling.BILINEAR)
+        stored = region_hashes(img)
+        for i, (left, top, right, bottom) in enumerate(STORED_REGIONS.values()):
+            w, h = small.size
+            crop = small.crop((round(left * w), round(top * h), max(round(right * w), round(left * w) + 1), max(round(bottom * h), round(top * h) + 1)))
+            pdq_bits, quality = pdqhash.compute(np.asarray(crop))
+            alone = np.packbits(np.asarray(pdq_bits, np.uint8)).tobytes() + np.packbits(imagehash.phash(crop).hash.flatten().astype(np.uint8)).tobytes()
+            flat = quality < LOW_INFORMATION_PDQ_QUALITY
+            assert stored[i * REGION_BYTES : (i + 1) * REGION_BYTES] == (bytes(REGION_BYTES) if flat else alone), f"region {i} of seed {seed}"
