@@ -419,6 +419,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, the first decides the last line: {', '.join(VARIANTS)}")
     parser.add_argument("--quick", action="store_true", help="original, rot180 and rot-20 only")
+    parser.add_argument("--edits", help=f"comma-separated edits only: {', '.join(EDITS)}")
     parser.add_argument("--families", help="comma-separated scene families only (portrait, collage, group, grid, figure, partial, mixed, no_faces)")
     parser.add_argument("--dump", type=Path, help="write every scene, edited, with its labels drawn, to this folder (for checking labels)")
     args = parser.parse_args()
@@ -430,6 +431,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown variants: {unknown}")
     edits = ["original", "rot180", "rot-20"] if args.quick else list(EDITS)
+    if args.edits:
+        edits = args.edits.split(",")
     all_scenes = scenes()
     if args.families:
         all_scenes = [s for s in all_scenes if s.family in args.families.split(",")]
