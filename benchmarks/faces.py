@@ -348,9 +348,9 @@ class UprightGate(FaceDetector):
             self._views = views
 
 
-def int8_all_layers(detector: FaceDetector) -> FaceDetector:
-    """Every convolution in int8, the first and the heads too."""
-    model = faces_module._quantize(faces_module._load_model(), float_ends=False)
+def requantized(detector: FaceDetector, **recipe) -> FaceDetector:
+    """The int8 model made another way (`recipe`: faces_module._quantize's options)."""
+    model = faces_module._quantize(faces_module._load_model(), **recipe)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level = 1, 1, 3
     detector._session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
@@ -362,7 +362,8 @@ VARIANTS = {  # name -> (what it is, how to make it); the first is the detector 
     "before": ("upright only, float, weights as graph inputs: the detector before this benchmark", lambda: weights_as_inputs(FaceDetector(views=1, refine=False, tilt=False, int8=False))),
     "float": ("as now, the float model", lambda: FaceDetector(int8=False)),
     "4views-float": ("an earlier detector: as now, float, no fainter spots, no turned look", lambda: FaceDetector(int8=False, faint=False, tilt=False)),
-    "int8-all-layers": ("as now, every convolution in int8", lambda: int8_all_layers(FaceDetector())),
+    "int8-all-layers": ("as now, every convolution in int8", lambda: requantized(FaceDetector(), float_ends=False)),
+    "int8-7bit": ("as now, weights in 7 bits (onnxruntime's advice for CPUs without VNNI)", lambda: requantized(FaceDetector(), reduce_range=True)),
     "no-faint": ("as now, no fainter spots", lambda: FaceDetector(faint=False)),
     "no-tilt": ("as now, weak spots not looked at turned ±20°", lambda: FaceDetector(tilt=False)),
     "upright": ("upright only, int8", lambda: FaceDetector(views=1, refine=False, tilt=False)),

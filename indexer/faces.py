@@ -43,9 +43,6 @@ UNCERTAIN_SCORE = 0.25
 # each way (enlarged like a refine when the box is small). TILT_SCORE sits well under the weak
 # scores such faces get (0.17-0.37 on the benchmark), so a CPU's rounding does not decide.
 TILT_SCORE = 0.1
-# The turned look sees TILT_CONTEXT times the spot's longer side on each side of its centre: a
-# weak spot's box is smaller than the face, and a face filling its window scores low.
-TILT_CONTEXT = 1.5
 TILT_DEGREES = 20
 # A turned look's find smaller than this (px, in the picture) is a badge or a button, not one of
 # the faces of 20 px and more it is there for: it is not kept.
@@ -141,7 +138,7 @@ class FaceDetector:
         out = []
         for spot in spots:
             cx, cy = _centre(spot)
-            half = max(TILT_CONTEXT * max(spot.x2 - spot.x1, spot.y2 - spot.y1), SMALL_FACE // 2)  # the face and as much around it
+            half = max(spot.x2 - spot.x1, spot.y2 - spot.y1, SMALL_FACE // 2)  # the face and as much around it
             left, top = max(0, int(cx - half)), max(0, int(cy - half))
             right, bottom = min(shown.width, int(cx + half) + 1), min(shown.height, int(cy + half) + 1)
             scale = REFINE_SCALE if _side(spot) < SMALL_FACE else 1
@@ -274,7 +271,7 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gallery-crawler"
 
 
-def _quantize(model: bytes, *, float_ends: bool = True) -> bytes:
+def _quantize(model: bytes, *, float_ends: bool = True, reduce_range: bool = False) -> bytes:
     import onnx.version_converter
     import skimage.data
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -305,7 +302,7 @@ def _quantize(model: bytes, *, float_ends: bool = True) -> bytes:
         convs = [node.name for node in prepared.graph.node if node.op_type == "Conv"]
         quantize_static(
             f"{folder}/prepared.onnx", f"{folder}/int8.onnx", Photos(), quant_format=QuantFormat.QOperator,
-            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             nodes_to_exclude=convs[:1] + convs[-5:] if float_ends else [],
         )
         return Path(f"{folder}/int8.onnx").read_bytes()
