@@ -79,6 +79,9 @@ def _encoded(img: Image.Image, fmt: str = "JPEG", **kwargs) -> bytes:
         ("a page of small faces tilted", lambda: _face_grid(24, 8, gap=6, page_side=512).rotate(-20, Image.Resampling.BICUBIC, expand=True, fillcolor=(128, 128, 128)), 58),
         # Tilted faces that score just under the threshold in every view: found by the look turned ±20°.
         ("faces tilted", lambda: _tilted_grid(), 9),
+        # One face here leaves a weak spot of 0.186 (int8, AVX-512 VNNI; over 0.2 in float): the turned
+        # look starts well under such scores, so a CPU's rounding does not decide (15 of 16 from 0.2).
+        ("faces tilted the other way", lambda: _face_grid(64, 4).rotate(20, Image.Resampling.BICUBIC, expand=True, fillcolor="white"), 16),
     ],
 )
 def test_turned_and_small_faces_are_masked_and_unfindable_after(detector, name, make, at_least):
