@@ -300,6 +300,9 @@ def _quantize(model: bytes, *, float_ends: bool = True, reduce_range: bool = Fal
         # feeds them) stay float: quantized, they cost recall on small and JPEG-worn faces
         # (benchmarks/faces.py, "int8-all-layers").
         convs = [node.name for node in prepared.graph.node if node.op_type == "Conv"]
+        # Weights in 8 bits: without VNNI, onnxruntime sums u8×s8 pairs in saturating 16 bits, so
+        # scores shift a little between CPUs (the detector's low gates absorb that); 7 bits would
+        # compute alike everywhere but miss JPEG-worn faces (benchmarks/faces.py, "int8-7bit").
         quantize_static(
             f"{folder}/prepared.onnx", f"{folder}/int8.onnx", Photos(), quant_format=QuantFormat.QOperator,
             per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
