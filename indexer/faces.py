@@ -159,7 +159,7 @@ class FaceDetector:
 
     def _look_closer(self, shown: Image.Image) -> list[FaceBox]:
         """One view's boxes: one look, then small weak spots looked at again enlarged, and fainter
-        ones too where several small faces turned up."""
+        ones and the cells around the small faces found too where several turned up."""
         boxes, spots = self._look(shown, spots=self._refine)
         if not self._refine:
             return boxes
@@ -174,7 +174,7 @@ class FaceDetector:
             if floor == FAINT_SPOT_SCORE:
                 # Small faces' neighbours at the working size may leave no spot at all (tilted
                 # 24 px faces score under 0.01): the cells around every small face found are looked at too.
-                small = np.array([_centre(b) for b in faces if _side(b) < SMALL_FACE])
+                small = np.array([_centre(b) for b in faces if _side(b) < SMALL_FACE]).reshape(-1, 2)
                 steps = np.array([(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]) * REFINE_TILE
                 around = (small[:, None, :] + steps[None, :, :]).reshape(-1, 2)
                 around = around[(around >= 0).all(axis=1) & (around[:, 0] < shown.width) & (around[:, 1] < shown.height)]
@@ -301,7 +301,7 @@ def _quantize(model: bytes, *, float_ends: bool = True, reduce_range: bool = Fal
         # (benchmarks/faces.py, "int8-all-layers").
         convs = [node.name for node in prepared.graph.node if node.op_type == "Conv"]
         # Weights in 8 bits: without VNNI, onnxruntime sums u8×s8 pairs in saturating 16 bits, so
-        # scores shift a little between CPUs (the detector's low gates absorb that); 7 bits would
+        # scores shift a little between CPUs (the detector's gates sit well under such shifts); 7 bits would
         # compute alike everywhere but miss JPEG-worn faces (benchmarks/faces.py, "int8-7bit").
         quantize_static(
             f"{folder}/prepared.onnx", f"{folder}/int8.onnx", Photos(), quant_format=QuantFormat.QOperator,
