@@ -75,7 +75,7 @@ def _encoded(img: Image.Image, fmt: str = "JPEG", **kwargs) -> bytes:
         ("small faces tilted", lambda: _face_grid(19, 4).rotate(-20, Image.Resampling.BICUBIC, expand=True, fillcolor="white"), 16),
         # A contact sheet tilted and shrunk to the working size (faces about 19 px): part of it leaves
         # no spot at all, found only because the cells around the small faces found are looked at
-        # enlarged too (without that, 42 of 64 on an AVX-512 VNNI CPU).
+        # enlarged too (without that, 43 of 64 on an AVX-512 VNNI CPU).
         ("a page of small faces tilted", lambda: _face_grid(24, 8, gap=6, page_side=512).rotate(-20, Image.Resampling.BICUBIC, expand=True, fillcolor=(128, 128, 128)), 58),
         # Tilted faces that score just under the threshold in every view: found by the look turned ±20°.
         ("faces tilted", lambda: _tilted_grid(), 9),
