@@ -18,7 +18,43 @@ Last line: `faces_min_recall: X.XX` (the lowest recall over every edit, for the 
 Variants take turns picture by picture, so CPU ratios hold on a busy machine; the baseline is
 `before`, the one-view detector the indexer had before this benchmark.
 
-Measured (2 shared cores, all variants in one run, CPU against `before`):
+Measured on an AMD EPYC with AVX-512 VNNI (2 cores shared with other jobs, CPU against `before`
+in the same run; full run `--variants now,float,before`, the other rows from `--quick`):
+
+    variant          min recall  rot-20  jpeg_q30  FP  CPU all  no faces
+    now                   0.984   0.992     0.984  24    2.67x     1.52x
+    float                 0.977   0.980     0.977  21    4.19x     2.52x
+    before                0.023   0.427     0.597   1    1.00x     1.00x
+    (quick) now           0.992   0.992         -   8    2.54x     1.46x
+    (quick) 4views        0.411   0.411         -   3    1.23x     1.23x
+    (quick) int8-all-layers 0.980 0.980         -   6    2.29x     1.36x
+    (quick) int8-7bit     0.984   0.984         -   7    2.41x     1.45x   (0.968 at q30, see below)
+
+`now` finds 0.997 at 0/90/180/270° and mirrored, 1.000 grey, 0.988 at +20°. Before the cells
+around small faces and the turned look from 0.1 (main at 10d1e75), the same CPU gave 0.931 at -20°
+for 2.24x (full run; float 0.939 in a quick run): nothing in the detector, the decode or the scenes had changed since the
+AVX2 table below; the scores had. onnxruntime's int8 convolutions multiply u8 by s8 with
+VPMADDUBSW on AVX2 (pairs summed into 16 bits, saturating) and exactly with VNNI, so the same int8
+model scores a few hundredths apart on the two CPUs (float missed the same faces here). The misses
+were faces whose score sat at a gate: 12 tilted 24 px grid faces that leave no spot at all at the
+working size (0.007-0.07) beside grid faces that were found, and a 48 px grid face whose spot
+scored 0.179 (float 0.227) under the turned look's old 0.2. Now the enlarged looks also cover the
+cells around every small face found, and the turned look starts at 0.1. Left at -20°: a 68 px crop
+scoring 0.37 upright that the turned look (window 2x the spot) does not bring over 0.4 (a
+window 3x the face's size scores it 0.8, but the wider window cost 6% more CPU and gave 0.984
+instead of 0.988 over original and ±20°), and one 24 px grid face (0.007). At q30 the 5 misses are 20 px grid faces (0.05-0.16 at the working size, under 0.4
+even enlarged) and the eyes-only close-up. Weights in 7 bits (onnxruntime's advice for CPUs
+without VNNI: no saturation, so both CPUs would compute alike) cost recall here: 0.968 at q30.
+
+Where `now`'s CPU goes on this CPU (quick edits, 156 ms per picture): the four views 48% (4 runs,
+850 kpx), the enlarged looks 35% (4.1 runs, 580 kpx), the turned looks 11% (3.9 runs, 160 kpx),
+outside the model 7%. One 512x384 run costs 16.8 ms in int8 (first conv and heads float), 28.7 ms
+float; every convolution in int8 saves 7-13% of a run (`int8-all-layers`: 10% of the CPU, 3 more
+faces missed at -20° here, and it lost small and q30 faces on the AVX2 CPU). The four int8 views
+alone cost 1.23x `before`, so 1.0x is out of reach while every view is looked at at the working size.
+
+Earlier, on a CPU with AVX2 but no VNNI (before the cells around small faces and the turned look
+from 0.1; 2 shared cores, all variants in one run):
 
     variant          min recall  rot-20  jpeg_q30  FP  CPU all  no faces
     now                   0.984   0.984     0.984  23    2.81x     1.75x
@@ -27,12 +63,10 @@ Measured (2 shared cores, all variants in one run, CPU against `before`):
     4views                0.423   0.423     0.535  10    1.55x     1.52x
     before                0.023   0.427     0.597   1    1.00x     1.00x
 
-`now` finds 0.997 at 0/90/180/270°, mirrored and grey, 0.992 at +20°. In the same run the
-detector before the turned look (main at 11b2cab: the boxes of no-tilt, its Python around the
-model not yet numpy) cost 3.41x. Where `now`'s CPU goes (quick edits): the four views 57%, the
-enlarged looks 28% (3.6 runs per picture), the fainter spots 9% (0.7 runs), the turned looks 3%
-(0.9 runs). The four int8 views alone (`4views`) cost 1.55x, so 1.0x is out of reach while every
-view is looked at at the working size; what was measured on the way:
+There `now` found 0.997 at 0/90/180/270°, mirrored and grey, 0.992 at +20°; the detector before
+the turned look (main at 11b2cab) cost 3.41x. Its CPU went: the four views 57%, the enlarged looks
+28% (3.6 runs per picture), the fainter spots 9% (0.7 runs), the turned looks 3% (0.9 runs). What
+was measured on the way (AVX2 CPU):
 
 - The model's cost is linear in pixels (0.133-0.143 us/px from 128x128 to 640x640, one thread):
   packing the enlarged windows into one mosaic run would save nothing.
@@ -52,11 +86,11 @@ view is looked at at the working size; what was measured on the way:
   and the upright view scores turned faces no higher than face-free photos. Four views in one
   batched run cost more than four runs; dynamic int8 quantization triples the time.
 
-The 4 faces `now` misses at -20°: a 24 px grid face with no spot at all at the working size, a
-48 px grid face (0.24 upright) that the turned look does not bring over the threshold, a 68 px crop
-that scores 0.37 upright, and a 58 px face cut by the border (0.07). Of the 23 false positives, 10
-are in the collage (at 0°, a box on the cameraman's sleeve), 9 are part-face boxes on 48 px grid
-crops (at 0°, on the left half of a crop), 1 a rocket's nose, 3 single ones elsewhere.
+On the AVX2 CPU the 4 faces `now` missed at -20° were a 24 px grid face with no spot at all at
+the working size, a 48 px grid face (0.24 upright) that the turned look did not bring over the
+threshold, a 68 px crop that scores 0.37 upright, and a 58 px face cut by the border (0.07). Of
+its 23 false positives, 10 were in the collage (at 0°, a box on the cameraman's sleeve), 9
+part-face boxes on 48 px grid crops (at 0°, on the left half of a crop), 1 a rocket's nose.
 """
 
 import argparse
@@ -348,9 +382,9 @@ class UprightGate(FaceDetector):
             self._views = views
 
 
-def int8_all_layers(detector: FaceDetector) -> FaceDetector:
-    """Every convolution in int8, the first and the heads too."""
-    model = faces_module._quantize(faces_module._load_model(), float_ends=False)
+def requantized(detector: FaceDetector, **recipe) -> FaceDetector:
+    """The int8 model made another way (`recipe`: faces_module._quantize's options)."""
+    model = faces_module._quantize(faces_module._load_model(), **recipe)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level = 1, 1, 3
     detector._session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
@@ -362,7 +396,8 @@ VARIANTS = {  # name -> (what it is, how to make it); the first is the detector 
     "before": ("upright only, float, weights as graph inputs: the detector before this benchmark", lambda: weights_as_inputs(FaceDetector(views=1, refine=False, tilt=False, int8=False))),
     "float": ("as now, the float model", lambda: FaceDetector(int8=False)),
     "4views-float": ("an earlier detector: as now, float, no fainter spots, no turned look", lambda: FaceDetector(int8=False, faint=False, tilt=False)),
-    "int8-all-layers": ("as now, every convolution in int8", lambda: int8_all_layers(FaceDetector())),
+    "int8-all-layers": ("as now, every convolution in int8", lambda: requantized(FaceDetector(), float_ends=False)),
+    "int8-7bit": ("as now, weights in 7 bits (onnxruntime's advice for CPUs without VNNI)", lambda: requantized(FaceDetector(), reduce_range=True)),
     "no-faint": ("as now, no fainter spots", lambda: FaceDetector(faint=False)),
     "no-tilt": ("as now, weak spots not looked at turned ±20°", lambda: FaceDetector(tilt=False)),
     "upright": ("upright only, int8", lambda: FaceDetector(views=1, refine=False, tilt=False)),
@@ -419,6 +454,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, the first decides the last line: {', '.join(VARIANTS)}")
     parser.add_argument("--quick", action="store_true", help="original, rot180 and rot-20 only")
+    parser.add_argument("--edits", help=f"comma-separated edits only: {', '.join(EDITS)}")
     parser.add_argument("--families", help="comma-separated scene families only (portrait, collage, group, grid, figure, partial, mixed, no_faces)")
     parser.add_argument("--dump", type=Path, help="write every scene, edited, with its labels drawn, to this folder (for checking labels)")
     args = parser.parse_args()
@@ -430,6 +466,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown variants: {unknown}")
     edits = ["original", "rot180", "rot-20"] if args.quick else list(EDITS)
+    if args.edits:
+        edits = args.edits.split(",")
     all_scenes = scenes()
     if args.families:
         all_scenes = [s for s in all_scenes if s.family in args.families.split(",")]
