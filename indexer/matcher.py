@@ -15,8 +15,8 @@ the picture was pasted into, or the stored copy was cropped). Every such match n
 hashes to agree, and none is confident enough to delete by.
 """
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -24,6 +24,7 @@ import numpy as np
 from indexer.decode import BLACK, DecodeLimits, decode_bounded
 from indexer.hashes import ImageHashes, dihedral_hashes, sha256_hex
 from indexer.regions import STORED_REGION_WORDS, STORED_REGIONS, WHOLE, Box, Window, query_windows, unpack_regions
+from indexer.verify import align, decode_thumbnail, query_features
 from robots_policy.match_thresholds import MATCH_DISTANCE, both_agree, same_picture
 
 # How a stored copy relates to the query, by the variant that matched.
@@ -50,6 +51,13 @@ TRANSFORM_WORDS = {
 MAX_CANDIDATES = 2000
 # The query's turns and mirrors looked up against stored regions (see _region_variants).
 REGION_TRANSFORMS = ("identity", "flip_left_right")
+# Loose candidates, verified on the stored thumbnail: the query whole (upright and mirrored)
+# within LOOSE_WHOLE_PDQ of a stored whole picture (a turn of a few degrees moves PDQ that far),
+# any window or region lookup within LOOSE_PART_PDQ (the widest the index answers without a scan);
+# the closest MAX_VERIFIED of them, so a query's cost is bounded.
+LOOSE_WHOLE_PDQ = 80
+LOOSE_PART_PDQ = 47
+MAX_VERIFIED = 8
 # Matches on part of a picture, with their words.
 PART_KINDS = {"crop": "a crop of your picture", "contains": "contains your picture"}
 
@@ -70,6 +78,8 @@ class QueryPicture:
     variants: tuple[Variant, ...]
     centre_windows: tuple[Window, ...] = ()  # looked up against stored regions and whole pictures
     part_windows: tuple[Window, ...] = ()  # looked up against stored whole pictures
+    # Grey pixels (longest side <= 512), for verification against stored thumbnails.
+    pixels: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def hashes(self) -> ImageHashes:
@@ -95,7 +105,8 @@ def query_picture(data: bytes, limits: DecodeLimits = DecodeLimits()) -> QueryPi
     if variants[0].hashes.low_information:
         return QueryPicture(sha256_hex(data), tuple(unique.values()))
     centres, parts = query_windows(decoded.image)
-    return QueryPicture(sha256_hex(data), tuple(unique.values()), tuple(centres), tuple(parts))
+    grey = np.asarray(decoded.image.convert("L"))
+    return QueryPicture(sha256_hex(data), tuple(unique.values()), tuple(centres), tuple(parts), grey)
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,10 @@ class How:
     phash_distance: int | None = None
     region: Box | None = None  # the part of the query that matched (fractions), for "crop" and "contains"
     stored_region: str | None = None  # for "contains": which of the stored picture's regions (STORED_REGIONS)
+    # Lined up with the stored thumbnail (indexer/verify.py): how far turned (degrees,
+    # anticlockwise) and how well the pixels agree; None for a match on hashes alone.
+    angle: float | None = None
+    agreement: float | None = None
 
     @property
     def confident(self) -> bool:
@@ -122,7 +137,7 @@ class How:
         not that photo, and a deletion must not reach it."""
         if self.kind == "exact":
             return True
-        if self.kind in PART_KINDS:
+        if self.kind in PART_KINDS or self.agreement is not None:
             return False
         if self.pdq_distance is None or self.phash_distance is None:
             return False
@@ -138,8 +153,12 @@ class How:
             words = PART_KINDS[self.kind] + _region_words(self.region, self.stored_region)
             if self.transform != "identity":
                 words += f", {TRANSFORM_WORDS[self.transform]}"
+        elif self.kind == "rotated" and self.transform == "identity":
+            words = f"rotated copy (turned {abs(self.angle):.0f}° {'anticlockwise' if self.angle > 0 else 'clockwise'})"
         else:
             words = f"{self.kind} copy ({TRANSFORM_WORDS[self.transform]})"
+        if self.agreement is not None:
+            words += ", checked on the pixels"
         if self.background == "black":
             words += ", with the transparent parts black"
         return words
@@ -156,6 +175,7 @@ class How:
             # left, top, right, bottom as fractions of the query; null for a whole-picture match
             "region": None if self.region is None else [round(v, 4) for v in self.region],
             "stored_region": self.stored_region,
+            "verified": None if self.agreement is None else {"angle": round(self.angle, 1), "agreement": round(self.agreement, 3)},
         }
 
     @classmethod
@@ -176,10 +196,21 @@ class HashSource(Protocol):
         keeps no regions returns none."""
 
 
-def match(source: HashSource, picture: QueryPicture, *, max_pdq_distance: int | None = None) -> list[tuple[dict, How]]:
-    """Every stored picture that is the query picture, best first: exact files, then by distance.
-    A flat or blank query matches by its exact bytes only. `max_pdq_distance` widens (or
-    narrows) the PDQ threshold, for a person exploring."""
+# Stored thumbnails (JPEG bytes) by image_id, read in one batch; ids it lacks are left out.
+ThumbnailReader = Callable[[list[str]], dict[str, bytes]]
+
+
+def match(
+    source: HashSource,
+    picture: QueryPicture,
+    *,
+    max_pdq_distance: int | None = None,
+    thumbnails: ThumbnailReader | None = None,
+) -> list[tuple[dict, How]]:
+    """Every stored picture that is the query picture, best first: exact files, then by distance,
+    then parts, then what verification on `thumbnails` confirmed. A flat or blank query matches
+    by its exact bytes only. `max_pdq_distance` widens (or narrows) the PDQ threshold, for a
+    person exploring."""
     found = [(row, How("exact", "sha256", 0)) for row in source.candidates("sha256", [bytes.fromhex(picture.sha256)], 0)]
     if picture.low_information:
         return found
@@ -195,7 +226,50 @@ def match(source: HashSource, picture: QueryPicture, *, max_pdq_distance: int | 
     near.sort(key=lambda pair: (pair[1].distance / (256 if pair[1].hash == "pdq" else 64), pair[0]["image_id"]))
     parts = _match_parts(source, picture, taken=exact | {row["image_id"] for row, _ in near})
     parts.sort(key=lambda pair: (pair[1].distance, pair[0]["image_id"]))
-    return found + near + parts
+    verified = []
+    if thumbnails is not None and picture.pixels is not None:
+        taken = exact | {row["image_id"] for row, _ in near + parts}
+        verified = _match_verified(source, picture, thumbnails, taken=taken)
+    return found + near + parts + verified
+
+
+def _match_verified(source: HashSource, picture: QueryPicture, thumbnails: ThumbnailReader, *, taken: set[str]) -> list[tuple[dict, How]]:
+    """The closest loose candidates, each lined up with its stored thumbnail (indexer/verify.py)."""
+    whole = [v.hashes.pdq for v in _region_variants(picture)]
+    windows = [w.hashes.pdq for w in picture.part_windows + picture.centre_windows]
+    rows: dict[str, dict] = {}
+    lookups = (("pdq", whole, LOOSE_WHOLE_PDQ), ("pdq", windows, LOOSE_PART_PDQ), ("regions", whole + [w.hashes.pdq for w in picture.centre_windows], LOOSE_PART_PDQ))
+    for kind, values, limit in lookups:
+        if values:
+            for row in source.candidates(kind, values, limit):
+                if row["image_id"] not in taken:
+                    rows.setdefault(row["image_id"], row)
+    if not rows:
+        return []
+    # Closest first, on whichever lookup came closest.
+    candidates = list(rows.values())
+    closest = _distances([bytes(r["pdq"]) for r in candidates], whole + windows).min(axis=1)
+    with_regions = [i for i, r in enumerate(candidates) if r.get("regions") is not None]
+    if with_regions:
+        region_pdq = unpack_regions([bytes(candidates[i]["regions"]) for i in with_regions])[0].reshape(-1, 32)
+        tries = _packed(whole + [w.hashes.pdq for w in picture.centre_windows])
+        by_region = _hamming(region_pdq, tries).reshape(len(with_regions), -1).min(axis=1)
+        closest[with_regions] = np.minimum(closest[with_regions], by_region)
+    order = sorted(range(len(candidates)), key=lambda i: (int(closest[i]), candidates[i]["image_id"]))[:MAX_VERIFIED]
+    chosen = [candidates[i] for i in order]
+    stored = thumbnails([row["image_id"] for row in chosen])
+    query = query_features(picture.pixels)
+    found = []
+    for i, row in zip(order, chosen):
+        grey = decode_thumbnail(stored[row["image_id"]]) if row["image_id"] in stored else None
+        alignment = align(query, grey) if grey is not None else None
+        if alignment is None:
+            continue
+        transform = "flip_left_right" if alignment.mirrored else "identity"
+        kind = alignment.kind
+        found.append((row, How(kind, "pdq", int(closest[i]), transform, "white", region=alignment.region,
+                               angle=alignment.angle, agreement=alignment.agreement)))
+    return found
 
 
 def _match_parts(source: HashSource, picture: QueryPicture, *, taken: set[str]) -> list[tuple[dict, How]]:

@@ -1,0 +1,202 @@
+"""The matcher's verification stage on stored thumbnails: is a loose hash candidate really the
+query picture, or a part of it, or does it contain it? Keypoints (ORB) matched between the query
+and the candidate's stored thumbnail, a similarity transform fitted by RANSAC within sane limits,
+then a pixel check of the aligned overlap: the gradients of the two must point the same way in
+most small cells, so a transform that happens to line up text, UI chrome or a plot's grid (which
+keypoints alone can) does not pass. Stores nothing: the thumbnail (faces pixelated) is already
+in the gallery; the per-cell median tolerates the pixelated faces and a watermark."""
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from indexer.regions import Box
+
+# Both pictures are scaled to this longest side first (a small one up: keypoints need room), with
+# this many keypoints each: enough to find a quarter's share of a thumbnail.
+SIDE = 400
+FEATURES = 1000
+# Lowe's ratio test: a keypoint match counts when clearly better than the second best.
+RATIO = 0.8
+# RANSAC: a keypoint agrees with the transform within this many pixels (of the stored thumbnail).
+REPROJECTION_PIXELS = 4.0
+MIN_INLIERS = 12
+# The transform's sane limits: a copy scaled at most this much either way, turned at most this far
+# (quarter turns and mirrors are the hash variants' job; the mirror is tried here too).
+MAX_SCALE = 6.0
+MAX_ANGLE = 20.0
+# The inliers must spread over this share of the overlap's width or height (not one small logo; the
+# pixel check looks at the rest).
+MIN_SPREAD = 0.3
+# One side covered: a crop ("contains"), or the stored picture inside a larger query ("crop");
+# both nearly whole: the whole picture. Less than COVERED on both sides is a shared part (a toolbar
+# two screenshots share), not a match.
+COVERED = 0.8
+WHOLE = 0.9
+# The pixel check: the overlap at this longest side, cut into cells this many pixels a side.
+CHECK_SIDE = 128
+CELL = 16
+# A cell with less gradient energy than this (mean squared, 0-255 grey) is flat in that picture.
+FLAT_CELL = 4.0
+MIN_CELLS = 8
+# Median over cells of the gradients' cosine similarity: above this the pictures agree.
+MIN_AGREEMENT = 0.6
+# A whole-picture match turned less than this is "resized", more "rotated".
+TURNED_DEGREES = 1.5
+
+_orb = None
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How a stored thumbnail lines up with the query."""
+
+    kind: str  # "resized", "rotated", "mirrored" (whole pictures), "crop" or "contains" (parts)
+    mirrored: bool
+    angle: float  # degrees, anticlockwise, the query as it sits in the stored picture
+    scale: float  # stored thumbnail pixels per query pixel
+    inliers: int
+    agreement: float  # the pixel check's median cell similarity
+    region: Box  # the part of the query that matched, fractions
+
+
+@dataclass(frozen=True)
+class Features:
+    points: np.ndarray  # (n, 2) float32 keypoint positions
+    descriptors: np.ndarray | None  # (n, 32) uint8, None when there are no keypoints
+
+
+@dataclass(frozen=True)
+class QueryFeatures:
+    """A query's grey pixels and its keypoints, upright and mirrored: computed once per query."""
+
+    grey: np.ndarray
+    upright: Features
+    mirrored: Features
+
+
+def query_features(grey: np.ndarray) -> QueryFeatures:
+    grey = scaled(grey)
+    return QueryFeatures(grey, features(grey), features(np.ascontiguousarray(grey[:, ::-1])))
+
+
+def features(grey: np.ndarray) -> Features:
+    global _orb
+    if _orb is None:
+        _orb = cv2.ORB_create(nfeatures=FEATURES)
+    keypoints, descriptors = _orb.detectAndCompute(grey, None)
+    return Features(np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2), descriptors)
+
+
+def decode_thumbnail(data: bytes) -> np.ndarray | None:
+    """A stored thumbnail as grey pixels; None when it cannot be read (counted by the caller)."""
+    grey = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    return scaled(grey) if grey is not None and min(grey.shape) >= CELL else None
+
+
+def scaled(grey: np.ndarray) -> np.ndarray:
+    height, width = grey.shape
+    factor = SIDE / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+
+
+def align(query: QueryFeatures, stored: np.ndarray, stored_features: Features | None = None) -> Alignment | None:
+    """The query lined up with one stored thumbnail (upright first, then mirrored), or None."""
+    stored_features = stored_features or features(stored)
+    if stored_features.descriptors is None or len(stored_features.points) < MIN_INLIERS:
+        return None
+    for mirrored, mine in ((False, query.upright), (True, query.mirrored)):
+        found = _align_one(query.grey[:, ::-1] if mirrored else query.grey, mine, stored, stored_features, mirrored)
+        if found is not None:
+            return found
+    return None
+
+
+_matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+
+
+def _align_one(grey: np.ndarray, mine: Features, stored: np.ndarray, theirs: Features, mirrored: bool) -> Alignment | None:
+    if mine.descriptors is None or len(mine.points) < MIN_INLIERS:
+        return None
+    pairs = [m[0] for m in _matcher.knnMatch(mine.descriptors, theirs.descriptors, k=2) if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    if len(pairs) < MIN_INLIERS:
+        return None
+    source = mine.points[[m.queryIdx for m in pairs]]
+    target = theirs.points[[m.trainIdx for m in pairs]]
+    transform, inliers = cv2.estimateAffinePartial2D(
+        source, target, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PIXELS, maxIters=2000, confidence=0.995
+    )
+    if transform is None or int(inliers.sum()) < MIN_INLIERS:
+        return None
+    scale = float(np.hypot(transform[0, 0], transform[1, 0]))
+    angle = float(np.degrees(np.arctan2(-transform[1, 0], transform[0, 0])))
+    if not (1 / MAX_SCALE <= scale <= MAX_SCALE) or abs(angle) > MAX_ANGLE:
+        return None
+    height, width = stored.shape
+    warped = cv2.warpAffine(grey, transform, (width, height), flags=cv2.INTER_AREA)
+    # Inside the query, a pixel's margin away from its edges (interpolation smears the border).
+    inside = cv2.warpAffine(np.full(grey.shape, 255, np.uint8), transform, (width, height), flags=cv2.INTER_NEAREST)
+    inside = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0
+    overlap = int(inside.sum())
+    if not overlap:
+        return None
+    stored_share = overlap / (width * height)
+    query_share = overlap / (scale * scale * grey.shape[0] * grey.shape[1])
+    if max(stored_share, query_share) < COVERED:
+        return None
+    ys, xs = np.nonzero(inside)
+    top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    kept = target[inliers.ravel() > 0]
+    if np.ptp(kept[:, 0]) < MIN_SPREAD * (right - left) and np.ptp(kept[:, 1]) < MIN_SPREAD * (bottom - top):
+        return None
+    agreement = _agreement(warped[top:bottom, left:right], stored[top:bottom, left:right], inside[top:bottom, left:right])
+    if agreement < MIN_AGREEMENT:
+        return None
+    if stored_share >= WHOLE and query_share >= WHOLE:
+        kind = "mirrored" if mirrored else "rotated" if abs(angle) > TURNED_DEGREES else "resized"
+    else:
+        kind = "contains" if query_share >= COVERED else "crop"
+    return Alignment(kind, mirrored, angle, scale, int(inliers.sum()), agreement, _query_box(transform, grey.shape, (top, bottom, left, right), mirrored))
+
+
+def _agreement(query: np.ndarray, stored: np.ndarray, inside: np.ndarray) -> float:
+    """Median, over cells textured in either picture, of the cosine similarity of the two pictures'
+    gradients (a cell flat in one and textured in the other scores 0); -1 when too few cells."""
+    height, width = query.shape
+    factor = CHECK_SIDE / max(height, width)
+    size = (max(CELL, round(width * factor)), max(CELL, round(height * factor)))
+    q, s = (cv2.GaussianBlur(cv2.resize(p, size, interpolation=cv2.INTER_AREA).astype(np.float32), (3, 3), 0) for p in (query, stored))
+    mask = cv2.resize(inside.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    gq = (cv2.Sobel(q, cv2.CV_32F, 1, 0), cv2.Sobel(q, cv2.CV_32F, 0, 1))
+    gs = (cv2.Sobel(s, cv2.CV_32F, 1, 0), cv2.Sobel(s, cv2.CV_32F, 0, 1))
+    scores = []
+    for y in range(0, size[1] - CELL + 1, CELL):
+        for x in range(0, size[0] - CELL + 1, CELL):
+            cell = (slice(y, y + CELL), slice(x, x + CELL))
+            if not mask[cell].all():
+                continue
+            qx, qy, sx, sy = gq[0][cell], gq[1][cell], gs[0][cell], gs[1][cell]
+            energy_q, energy_s = float((qx * qx + qy * qy).mean()), float((sx * sx + sy * sy).mean())
+            if energy_q < FLAT_CELL and energy_s < FLAT_CELL:
+                continue
+            if energy_q < FLAT_CELL or energy_s < FLAT_CELL:
+                scores.append(0.0)
+                continue
+            scores.append(float((qx * sx + qy * sy).mean()) / np.sqrt(energy_q * energy_s))
+    return float(np.median(scores)) if len(scores) >= MIN_CELLS else -1.0
+
+
+def _query_box(transform: np.ndarray, shape: tuple[int, int], box: tuple[int, int, int, int], mirrored: bool) -> Box:
+    """The overlap's box (in the stored picture) carried back into the query, as fractions."""
+    top, bottom, left, right = box
+    inverse = cv2.invertAffineTransform(transform)
+    corners = np.array([[left, top, 1], [right, top, 1], [left, bottom, 1], [right, bottom, 1]], np.float32) @ inverse.T
+    height, width = shape
+    x0, x1 = np.clip([corners[:, 0].min() / width, corners[:, 0].max() / width], 0, 1)
+    y0, y1 = np.clip([corners[:, 1].min() / height, corners[:, 1].max() / height], 0, 1)
+    if mirrored:
+        x0, x1 = 1 - x1, 1 - x0
+    return (float(x0), float(y0), float(x1), float(y1))
+
