@@ -55,9 +55,9 @@ REGION_TRANSFORMS = ("identity", "flip_left_right")
 # within LOOSE_WHOLE_PDQ of a stored whole picture (a turn of a few degrees moves PDQ that far),
 # any window or region lookup within LOOSE_PART_PDQ (the widest the index answers without a scan);
 # the closest MAX_VERIFIED of them, so a query's cost is bounded.
-LOOSE_WHOLE_PDQ = 80
+LOOSE_WHOLE_PDQ = 96
 LOOSE_PART_PDQ = 47
-MAX_VERIFIED = 8
+MAX_VERIFIED = 6
 # Matches on part of a picture, with their words.
 PART_KINDS = {"crop": "a crop of your picture", "contains": "contains your picture"}
 

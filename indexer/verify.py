@@ -16,9 +16,9 @@ from indexer.regions import Box
 # Both pictures are scaled to this longest side first (a small one up: keypoints need room), with
 # this many keypoints each: enough to find a quarter's share of a thumbnail.
 SIDE = 400
-FEATURES = 1000
+FEATURES = 2000
 # Lowe's ratio test: a keypoint match counts when clearly better than the second best.
-RATIO = 0.8
+RATIO = 0.85
 # RANSAC: a keypoint agrees with the transform within this many pixels (of the stored thumbnail).
 REPROJECTION_PIXELS = 4.0
 MIN_INLIERS = 12
@@ -40,7 +40,9 @@ CELL = 16
 # A cell with less gradient energy than this (mean squared, 0-255 grey) is flat in that picture.
 FLAT_CELL = 4.0
 MIN_CELLS = 8
-# Median over cells of the gradients' cosine similarity: above this the pictures agree.
+# A cell agrees when the gradients' cosine similarity is at least CELL_AGREES; the pictures agree
+# when at least MIN_AGREEMENT of the textured cells do (a pixelated face or a watermark spoils a few).
+CELL_AGREES = 0.5
 MIN_AGREEMENT = 0.6
 # A whole-picture match turned less than this is "resized", more "rotated".
 TURNED_DEGREES = 1.5
@@ -54,10 +56,10 @@ class Alignment:
 
     kind: str  # "resized", "rotated", "mirrored" (whole pictures), "crop" or "contains" (parts)
     mirrored: bool
-    angle: float  # degrees, anticlockwise, the query as it sits in the stored picture
+    angle: float  # degrees the query is turned from the stored picture, anticlockwise
     scale: float  # stored thumbnail pixels per query pixel
     inliers: int
-    agreement: float  # the pixel check's median cell similarity
+    agreement: float  # the pixel check: the share of textured cells that agree
     region: Box  # the part of the query that matched, fractions
 
 
@@ -131,7 +133,8 @@ def _align_one(grey: np.ndarray, mine: Features, stored: np.ndarray, theirs: Fea
     if transform is None or int(inliers.sum()) < MIN_INLIERS:
         return None
     scale = float(np.hypot(transform[0, 0], transform[1, 0]))
-    angle = float(np.degrees(np.arctan2(-transform[1, 0], transform[0, 0])))
+    # How far the query is turned from the stored picture, anticlockwise as it is seen (y runs down).
+    angle = float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0])))
     if not (1 / MAX_SCALE <= scale <= MAX_SCALE) or abs(angle) > MAX_ANGLE:
         return None
     height, width = stored.shape
@@ -162,30 +165,35 @@ def _align_one(grey: np.ndarray, mine: Features, stored: np.ndarray, theirs: Fea
 
 
 def _agreement(query: np.ndarray, stored: np.ndarray, inside: np.ndarray) -> float:
-    """Median, over cells textured in either picture, of the cosine similarity of the two pictures'
-    gradients (a cell flat in one and textured in the other scores 0); -1 when too few cells."""
+    """The share of cells, of those textured in either picture, where the two pictures' gradients
+    point the same way (cosine similarity at least CELL_AGREES; a cell flat in one picture and
+    textured in the other disagrees); 0 when too few cells are textured to say."""
+    scores = cell_similarities(query, stored, inside)
+    return float((scores >= CELL_AGREES).mean()) if len(scores) >= MIN_CELLS else 0.0
+
+
+def cell_similarities(query: np.ndarray, stored: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Per cell of the overlap (scaled to CHECK_SIDE), the cosine similarity of the two pictures'
+    gradients; cells flat in both are left out, cells flat in one score 0."""
     height, width = query.shape
     factor = CHECK_SIDE / max(height, width)
     size = (max(CELL, round(width * factor)), max(CELL, round(height * factor)))
     q, s = (cv2.GaussianBlur(cv2.resize(p, size, interpolation=cv2.INTER_AREA).astype(np.float32), (3, 3), 0) for p in (query, stored))
     mask = cv2.resize(inside.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-    gq = (cv2.Sobel(q, cv2.CV_32F, 1, 0), cv2.Sobel(q, cv2.CV_32F, 0, 1))
-    gs = (cv2.Sobel(s, cv2.CV_32F, 1, 0), cv2.Sobel(s, cv2.CV_32F, 0, 1))
-    scores = []
-    for y in range(0, size[1] - CELL + 1, CELL):
-        for x in range(0, size[0] - CELL + 1, CELL):
-            cell = (slice(y, y + CELL), slice(x, x + CELL))
-            if not mask[cell].all():
-                continue
-            qx, qy, sx, sy = gq[0][cell], gq[1][cell], gs[0][cell], gs[1][cell]
-            energy_q, energy_s = float((qx * qx + qy * qy).mean()), float((sx * sx + sy * sy).mean())
-            if energy_q < FLAT_CELL and energy_s < FLAT_CELL:
-                continue
-            if energy_q < FLAT_CELL or energy_s < FLAT_CELL:
-                scores.append(0.0)
-                continue
-            scores.append(float((qx * sx + qy * sy).mean()) / np.sqrt(energy_q * energy_s))
-    return float(np.median(scores)) if len(scores) >= MIN_CELLS else -1.0
+    rows, columns = size[1] // CELL, size[0] // CELL
+    cut = (slice(0, rows * CELL), slice(0, columns * CELL))
+
+    def cells(values: np.ndarray) -> np.ndarray:  # (rows, columns, CELL * CELL)
+        return values[cut].reshape(rows, CELL, columns, CELL).swapaxes(1, 2).reshape(rows, columns, -1)
+
+    qx, qy = cells(cv2.Sobel(q, cv2.CV_32F, 1, 0)), cells(cv2.Sobel(q, cv2.CV_32F, 0, 1))
+    sx, sy = cells(cv2.Sobel(s, cv2.CV_32F, 1, 0)), cells(cv2.Sobel(s, cv2.CV_32F, 0, 1))
+    energy_q, energy_s = (qx * qx + qy * qy).mean(axis=2), (sx * sx + sy * sy).mean(axis=2)
+    cosine = (qx * sx + qy * sy).mean(axis=2) / np.sqrt(np.maximum(energy_q * energy_s, 1e-9))
+    textured_q, textured_s = energy_q >= FLAT_CELL, energy_s >= FLAT_CELL
+    scores = np.where(textured_q & textured_s, cosine, 0.0)
+    keep = cells(mask).all(axis=2) & (textured_q | textured_s)
+    return scores[keep]
 
 
 def _query_box(transform: np.ndarray, shape: tuple[int, int], box: tuple[int, int, int, int], mirrored: bool) -> Box:
