@@ -114,6 +114,7 @@ class How:
     """How a stored picture matched: what a person reads, and what a deletion may rely on."""
 
     # "exact" (same file), "resized" (same picture, resized or recompressed), "mirrored", "rotated",
+    # "edited" (verified on the thumbnail: whole and upright, with text, marks or colours changed),
     # or for part of a picture: "crop" (the stored picture is a part of the query) and
     # "contains" (the stored picture contains the query: the query is a crop of it).
     kind: str
@@ -153,6 +154,8 @@ class How:
             words = PART_KINDS[self.kind] + _region_words(self.region, self.stored_region)
             if self.transform != "identity":
                 words += f", {TRANSFORM_WORDS[self.transform]}"
+        elif self.kind == "edited":
+            words = "same picture with text, marks or colours changed"
         elif self.kind == "rotated" and self.transform == "identity":
             words = f"rotated copy (turned {abs(self.angle):.0f}° {'anticlockwise' if self.angle > 0 else 'clockwise'})"
         else:

@@ -44,7 +44,7 @@ MIN_CELLS = 8
 # when at least MIN_AGREEMENT of the textured cells do (a pixelated face or a watermark spoils a few).
 CELL_AGREES = 0.5
 MIN_AGREEMENT = 0.6
-# A whole-picture match turned less than this is "resized", more "rotated".
+# A whole-picture match turned less than this is "edited", more "rotated".
 TURNED_DEGREES = 1.5
 
 _orb = None
@@ -54,7 +54,7 @@ _orb = None
 class Alignment:
     """How a stored thumbnail lines up with the query."""
 
-    kind: str  # "resized", "rotated", "mirrored" (whole pictures), "crop" or "contains" (parts)
+    kind: str  # "edited", "rotated", "mirrored" (whole pictures), "crop" or "contains" (parts)
     mirrored: bool
     angle: float  # degrees the query is turned from the stored picture, anticlockwise
     scale: float  # stored thumbnail pixels per query pixel
@@ -158,7 +158,8 @@ def _align_one(grey: np.ndarray, mine: Features, stored: np.ndarray, theirs: Fea
     if agreement < MIN_AGREEMENT:
         return None
     if stored_share >= WHOLE and query_share >= WHOLE:
-        kind = "mirrored" if mirrored else "rotated" if abs(angle) > TURNED_DEGREES else "resized"
+        # Unturned and whole, yet the hashes missed it: text, marks or colours were changed.
+        kind = "mirrored" if mirrored else "rotated" if abs(angle) > TURNED_DEGREES else "edited"
     else:
         kind = "contains" if query_share >= COVERED else "crop"
     return Alignment(kind, mirrored, angle, scale, int(inliers.sum()), agreement, _query_box(transform, grey.shape, (top, bottom, left, right), mirrored))
