@@ -24,7 +24,7 @@ import numpy as np
 from indexer.decode import BLACK, DecodeLimits, decode_bounded
 from indexer.hashes import ImageHashes, dihedral_hashes, sha256_hex
 from indexer.regions import STORED_REGION_WORDS, STORED_REGIONS, WHOLE, Box, Window, query_windows, unpack_regions
-from indexer.verify import align, decode_thumbnail, query_features
+from indexer.verify import QueryFeatures, align, decode_thumbnail
 from robots_policy.match_thresholds import MATCH_DISTANCE, both_agree, same_picture
 
 # How a stored copy relates to the query, by the variant that matched.
@@ -237,41 +237,46 @@ def match(
 
 
 def _match_verified(source: HashSource, picture: QueryPicture, thumbnails: ThumbnailReader, *, taken: set[str]) -> list[tuple[dict, How]]:
-    """The closest loose candidates, each lined up with its stored thumbnail (indexer/verify.py)."""
-    whole = [v.hashes.pdq for v in _region_variants(picture)]
+    """The closest loose candidates, each lined up with its stored thumbnail (indexer/verify.py)
+    the way round (upright or mirrored) its closest hash says."""
+    whole = _region_variants(picture)
+    whole_pdq = [v.hashes.pdq for v in whole]
     windows = [w.hashes.pdq for w in picture.part_windows + picture.centre_windows]
+    centres = [w.hashes.pdq for w in picture.centre_windows]
     rows: dict[str, dict] = {}
-    lookups = (("pdq", whole, LOOSE_WHOLE_PDQ), ("pdq", windows, LOOSE_PART_PDQ), ("regions", whole + [w.hashes.pdq for w in picture.centre_windows], LOOSE_PART_PDQ))
-    for kind, values, limit in lookups:
+    for kind, values, limit in (("pdq", whole_pdq, LOOSE_WHOLE_PDQ), ("pdq", windows, LOOSE_PART_PDQ), ("regions", whole_pdq + centres, LOOSE_PART_PDQ)):
         if values:
             for row in source.candidates(kind, values, limit):
                 if row["image_id"] not in taken:
                     rows.setdefault(row["image_id"], row)
     if not rows:
         return []
-    # Closest first, on whichever lookup came closest.
+    # Each candidate's closest try, on its whole picture or on one of its stored regions; windows are upright.
     candidates = list(rows.values())
-    closest = _distances([bytes(r["pdq"]) for r in candidates], whole + windows).min(axis=1)
+    mirrored = np.array([v.transform != "identity" for v in whole] + [False] * len(windows))
+    d_whole = _distances([bytes(r["pdq"]) for r in candidates], whole_pdq + windows)
+    closest, flipped = d_whole.min(axis=1), mirrored[d_whole.argmin(axis=1)]
     with_regions = [i for i, r in enumerate(candidates) if r.get("regions") is not None]
     if with_regions:
         region_pdq = unpack_regions([bytes(candidates[i]["regions"]) for i in with_regions])[0].reshape(-1, 32)
-        tries = _packed(whole + [w.hashes.pdq for w in picture.centre_windows])
-        by_region = _hamming(region_pdq, tries).reshape(len(with_regions), -1).min(axis=1)
-        closest[with_regions] = np.minimum(closest[with_regions], by_region)
+        tries = _hamming(region_pdq, _packed(whole_pdq + centres)).reshape(len(with_regions), len(STORED_REGIONS), -1).min(axis=1)
+        region_mirrored = np.concatenate([mirrored[: len(whole)], np.zeros(len(centres), bool)])
+        nearer = tries.min(axis=1) < closest[with_regions]
+        flipped[with_regions] = np.where(nearer, region_mirrored[tries.argmin(axis=1)], flipped[with_regions])
+        closest[with_regions] = np.minimum(closest[with_regions], tries.min(axis=1))
     order = sorted(range(len(candidates)), key=lambda i: (int(closest[i]), candidates[i]["image_id"]))[:MAX_VERIFIED]
-    chosen = [candidates[i] for i in order]
-    stored = thumbnails([row["image_id"] for row in chosen])
-    query = query_features(picture.pixels)
+    stored = thumbnails([candidates[i]["image_id"] for i in order])
+    query = QueryFeatures(picture.pixels)
     found = []
-    for i, row in zip(order, chosen):
+    for i in order:
+        row = candidates[i]
         grey = decode_thumbnail(stored[row["image_id"]]) if row["image_id"] in stored else None
-        alignment = align(query, grey) if grey is not None else None
-        if alignment is None:
-            continue
-        transform = "flip_left_right" if alignment.mirrored else "identity"
-        kind = alignment.kind
-        found.append((row, How(kind, "pdq", int(closest[i]), transform, "white", region=alignment.region,
-                               angle=alignment.angle, agreement=alignment.agreement)))
+        alignment = align(query, grey, mirrored=bool(flipped[i])) if grey is not None else None
+        if alignment is not None:
+            transform = "flip_left_right" if alignment.mirrored else "identity"
+            how = How(alignment.kind, "pdq", int(closest[i]), transform, "white", region=alignment.region,
+                      angle=alignment.angle, agreement=alignment.agreement)
+            found.append((row, how))
     return found
 
 

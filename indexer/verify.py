@@ -47,9 +47,6 @@ MIN_AGREEMENT = 0.6
 # A whole-picture match turned less than this is "edited", more "rotated".
 TURNED_DEGREES = 1.5
 
-_orb = None
-
-
 @dataclass(frozen=True)
 class Alignment:
     """How a stored thumbnail lines up with the query."""
@@ -69,30 +66,31 @@ class Features:
     descriptors: np.ndarray | None  # (n, 32) uint8, None when there are no keypoints
 
 
-@dataclass(frozen=True)
 class QueryFeatures:
-    """A query's grey pixels and its keypoints, upright and mirrored: computed once per query."""
+    """A query's grey pixels and its keypoints, upright and (when first asked) mirrored: computed
+    once per query, whatever the number of candidates."""
 
-    grey: np.ndarray
-    upright: Features
-    mirrored: Features
+    def __init__(self, grey: np.ndarray):
+        self.grey = scaled(grey)
+        self.upright = features(self.grey)
+        self._mirrored: Features | None = None
 
-
-def query_features(grey: np.ndarray) -> QueryFeatures:
-    grey = scaled(grey)
-    return QueryFeatures(grey, features(grey), features(np.ascontiguousarray(grey[:, ::-1])))
+    @property
+    def mirrored(self) -> Features:
+        if self._mirrored is None:
+            self._mirrored = features(np.ascontiguousarray(self.grey[:, ::-1]))
+        return self._mirrored
 
 
 def features(grey: np.ndarray) -> Features:
-    global _orb
-    if _orb is None:
-        _orb = cv2.ORB_create(nfeatures=FEATURES)
-    keypoints, descriptors = _orb.detectAndCompute(grey, None)
+    # A detector per call: it costs microseconds, and one shared by the service's threads is not safe.
+    keypoints, descriptors = cv2.ORB_create(nfeatures=FEATURES).detectAndCompute(grey, None)
     return Features(np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2), descriptors)
 
 
 def decode_thumbnail(data: bytes) -> np.ndarray | None:
-    """A stored thumbnail as grey pixels; None when it cannot be read (counted by the caller)."""
+    """A stored thumbnail as grey pixels; None when it cannot be read or is too small to check
+    (that candidate is then left unverified: no match)."""
     grey = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     return scaled(grey) if grey is not None and min(grey.shape) >= CELL else None
 
@@ -104,25 +102,19 @@ def scaled(grey: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
 
 
-def align(query: QueryFeatures, stored: np.ndarray, stored_features: Features | None = None) -> Alignment | None:
-    """The query lined up with one stored thumbnail (upright first, then mirrored), or None."""
-    stored_features = stored_features or features(stored)
-    if stored_features.descriptors is None or len(stored_features.points) < MIN_INLIERS:
+def align(query: QueryFeatures, stored: np.ndarray, *, mirrored: bool = False) -> Alignment | None:
+    """The query (or its mirror image) lined up with one stored thumbnail, or None."""
+    theirs = features(stored)
+    if theirs.descriptors is None or len(theirs.points) < MIN_INLIERS:
         return None
-    for mirrored, mine in ((False, query.upright), (True, query.mirrored)):
-        found = _align_one(query.grey[:, ::-1] if mirrored else query.grey, mine, stored, stored_features, mirrored)
-        if found is not None:
-            return found
-    return None
-
-
-_matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    grey = np.ascontiguousarray(query.grey[:, ::-1]) if mirrored else query.grey
+    return _align_one(grey, query.mirrored if mirrored else query.upright, stored, theirs, mirrored)
 
 
 def _align_one(grey: np.ndarray, mine: Features, stored: np.ndarray, theirs: Features, mirrored: bool) -> Alignment | None:
     if mine.descriptors is None or len(mine.points) < MIN_INLIERS:
         return None
-    pairs = [m[0] for m in _matcher.knnMatch(mine.descriptors, theirs.descriptors, k=2) if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    pairs = [m[0] for m in cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(mine.descriptors, theirs.descriptors, k=2) if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
     if len(pairs) < MIN_INLIERS:
         return None
     source = mine.points[[m.queryIdx for m in pairs]]
