@@ -4,7 +4,8 @@ and the candidate's stored thumbnail, a similarity transform fitted by RANSAC wi
 then a pixel check of the aligned overlap: the gradients of the two must point the same way in
 most small cells, so a transform that happens to line up text, UI chrome or a plot's grid (which
 keypoints alone can) does not pass. Stores nothing: the thumbnail (faces pixelated) is already
-in the gallery; the per-cell median tolerates the pixelated faces and a watermark."""
+in the gallery; counting agreeing cells, not requiring all, tolerates the pixelated faces and a
+watermark."""
 
 from dataclasses import dataclass
 
@@ -46,6 +47,7 @@ CELL_AGREES = 0.5
 MIN_AGREEMENT = 0.6
 # A whole-picture match turned less than this is "edited", more "rotated".
 TURNED_DEGREES = 1.5
+
 
 @dataclass(frozen=True)
 class Alignment:
@@ -130,7 +132,7 @@ def _align_one(grey: np.ndarray, mine: Features, stored: np.ndarray, theirs: Fea
     if not (1 / MAX_SCALE <= scale <= MAX_SCALE) or abs(angle) > MAX_ANGLE:
         return None
     height, width = stored.shape
-    warped = cv2.warpAffine(grey, transform, (width, height), flags=cv2.INTER_AREA)
+    warped = cv2.warpAffine(grey, transform, (width, height), flags=cv2.INTER_LINEAR)
     # Inside the query, a pixel's margin away from its edges (interpolation smears the border).
     inside = cv2.warpAffine(np.full(grey.shape, 255, np.uint8), transform, (width, height), flags=cv2.INTER_NEAREST)
     inside = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0
