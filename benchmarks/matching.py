@@ -133,6 +133,7 @@ def _samples_by_figure() -> dict[str, set[str]]:
 
 
 SAMPLES_OF = _samples_by_figure()
+SAMPLE_ALIASES = {"chelsea": "cat"}  # skimage.data.cat is chelsea; the deduplication kept "cat"
 
 
 def related(a: str, b: str) -> bool:
@@ -142,7 +143,12 @@ def related(a: str, b: str) -> bool:
 def same_sample(a: str, b: str) -> bool:
     """Both show one sample picture by their examples' code (or one is that sample)."""
     def samples(name: str) -> set[str]:
-        return {name.split(":", 1)[1]} if name.startswith("skimage:") else SAMPLES_OF.get(Path(name).name, set())
+        if name.startswith("skimage:"):
+            found = {name.split(":", 1)[1]}
+        else:  # a figure by its example's code, or a picture RELATED_GROUPS puts with a sample
+            found = set(SAMPLES_OF.get(Path(name).name, set()))
+            found |= {m.split(":", 1)[1] for g in GROUPS_OF.get(Path(name).name, ()) for m in RELATED_GROUPS[g] if m.startswith("skimage:")}
+        return {SAMPLE_ALIASES.get(sample, sample) for sample in found}
 
     return bool(samples(a) & samples(b))
 

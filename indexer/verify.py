@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from PIL import Image
 
+from indexer.hashes import hamming, perceptual_hashes
 from indexer.regions import Box
 
 # Both pictures are scaled to this longest side first (a small one up: keypoints need room), with
@@ -45,6 +47,11 @@ MIN_CELLS = 8
 # when at least MIN_AGREEMENT of the textured cells do (a pixelated face or a watermark spoils a few).
 CELL_AGREES = 0.5
 MIN_AGREEMENT = 0.6
+# Last, the two overlaps (the query turned back and cut to it, and the stored picture's) hashed
+# again: a true copy is then the same picture to PDQ, about a resize's distance (a watermark adds
+# most), while two figures of one layout, whose axes and labels the cells found agreeing, stay as far
+# apart as their whole pictures were. benchmarks/matching.py measured both sides.
+MAX_ALIGNED_PDQ = 70
 # A whole-picture match turned less than this is "edited", more "rotated".
 TURNED_DEGREES = 1.5
 
@@ -148,8 +155,11 @@ def _align_one(grey: np.ndarray, mine: Features, stored: np.ndarray, theirs: Fea
     kept = target[inliers.ravel() > 0]
     if np.ptp(kept[:, 0]) < MIN_SPREAD * (right - left) and np.ptp(kept[:, 1]) < MIN_SPREAD * (bottom - top):
         return None
-    agreement = _agreement(warped[top:bottom, left:right], stored[top:bottom, left:right], inside[top:bottom, left:right])
+    window = (slice(top, bottom), slice(left, right))
+    agreement = _agreement(warped[window], stored[window], inside[window])
     if agreement < MIN_AGREEMENT:
+        return None
+    if _aligned_pdq(warped[window], stored[window], inside[window]) > MAX_ALIGNED_PDQ:
         return None
     if stored_share >= WHOLE and query_share >= WHOLE:
         # Unturned and whole, yet the hashes missed it: text, marks or colours were changed.
@@ -189,6 +199,12 @@ def cell_similarities(query: np.ndarray, stored: np.ndarray, inside: np.ndarray)
     scores = np.where(textured_q & textured_s, cosine, 0.0)
     keep = cells(mask).all(axis=2) & (textured_q | textured_s)
     return scores[keep]
+
+
+def _aligned_pdq(query: np.ndarray, stored: np.ndarray, inside: np.ndarray) -> int:
+    """PDQ distance between the two overlaps, outside the overlap blacked out in both."""
+    mine, theirs = (perceptual_hashes(Image.fromarray(np.where(inside, p, 0).astype(np.uint8)).convert("RGB")) for p in (query, stored))
+    return hamming(mine.pdq, theirs.pdq)
 
 
 def _query_box(transform: np.ndarray, shape: tuple[int, int], box: tuple[int, int, int, int], mirrored: bool) -> Box:
