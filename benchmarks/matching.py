@@ -127,6 +127,7 @@ def _samples_by_figure() -> dict[str, set[str]]:
     for page in pages.rglob("*.html") if pages.is_dir() else []:
         text = page.read_text(errors="replace")
         samples = set(re.findall(r'data</span><span class="o">\.</span><span class="n">(\w+)</span>', text))
+        samples |= set(re.findall(r'title="skimage\.data\.(\w+)"', text))  # a call the docs link to its API page
         for figure in set(re.findall(r"(sphx_glr_plot_\w+?_\d{3}\.png)", text)):
             found.setdefault(figure, set()).update(samples)
     return found
@@ -540,6 +541,9 @@ def main() -> None:
     print("  matches within RELATED_GROUPS (right, not counted): " + ", ".join(f"{k} {v}" for k, v in RELATED_MATCHES.items()))
     print("  matches between pictures of one sample by their examples' code (not counted): "
           + ", ".join(f"{k} {len(v)}" for k, v in SAME_SAMPLE.items()))
+    # The distinct pairs among them, for a look by eye.
+    pairs = sorted({" ~ ".join(sorted(line.rsplit(" ", 2)[0].rsplit(": ", 1)[1].split(" ~ "))) for line in SAME_SAMPLE.get("matcher", [])})
+    print(f"    {len(pairs)} distinct pairs: " + "; ".join(pairs))
 
     # -- latency ------------------------------------------------------------------------------------
     big = stored(originals, extra=args.rows, rng=rng)
