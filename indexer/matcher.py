@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from PIL import Image
 
 from indexer.decode import BLACK, DecodeLimits, decode_bounded
-from indexer.hashes import ImageHashes, dihedral_hashes, sha256_hex
-from indexer.regions import STORED_REGION_WORDS, STORED_REGIONS, WHOLE, Box, Window, query_windows, unpack_regions
+from indexer.hashes import ImageHashes, dihedral_hashes, perceptual_hashes, sha256_hex
+from indexer.regions import REGION_SIDE, STORED_REGION_WORDS, STORED_REGIONS, WHOLE, Box, Window, query_windows, unpack_regions
 from indexer.verify import QueryFeatures, align, decode_thumbnail
 from robots_policy.match_thresholds import MATCH_DISTANCE, both_agree, same_picture
 
@@ -58,6 +59,9 @@ REGION_TRANSFORMS = ("identity", "flip_left_right")
 LOOSE_WHOLE_PDQ = 96
 LOOSE_PART_PDQ = 47
 MAX_VERIFIED = 6
+# A copy turned a few degrees is far from its original on any hash, but close once turned back:
+# the query is also hashed turned by these (degrees, anticlockwise) and looked up loosely.
+TURNS = (-5, -3, 3, 5)
 # Matches on part of a picture, with their words.
 PART_KINDS = {"crop": "a crop of your picture", "contains": "contains your picture"}
 
@@ -80,6 +84,7 @@ class QueryPicture:
     part_windows: tuple[Window, ...] = ()  # looked up against stored whole pictures
     # Grey pixels (longest side <= 512), for verification against stored thumbnails.
     pixels: np.ndarray | None = field(default=None, compare=False, repr=False)
+    turned_pdq: tuple[bytes, ...] = ()  # the query's PDQ turned by each of TURNS
 
     @property
     def hashes(self) -> ImageHashes:
@@ -106,7 +111,10 @@ def query_picture(data: bytes, limits: DecodeLimits = DecodeLimits()) -> QueryPi
         return QueryPicture(sha256_hex(data), tuple(unique.values()))
     centres, parts = query_windows(decoded.image)
     grey = np.asarray(decoded.image.convert("L"))
-    return QueryPicture(sha256_hex(data), tuple(unique.values()), tuple(centres), tuple(parts), grey)
+    small = decoded.image.copy()
+    small.thumbnail((REGION_SIDE, REGION_SIDE), Image.Resampling.BILINEAR)
+    turned = tuple(perceptual_hashes(small.rotate(degrees, Image.Resampling.BILINEAR, fillcolor="white")).pdq for degrees in TURNS)
+    return QueryPicture(sha256_hex(data), tuple(unique.values()), tuple(centres), tuple(parts), grey, turned)
 
 
 @dataclass(frozen=True)
@@ -237,46 +245,58 @@ def match(
 
 
 def _match_verified(source: HashSource, picture: QueryPicture, thumbnails: ThumbnailReader, *, taken: set[str]) -> list[tuple[dict, How]]:
-    """The closest loose candidates, each lined up with its stored thumbnail (indexer/verify.py)
-    the way round (upright or mirrored) its closest hash says."""
+    """The closest loose candidates of each lookup in turn (a turned copy is found only by the
+    whole picture or the query turned back, a cropped one only by regions or windows: none crowds
+    the others out), each
+    lined up with its stored thumbnail (indexer/verify.py) the way round its closest hash says."""
     whole = _region_variants(picture)
     whole_pdq = [v.hashes.pdq for v in whole]
     windows = [w.hashes.pdq for w in picture.part_windows + picture.centre_windows]
     centres = [w.hashes.pdq for w in picture.centre_windows]
+    # Each lookup: its kind, the query's tries, which of them are mirrored, the loose threshold.
+    mirrored_whole = [v.transform != "identity" for v in whole]
+    lookups = (
+        ("pdq", whole_pdq, mirrored_whole, LOOSE_WHOLE_PDQ),
+        ("regions", whole_pdq + centres, mirrored_whole + [False] * len(centres), LOOSE_PART_PDQ),
+        ("pdq", windows, [False] * len(windows), LOOSE_PART_PDQ),
+        ("pdq", list(picture.turned_pdq), [False] * len(picture.turned_pdq), LOOSE_PART_PDQ),
+    )
     rows: dict[str, dict] = {}
-    for kind, values, limit in (("pdq", whole_pdq, LOOSE_WHOLE_PDQ), ("pdq", windows, LOOSE_PART_PDQ), ("regions", whole_pdq + centres, LOOSE_PART_PDQ)):
-        if values:
-            for row in source.candidates(kind, values, limit):
-                if row["image_id"] not in taken:
-                    rows.setdefault(row["image_id"], row)
-    if not rows:
+    ranked: list[list[tuple[int, str, bool]]] = []  # per lookup: (distance, image_id, mirrored), closest first
+    for kind, values, mirrored, limit in lookups:
+        found = [row for row in source.candidates(kind, values, limit) if row["image_id"] not in taken] if values else []
+        if not found:
+            continue
+        if kind == "regions":
+            stored = unpack_regions([bytes(row["regions"]) for row in found])[0].reshape(-1, 32)
+            distances = _hamming(stored, _packed(values)).reshape(len(found), len(STORED_REGIONS), -1).min(axis=1)
+        else:
+            distances = _distances([bytes(row["pdq"]) for row in found], values)
+        closest, best = distances.min(axis=1), distances.argmin(axis=1)
+        ranked.append(sorted((int(closest[i]), row["image_id"], bool(mirrored[best[i]])) for i, row in enumerate(found)))
+        for row in found:
+            rows.setdefault(row["image_id"], row)
+    chosen: dict[str, tuple[int, bool]] = {}
+    for place in range(max((len(r) for r in ranked), default=0)):
+        if len(chosen) >= MAX_VERIFIED:
+            break
+        for lookup in ranked:
+            if place < len(lookup) and len(chosen) < MAX_VERIFIED:
+                distance, image_id, mirrored = lookup[place]
+                chosen.setdefault(image_id, (distance, mirrored))
+    if not chosen:
         return []
-    # Each candidate's closest try, on its whole picture or on one of its stored regions; windows are upright.
-    candidates = list(rows.values())
-    mirrored = np.array([v.transform != "identity" for v in whole] + [False] * len(windows))
-    d_whole = _distances([bytes(r["pdq"]) for r in candidates], whole_pdq + windows)
-    closest, flipped = d_whole.min(axis=1), mirrored[d_whole.argmin(axis=1)]
-    with_regions = [i for i, r in enumerate(candidates) if r.get("regions") is not None]
-    if with_regions:
-        region_pdq = unpack_regions([bytes(candidates[i]["regions"]) for i in with_regions])[0].reshape(-1, 32)
-        tries = _hamming(region_pdq, _packed(whole_pdq + centres)).reshape(len(with_regions), len(STORED_REGIONS), -1).min(axis=1)
-        region_mirrored = np.concatenate([mirrored[: len(whole)], np.zeros(len(centres), bool)])
-        nearer = tries.min(axis=1) < closest[with_regions]
-        flipped[with_regions] = np.where(nearer, region_mirrored[tries.argmin(axis=1)], flipped[with_regions])
-        closest[with_regions] = np.minimum(closest[with_regions], tries.min(axis=1))
-    order = sorted(range(len(candidates)), key=lambda i: (int(closest[i]), candidates[i]["image_id"]))[:MAX_VERIFIED]
-    stored = thumbnails([candidates[i]["image_id"] for i in order])
+    stored = thumbnails(list(chosen))
     query = QueryFeatures(picture.pixels)
     found = []
-    for i in order:
-        row = candidates[i]
-        grey = decode_thumbnail(stored[row["image_id"]]) if row["image_id"] in stored else None
-        alignment = align(query, grey, mirrored=bool(flipped[i])) if grey is not None else None
+    for image_id, (distance, mirrored) in chosen.items():
+        grey = decode_thumbnail(stored[image_id]) if image_id in stored else None
+        alignment = align(query, grey, mirrored=mirrored) if grey is not None else None
         if alignment is not None:
             transform = "flip_left_right" if alignment.mirrored else "identity"
-            how = How(alignment.kind, "pdq", int(closest[i]), transform, "white", region=alignment.region,
+            how = How(alignment.kind, "pdq", distance, transform, "white", region=alignment.region,
                       angle=alignment.angle, agreement=alignment.agreement)
-            found.append((row, how))
+            found.append((rows[image_id], how))
     return found
 
 
