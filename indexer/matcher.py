@@ -13,6 +13,13 @@ finds pictures that contain the query (it was cropped out of them); the query's 
 stored whole pictures finds pictures that are a part of it (it has a caption bar, or is a page
 the picture was pasted into, or the stored copy was cropped). Every such match needs both
 hashes to agree, and none is confident enough to delete by.
+
+Verification on pixels (indexer/verify.py), where the caller can read stored thumbnails (search):
+looser hash candidates than the rules above allow (the query whole, upright and mirrored, against
+whole pictures and their regions; its windows against whole pictures; the query turned back a few
+degrees), a few per query, are each lined up with their stored thumbnail. One that lines up and
+whose pixels agree is a match: a crop, a slightly turned, watermarked or captioned copy. None is
+confident: deletions and tombstones stay with whole-picture hash matches.
 """
 
 from collections.abc import Callable, Iterable
@@ -53,9 +60,10 @@ MAX_CANDIDATES = 2000
 # The query's turns and mirrors looked up against stored regions (see _region_variants).
 REGION_TRANSFORMS = ("identity", "flip_left_right")
 # Loose candidates, verified on the stored thumbnail: the query whole (upright and mirrored)
-# within LOOSE_WHOLE_PDQ of a stored whole picture (a turn of a few degrees moves PDQ that far),
-# any window or region lookup within LOOSE_PART_PDQ (the widest the index answers without a scan);
-# the closest MAX_VERIFIED of them, so a query's cost is bounded.
+# within LOOSE_WHOLE_PDQ of a stored whole picture (a scan, of two hashes), the other lookups
+# (regions, windows, the query turned back) within LOOSE_PART_PDQ (the widest the index answers
+# without a scan); MAX_VERIFIED of them, the closest of each lookup in turn, so a query's cost is
+# bounded.
 LOOSE_WHOLE_PDQ = 96
 LOOSE_PART_PDQ = 47
 MAX_VERIFIED = 6
