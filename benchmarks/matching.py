@@ -106,6 +106,10 @@ RELATED_GROUPS = [
     {"skimage:coins", "denoise_viewer_window.png"},  # a screenshot of a viewer showing the coins
     {"skimage:cat", "numpy_images-1.png"},
     {"sklearn-metrics-DetCurveDisplay-1.png", "sklearn-metrics-DetCurveDisplay-2.png"},  # one plot, an axis label apart
+    # Found by verification on pixels, checked by eye: one logo (one on a grey band); one scatter of
+    # points, recoloured by two clusterings (a recoloured variant, rightly "edited").
+    {"inria.png", "inria-logo.jpg"},
+    {"sphx_glr_plot_agglomerative_clustering_001.png", "sphx_glr_plot_agglomerative_clustering_002.png"},
 ]
 
 

@@ -46,7 +46,7 @@ MIN_CELLS = 8
 # A cell agrees when the gradients' cosine similarity is at least CELL_AGREES; the pictures agree
 # when at least MIN_AGREEMENT of the textured cells do (a pixelated face or a watermark spoils a few).
 CELL_AGREES = 0.5
-MIN_AGREEMENT = 0.6
+MIN_AGREEMENT = 0.7
 # Last, the two overlaps (the query turned back and cut to it, and the stored picture's) hashed
 # again: a true copy is then the same picture to PDQ, about a resize's distance (a watermark adds
 # most), while two figures of one layout, whose axes and labels the cells found agreeing, stay as far

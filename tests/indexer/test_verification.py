@@ -78,7 +78,7 @@ def test_an_edited_copy_the_hashes_miss_is_found_on_the_thumbnail(gallery, name,
     assert [hit.image["image_id"] for hit in hits] == [ids[name]]
     how, document = hits[0].how, hits[0].to_json()
     assert how.kind == kind and not how.confident and "checked on the pixels" in how.label
-    assert document["verified"]["agreement"] >= 0.6 and document["sightings"][0]["image_url"] == f"http://a.test/{name}.jpg"
+    assert document["verified"]["agreement"] >= 0.7 and document["sightings"][0]["image_url"] == f"http://a.test/{name}.jpg"
     if kind == "rotated":
         assert 4 <= how.angle <= 6 and "turned 5° anticlockwise" in how.label
     if kind == "contains":  # the whole query is inside the stored picture
