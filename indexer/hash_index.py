@@ -72,7 +72,7 @@ class HammingIndex:
 
     def within_any(self, queries: list[bytes], *, max_distance: int) -> np.ndarray:
         """Rows within `max_distance` of at least one of `queries` (a picture's turned and
-        mirrored variants), in one vectorized pass: the matcher's candidate stage."""
+        mirrored variants), nearest first, in one vectorized pass: the matcher's candidate stage."""
         if not self.size or not queries:
             return np.empty(0, dtype=np.int64)
         per_chunk = max_distance // len(self._sorted)
@@ -92,7 +92,10 @@ class HammingIndex:
         distances = np.zeros((len(rows), len(queries)), dtype=np.int16)
         for column, part in zip(self.words, words.T):
             distances += np.bitwise_count(column[rows][:, None] ^ part[None, :])
-        return rows[(distances <= max_distance).any(axis=1)]
+        # Nearest first: a caller that keeps only so many (a loose lookup) keeps the closest.
+        nearest = distances.min(axis=1)
+        keep = np.flatnonzero(nearest <= max_distance)
+        return rows[keep[np.argsort(nearest[keep], kind="stable")]]
 
     def _candidates(self, query: bytes, max_distance: int) -> np.ndarray:
         per_chunk = max_distance // len(self._sorted)
@@ -119,8 +122,12 @@ def region_pdq(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 def pictures_near_regions(index: HammingIndex, values: list[bytes], *, max_distance: int) -> np.ndarray:
     """Rows of the table behind a `region_pdq` index with some stored region within
-    `max_distance` of any of `values`."""
-    return _distinct(index.within_any(values, max_distance=max_distance) // len(STORED_REGIONS))
+    `max_distance` of any of `values`, nearest first."""
+    pictures = index.within_any(values, max_distance=max_distance) // len(STORED_REGIONS)
+    order = np.argsort(pictures, kind="stable")
+    ranked = pictures[order]
+    firsts = order[np.concatenate(([True], ranked[1:] != ranked[:-1]))] if len(ranked) else order
+    return pictures[np.sort(firsts)]  # each picture where its nearest region put it
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:

@@ -13,17 +13,26 @@ finds pictures that contain the query (it was cropped out of them); the query's 
 stored whole pictures finds pictures that are a part of it (it has a caption bar, or is a page
 the picture was pasted into, or the stored copy was cropped). Every such match needs both
 hashes to agree, and none is confident enough to delete by.
+
+Verification on pixels (indexer/verify.py), where the caller can read stored thumbnails (search):
+looser hash candidates than the rules above allow (the query whole, upright and mirrored, against
+whole pictures and their regions; its windows against whole pictures; the query turned back a few
+degrees), a few per query, are each lined up with their stored thumbnail. One that lines up and
+whose pixels agree is a match: a crop, a slightly turned, watermarked or captioned copy. None is
+confident: deletions and tombstones stay with whole-picture hash matches.
 """
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from PIL import Image
 
 from indexer.decode import BLACK, DecodeLimits, decode_bounded
-from indexer.hashes import ImageHashes, dihedral_hashes, sha256_hex
-from indexer.regions import STORED_REGION_WORDS, STORED_REGIONS, WHOLE, Box, Window, query_windows, unpack_regions
+from indexer.hashes import ImageHashes, dihedral_hashes, perceptual_hashes, sha256_hex
+from indexer.regions import REGION_SIDE, STORED_REGION_WORDS, STORED_REGIONS, WHOLE, Box, Window, query_windows, unpack_regions
+from indexer.verify import QueryFeatures, align, decode_thumbnail
 from robots_policy.match_thresholds import MATCH_DISTANCE, both_agree, same_picture
 
 # How a stored copy relates to the query, by the variant that matched.
@@ -50,6 +59,17 @@ TRANSFORM_WORDS = {
 MAX_CANDIDATES = 2000
 # The query's turns and mirrors looked up against stored regions (see _region_variants).
 REGION_TRANSFORMS = ("identity", "flip_left_right")
+# Loose candidates, verified on the stored thumbnail: the query whole (upright and mirrored)
+# within LOOSE_WHOLE_PDQ of a stored whole picture (a scan, of two hashes), the other lookups
+# (regions, windows, the query turned back) within LOOSE_PART_PDQ (the widest the index answers
+# without a scan); MAX_VERIFIED of them, the closest of each lookup in turn, so a query's cost is
+# bounded.
+LOOSE_WHOLE_PDQ = 96
+LOOSE_PART_PDQ = 47
+MAX_VERIFIED = 6
+# A copy turned a few degrees is far from its original on any hash, but close once turned back:
+# the query is also hashed turned by these (degrees, anticlockwise) and looked up loosely.
+TURNS = (-5, -3, 3, 5)
 # Matches on part of a picture, with their words.
 PART_KINDS = {"crop": "a crop of your picture", "contains": "contains your picture"}
 
@@ -70,6 +90,9 @@ class QueryPicture:
     variants: tuple[Variant, ...]
     centre_windows: tuple[Window, ...] = ()  # looked up against stored regions and whole pictures
     part_windows: tuple[Window, ...] = ()  # looked up against stored whole pictures
+    # Grey pixels (longest side <= 512), for verification against stored thumbnails.
+    pixels: np.ndarray | None = field(default=None, compare=False, repr=False)
+    turned_pdq: tuple[bytes, ...] = ()  # the query's PDQ turned by each of TURNS
 
     @property
     def hashes(self) -> ImageHashes:
@@ -95,7 +118,11 @@ def query_picture(data: bytes, limits: DecodeLimits = DecodeLimits()) -> QueryPi
     if variants[0].hashes.low_information:
         return QueryPicture(sha256_hex(data), tuple(unique.values()))
     centres, parts = query_windows(decoded.image)
-    return QueryPicture(sha256_hex(data), tuple(unique.values()), tuple(centres), tuple(parts))
+    grey = np.asarray(decoded.image.convert("L"))
+    small = decoded.image.copy()
+    small.thumbnail((REGION_SIDE, REGION_SIDE), Image.Resampling.BILINEAR)
+    turned = tuple(perceptual_hashes(small.rotate(degrees, Image.Resampling.BILINEAR, fillcolor="white")).pdq for degrees in TURNS)
+    return QueryPicture(sha256_hex(data), tuple(unique.values()), tuple(centres), tuple(parts), grey, turned)
 
 
 @dataclass(frozen=True)
@@ -103,6 +130,7 @@ class How:
     """How a stored picture matched: what a person reads, and what a deletion may rely on."""
 
     # "exact" (same file), "resized" (same picture, resized or recompressed), "mirrored", "rotated",
+    # "edited" (verified on the thumbnail: whole and upright, with text, marks or colours changed),
     # or for part of a picture: "crop" (the stored picture is a part of the query) and
     # "contains" (the stored picture contains the query: the query is a crop of it).
     kind: str
@@ -114,6 +142,10 @@ class How:
     phash_distance: int | None = None
     region: Box | None = None  # the part of the query that matched (fractions), for "crop" and "contains"
     stored_region: str | None = None  # for "contains": which of the stored picture's regions (STORED_REGIONS)
+    # Lined up with the stored thumbnail (indexer/verify.py): how far turned (degrees,
+    # anticlockwise) and how well the pixels agree; None for a match on hashes alone.
+    angle: float | None = None
+    agreement: float | None = None
 
     @property
     def confident(self) -> bool:
@@ -122,7 +154,7 @@ class How:
         not that photo, and a deletion must not reach it."""
         if self.kind == "exact":
             return True
-        if self.kind in PART_KINDS:
+        if self.kind in PART_KINDS or self.agreement is not None:
             return False
         if self.pdq_distance is None or self.phash_distance is None:
             return False
@@ -138,8 +170,14 @@ class How:
             words = PART_KINDS[self.kind] + _region_words(self.region, self.stored_region)
             if self.transform != "identity":
                 words += f", {TRANSFORM_WORDS[self.transform]}"
+        elif self.kind == "edited":
+            words = "same picture with text, marks or colours changed"
+        elif self.kind == "rotated" and self.transform == "identity":
+            words = f"rotated copy (turned {abs(self.angle):.0f}° {'anticlockwise' if self.angle > 0 else 'clockwise'})"
         else:
             words = f"{self.kind} copy ({TRANSFORM_WORDS[self.transform]})"
+        if self.agreement is not None:
+            words += ", checked on the pixels"
         if self.background == "black":
             words += ", with the transparent parts black"
         return words
@@ -156,6 +194,7 @@ class How:
             # left, top, right, bottom as fractions of the query; null for a whole-picture match
             "region": None if self.region is None else [round(v, 4) for v in self.region],
             "stored_region": self.stored_region,
+            "verified": None if self.agreement is None else {"angle": round(self.angle, 1), "agreement": round(self.agreement, 3)},
         }
 
     @classmethod
@@ -176,10 +215,21 @@ class HashSource(Protocol):
         keeps no regions returns none."""
 
 
-def match(source: HashSource, picture: QueryPicture, *, max_pdq_distance: int | None = None) -> list[tuple[dict, How]]:
-    """Every stored picture that is the query picture, best first: exact files, then by distance.
-    A flat or blank query matches by its exact bytes only. `max_pdq_distance` widens (or
-    narrows) the PDQ threshold, for a person exploring."""
+# Stored thumbnails (JPEG bytes) by image_id, read in one batch; ids it lacks are left out.
+ThumbnailReader = Callable[[list[str]], dict[str, bytes]]
+
+
+def match(
+    source: HashSource,
+    picture: QueryPicture,
+    *,
+    max_pdq_distance: int | None = None,
+    thumbnails: ThumbnailReader | None = None,
+) -> list[tuple[dict, How]]:
+    """Every stored picture that is the query picture, best first: exact files, then by distance,
+    then parts, then what verification on `thumbnails` confirmed. A flat or blank query matches
+    by its exact bytes only. `max_pdq_distance` widens (or narrows) the PDQ threshold, for a
+    person exploring."""
     found = [(row, How("exact", "sha256", 0)) for row in source.candidates("sha256", [bytes.fromhex(picture.sha256)], 0)]
     if picture.low_information:
         return found
@@ -195,7 +245,67 @@ def match(source: HashSource, picture: QueryPicture, *, max_pdq_distance: int | 
     near.sort(key=lambda pair: (pair[1].distance / (256 if pair[1].hash == "pdq" else 64), pair[0]["image_id"]))
     parts = _match_parts(source, picture, taken=exact | {row["image_id"] for row, _ in near})
     parts.sort(key=lambda pair: (pair[1].distance, pair[0]["image_id"]))
-    return found + near + parts
+    verified = []
+    if thumbnails is not None and picture.pixels is not None:
+        taken = exact | {row["image_id"] for row, _ in near + parts}
+        verified = _match_verified(source, picture, thumbnails, taken=taken)
+    return found + near + parts + verified
+
+
+def _match_verified(source: HashSource, picture: QueryPicture, thumbnails: ThumbnailReader, *, taken: set[str]) -> list[tuple[dict, How]]:
+    """The closest loose candidates of each lookup in turn (a turned copy is found only by the
+    whole picture or the query turned back, a cropped one only by regions or windows: none crowds
+    the others out), each
+    lined up with its stored thumbnail (indexer/verify.py) the way round its closest hash says."""
+    whole = _region_variants(picture)
+    whole_pdq = [v.hashes.pdq for v in whole]
+    windows = [w.hashes.pdq for w in picture.part_windows + picture.centre_windows]
+    centres = [w.hashes.pdq for w in picture.centre_windows]
+    # Each lookup: its kind, the query's tries, which of them are mirrored, the loose threshold.
+    mirrored_whole = [v.transform != "identity" for v in whole]
+    lookups = (
+        ("pdq", whole_pdq, mirrored_whole, LOOSE_WHOLE_PDQ),
+        ("regions", whole_pdq + centres, mirrored_whole + [False] * len(centres), LOOSE_PART_PDQ),
+        ("pdq", windows, [False] * len(windows), LOOSE_PART_PDQ),
+        ("pdq", list(picture.turned_pdq), [False] * len(picture.turned_pdq), LOOSE_PART_PDQ),
+    )
+    rows: dict[str, dict] = {}
+    ranked: list[list[tuple[int, str, bool]]] = []  # per lookup: (distance, image_id, mirrored), closest first
+    for kind, values, mirrored, limit in lookups:
+        found = [row for row in source.candidates(kind, values, limit) if row["image_id"] not in taken] if values else []
+        if not found:
+            continue
+        if kind == "regions":
+            stored = unpack_regions([bytes(row["regions"]) for row in found])[0].reshape(-1, 32)
+            distances = _hamming(stored, _packed(values)).reshape(len(found), len(STORED_REGIONS), -1).min(axis=1)
+        else:
+            distances = _distances([bytes(row["pdq"]) for row in found], values)
+        closest, best = distances.min(axis=1), distances.argmin(axis=1)
+        ranked.append(sorted((int(closest[i]), row["image_id"], bool(mirrored[best[i]])) for i, row in enumerate(found)))
+        for row in found:
+            rows.setdefault(row["image_id"], row)
+    chosen: dict[str, tuple[int, bool]] = {}
+    for place in range(max((len(r) for r in ranked), default=0)):
+        if len(chosen) >= MAX_VERIFIED:
+            break
+        for lookup in ranked:
+            if place < len(lookup) and len(chosen) < MAX_VERIFIED:
+                distance, image_id, mirrored = lookup[place]
+                chosen.setdefault(image_id, (distance, mirrored))
+    if not chosen:
+        return []
+    stored = thumbnails(list(chosen))
+    query = QueryFeatures(picture.pixels)
+    found = []
+    for image_id, (distance, mirrored) in chosen.items():
+        grey = decode_thumbnail(stored[image_id]) if image_id in stored else None
+        alignment = align(query, grey, mirrored=mirrored) if grey is not None else None
+        if alignment is not None:
+            transform = "flip_left_right" if alignment.mirrored else "identity"
+            how = How(alignment.kind, "pdq", distance, transform, "white", region=alignment.region,
+                      angle=alignment.angle, agreement=alignment.agreement)
+            found.append((rows[image_id], how))
+    return found
 
 
 def _match_parts(source: HashSource, picture: QueryPicture, *, taken: set[str]) -> list[tuple[dict, How]]:

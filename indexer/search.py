@@ -97,8 +97,9 @@ def search_picture(
     hash_index: GalleryHashIndex | None = None,
 ) -> list[SearchHit]:
     """A picture already hashed (by a worker process): exact files first, then the same
-    picture resized, recompressed, mirrored or turned. `max_distance` is the PDQ threshold."""
-    found = match(GallerySource(gallery, hash_index), picture, max_pdq_distance=max_distance)
+    picture resized, recompressed, mirrored or turned, then parts, then what the stored
+    thumbnails confirm. `max_distance` is the PDQ threshold."""
+    found = match(GallerySource(gallery, hash_index), picture, max_pdq_distance=max_distance, thumbnails=gallery.thumbnails)
     return _with_sightings(gallery, found)
 
 

@@ -452,6 +452,14 @@ class Gallery:
         query = self.images.search().where(_in_list("image_id", image_ids)).select(columns)
         return query.limit(len(image_ids)).to_list()
 
+    def thumbnails(self, image_ids: list[str]) -> dict[str, bytes]:
+        """Stored thumbnails by image_id, in one read through the image_id index (the matcher's
+        verification stage, a few per query)."""
+        if not image_ids:
+            return {}
+        query = self.images.search().where(_in_list("image_id", image_ids)).select(["image_id", "thumbnail"])
+        return {row["image_id"]: row["thumbnail"] for row in query.limit(len(image_ids)).to_list() if row["thumbnail"]}
+
     def sightings_of(self, image_ids: list[str]) -> list[dict]:
         if not image_ids:
             return []
