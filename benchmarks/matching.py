@@ -2,7 +2,9 @@
 
 The source set is built only from pictures installed packages ship: scikit-image's sample data,
 Matplotlib's sample data, and the Debian documentation of scikit-image and scikit-learn (photos,
-screenshots, plots and figures, logos), plus the Adwaita icon theme for transparent pictures.
+screenshots, plots and figures, logos), plus the Adwaita icon theme for transparent pictures
+(`apt-get install python-skimage-doc python-sklearn-doc adwaita-icon-theme`; without them the
+set is much smaller).
 Deduplicated by content: the same pixels, a "thumb" file, or a picture today's search already
 calls the same as an earlier one (PDQ <= 31) is dropped. Flat or near-blank pictures (PDQ
 quality below robots_policy/match_thresholds.py's floor) are left out and counted: by design
