@@ -261,6 +261,7 @@ def search(
     with how it matched (and which part), and every sighting."""
     from indexer.decode import ImageRejected
     from indexer.hashes import parse_hash
+    from indexer.hash_index import GalleryHashIndex
     from indexer.search import search_hash, search_image
 
     if bool(image_files) == (hash_ is not None):
@@ -272,8 +273,14 @@ def search(
             _fail(str(exc))
         queries = {hash_: lambda: search_hash(store, kind, value, max_distance=max_distance)}
     else:
-        queries = {str(path): (lambda path=path: search_image(store, path.read_bytes(), max_distance=max_distance)) for path in image_files}
+        # One in-memory index for all the pictures (as the service keeps): without it each
+        # picture costs a table scan per hash it looks up, some twenty.
+        queries = {
+            str(path): (lambda path=path: search_image(store, path.read_bytes(), max_distance=max_distance, hash_index=hash_index))
+            for path in image_files
+        }
     store = _open_gallery(gallery)
+    hash_index = GalleryHashIndex(store)  # built at the first picture's lookup
     results, errors = {}, {}
     for name, run in queries.items():
         try:
