@@ -4,7 +4,8 @@ import shutil
 from pathlib import Path
 
 from crawler.job import CrawlJob
-from indexer.store import Gallery, StoreError
+from indexer.store import Gallery
+from indexer.store_errors import StoreError
 
 
 class CrawlFailed(Exception):

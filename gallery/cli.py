@@ -52,7 +52,8 @@ def _print_json(document) -> None:
 
 
 def _open_gallery(uri: str):
-    from indexer.store import Gallery, StoreError
+    from indexer.store import Gallery
+    from indexer.store_errors import StoreError
 
     try:
         return Gallery(uri, create=False)

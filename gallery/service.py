@@ -30,7 +30,8 @@ from indexer.hash_index import GalleryHashIndex
 from indexer.removal import RequestError, build_request, list_removals, process_requests
 from indexer.hashes import parse_hash
 from indexer.search import search_hash, search_picture
-from indexer.store import Gallery, StoreError
+from indexer.store import Gallery
+from indexer.store_errors import StoreError
 from robots_policy.domains import public_suffix_of
 from indexer.workers import BoundedPool, PoolFull, WorkerBounds
 

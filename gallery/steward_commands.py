@@ -121,7 +121,7 @@ def remove(
 ) -> None:
     """Delete what a request matches, purge it from disk, tombstone it so no crawl brings it back, log it."""
     from indexer.removal import PurgeFailed, RequestError, build_request, parse_requests_file, process_requests
-    from indexer.store import StoreError
+    from indexer.store_errors import StoreError
 
     selectors = [("url", v) for v in url] + [("url_prefix", v) for v in url_prefix] + [("domain", v) for v in domain]
     selectors += [("image", str(v)) for v in image] + [("hash", v) for v in hash_]

@@ -15,7 +15,8 @@ from indexer.matcher import QueryPicture, Variant, verify
 from indexer.purge_lock import PurgeLock
 from indexer.records import Sighting, sighting_row
 from indexer.removal import load_tombstones
-from indexer.store import STORE_ERRORS, Gallery, StoreError, describe_store_error, utcnow
+from indexer.store import Gallery, utcnow
+from indexer.store_errors import STORE_ERRORS, StoreError, describe_store_error
 
 
 @dataclass

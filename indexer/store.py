@@ -2,12 +2,10 @@
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,6 +19,7 @@ from indexer.commits import compact_table, retry_conflicts
 from indexer.hashes import HASH_BITS
 from indexer.purge_lock import PurgeLock
 from indexer.regions import REGIONS_BYTES
+from indexer.store_errors import STORE_ERRORS, StoreError, describe_store_error
 from indexer.records import SIGHTINGS_SCHEMA, TIMESTAMP  # noqa: F401 (defined with their records, read from here too)
 
 # pyarrow's default allocator (mimalloc) keeps what it freed for reuse, and every batch a crawl
@@ -175,35 +174,6 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-# What a store that refuses or fails a request raises: LanceDB wraps object-store errors in
-# RuntimeError, pylance in OSError; the purge lock's own S3 requests raise botocore's errors.
-STORE_ERRORS = (OSError, RuntimeError, BotoCoreError, ClientError)
-
-
-class StoreError(Exception):
-    """The gallery's store could not be opened, read or written; the message is one line."""
-
-
-_S3_CODE = re.compile(r"<Code>([^<]+)</Code>")
-_S3_MESSAGE = re.compile(r"<Message>([^<]+)</Message>")
-_HTTP_STATUS = re.compile(r"status(?: code)?: (\d{3})\b")
-
-
-def describe_store_error(exc: Exception) -> str:
-    """One line for an operator: the store's error code, message and HTTP status when it sent
-    them (S3 error documents), else the first line of the error."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code, message = error.get("Code"), error.get("Message")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    else:
-        code, message, status = (_first_match(pattern, str(exc)) for pattern in (_S3_CODE, _S3_MESSAGE, _HTTP_STATUS))
-    if code:
-        return f"{code}" + (f": {message}" if message else "") + (f" (HTTP {status})" if status else "")
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__
-
-
 # Lance caches the metadata of every table version it opens (1 GiB per connection by default): a crawl
 # commits a version per batch, so that grew with the square of the batches. One bounded session per process.
 METADATA_CACHE_BYTES = 32 * 1024**2
@@ -215,11 +185,6 @@ def _lance_session() -> "lancedb.Session":
     if _session is None:
         _session = lancedb.Session(metadata_cache_size_bytes=METADATA_CACHE_BYTES)
     return _session
-
-
-def _first_match(pattern: re.Pattern, text: str) -> str | None:
-    found = pattern.search(text)
-    return found.group(1) if found else None
 
 
 class Gallery:

@@ -18,7 +18,8 @@ from twisted.internet import task, threads
 from crawler.config import IndexerConfig
 from crawler.signals import TOMBSTONE, policy_blocked
 from indexer.purge_lock import PurgeLock
-from indexer.store import STORE_ERRORS, Gallery, StoreError, describe_store_error, utcnow
+from indexer.store import Gallery, utcnow
+from indexer.store_errors import STORE_ERRORS, StoreError, describe_store_error
 
 logger = logging.getLogger(__name__)
 

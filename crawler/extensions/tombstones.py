@@ -12,7 +12,8 @@ from twisted.internet import task, threads
 from crawler.config import IndexerConfig
 from crawler.shared_policy import shared_policy
 from indexer.removal import load_tombstones
-from indexer.store import STORE_ERRORS, Gallery
+from indexer.store import Gallery
+from indexer.store_errors import STORE_ERRORS
 
 TOMBSTONE_REFRESH = 30.0  # seconds
 

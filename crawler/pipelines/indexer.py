@@ -24,7 +24,8 @@ from indexer.analyze import AnalyzedImage, Rejected
 from indexer.ingest import Batch, BatchWriteFailed, GalleryWriter, WriteResult
 from indexer.hashes import sha256_hex
 from indexer.records import Sighting
-from indexer.store import STORE_ERRORS, Gallery, describe_store_error, utcnow
+from indexer.store import Gallery, utcnow
+from indexer.store_errors import STORE_ERRORS, describe_store_error
 from indexer.workers import AnalyzerPool
 from robots_policy.domains import registrable_domain
 

@@ -18,7 +18,8 @@ import pyarrow.fs as pafs
 from indexer.export.record import exports_containing, record_export
 from indexer.export.rows import ExportBatch, ExportRows, Filters, PinnedGallery
 from indexer.export.writers import EXTENSIONS, FORMATS, SHARD_WRITERS, Shard, ShardWriter
-from indexer.store import Gallery, describe_store_error, utcnow
+from indexer.store import Gallery, utcnow
+from indexer.store_errors import describe_store_error
 
 __all__ = ["ExportError", "ExportOptions", "ExportResult", "Filters", "FORMATS", "exports_containing", "run_export"]
 

@@ -18,7 +18,8 @@ from indexer.removal.planning import Plan, Tables, plan_removal
 from indexer.removal.purge import clear_page_cache, purge, verify_purged
 from indexer.removal.requests import RemovalRequest
 from indexer.removal.tombstones import tombstone_rows
-from indexer.store import STORE_ERRORS, Gallery, StoreError, describe_store_error, utcnow
+from indexer.store import Gallery, utcnow
+from indexer.store_errors import STORE_ERRORS, StoreError, describe_store_error
 
 # Each delete commits a Lance version whose predicate is parsed in full: bounded lists stay fast.
 DELETE_CHUNK = 4096
