@@ -29,7 +29,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from indexer.decode import BLACK, DecodeLimits, decode_bounded
+from indexer.decode import BLACK, DecodedImage, DecodeLimits, decode_bounded
 from indexer.hashes import ImageHashes, dihedral_hashes, perceptual_hashes, sha256_hex
 from indexer.regions import REGION_SIDE, STORED_REGION_WORDS, STORED_REGIONS, WHOLE, Box, Window, query_windows, unpack_regions
 from indexer.verify import QueryFeatures, align, decode_thumbnail
@@ -106,7 +106,11 @@ class QueryPicture:
 
 def query_picture(data: bytes, limits: DecodeLimits = DecodeLimits()) -> QueryPicture:
     """Decode a query once (twice if it has transparency) and hash every variant."""
-    decoded = decode_bounded(data, limits)
+    return decoded_query_picture(data, decode_bounded(data, limits), limits)
+
+
+def decoded_query_picture(data: bytes, decoded: DecodedImage, limits: DecodeLimits = DecodeLimits()) -> QueryPicture:
+    """`query_picture` for a caller that has decoded `data` already (with `limits`)."""
     variants = [Variant(t, "white", h) for t, h in dihedral_hashes(decoded.image).items()]
     if decoded.has_alpha:
         # A JPEG copy of a transparent picture has it flattened onto something: often black.

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from indexer.decode import ImageRejected, decode_bounded
 from indexer.hashes import parse_hash
-from indexer.matcher import HashSource, QueryPicture, Variant, match, query_picture
+from indexer.matcher import HashSource, QueryPicture, Variant, decoded_query_picture, match
 from indexer.regions import STORED_REGIONS, region_hashes, unpack_regions
 from indexer.removal.errors import RequestError
 from robots_policy.domains import registrable_domain
@@ -159,12 +159,13 @@ class ImageSelector(Selector):
         except OSError as exc:
             raise RequestError(f"cannot read {path}: {exc.strerror}") from None
         try:
-            picture = query_picture(data)
+            decoded = decode_bounded(data)
+            picture = decoded_query_picture(data, decoded)
         except ImageRejected as exc:
             raise RequestError(f"{path} is not a usable image ({exc})") from None
         if picture.low_information:
             return cls(f"sha256:{picture.sha256}")  # never every blank picture
-        return cls(f"sha256:{picture.sha256}", variants=picture.variants, regions=region_hashes(decode_bounded(data).image))
+        return cls(f"sha256:{picture.sha256}", variants=picture.variants, regions=region_hashes(decoded.image))
 
     def match_pictures(self, pictures: PictureLookup) -> PictureMatch:
         picture = QueryPicture(self.value.split(":", 1)[1], self.variants)
