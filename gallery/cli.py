@@ -263,7 +263,8 @@ def search(
     from indexer.decode import ImageRejected
     from indexer.hashes import parse_hash
     from indexer.hash_index import GalleryHashIndex
-    from indexer.search import search_hash, search_image
+    from indexer.matcher import query_picture
+    from indexer.search import query_note, search_hash, search_picture
 
     if bool(image_files) == (hash_ is not None):
         _fail("give either IMAGE_FILE or --hash KIND:HEX")
@@ -272,20 +273,23 @@ def search(
             kind, value = parse_hash(hash_)
         except ValueError as exc:
             _fail(str(exc))
-        queries = {hash_: lambda: search_hash(store, kind, value, max_distance=max_distance)}
+        queries = {hash_: lambda: (search_hash(store, kind, value, max_distance=max_distance), None)}
     else:
+
+        def by_picture(path: Path):
+            picture = query_picture(path.read_bytes())
+            hits = search_picture(store, picture, max_distance=max_distance, hash_index=hash_index)
+            return hits, query_note(picture, hits)
+
         # One in-memory index for all the pictures (as the service keeps): without it each
         # picture costs a table scan per hash it looks up, some twenty.
-        queries = {
-            str(path): (lambda path=path: search_image(store, path.read_bytes(), max_distance=max_distance, hash_index=hash_index))
-            for path in image_files
-        }
+        queries = {str(path): (lambda path=path: by_picture(path)) for path in image_files}
     store = _open_gallery(gallery)
     hash_index = GalleryHashIndex(store)  # built at the first picture's lookup
-    results, errors = {}, {}
+    results, notes, errors = {}, {}, {}
     for name, run in queries.items():
         try:
-            results[name] = run()
+            results[name], notes[name] = run()
         except OSError as exc:
             errors[name] = f"cannot read {name}: {exc.strerror}"
         except ImageRejected as exc:
@@ -293,11 +297,11 @@ def search(
     if len(queries) == 1 and errors:
         _fail(next(iter(errors.values())))
     if as_json:
-        # Keyed per query; one query's matches are also at the top, as before several were taken.
-        document = {"queries": {name: {"matches": [hit.to_json() for hit in hits]} for name, hits in results.items()}}
+        # Keyed per query; one query's matches and note are also at the top, as before several were taken.
+        document = {"queries": {name: {"matches": [hit.to_json() for hit in hits], "note": notes[name]} for name, hits in results.items()}}
         document["queries"].update({name: {"error": error} for name, error in errors.items()})
         if len(queries) == 1:
-            document["matches"] = document["queries"][next(iter(queries))]["matches"]
+            document.update(document["queries"][next(iter(queries))])
         _print_json(document)
     else:
         for name in queries:
@@ -307,6 +311,8 @@ def search(
                 typer.echo(f"error: {errors[name]}", err=True)
                 continue
             _print_hits(results[name], indent="  " if len(queries) > 1 else "")
+            if notes[name]:
+                out.print(f"{'  ' if len(queries) > 1 else ''}note: {notes[name]}", highlight=False)
     if errors:
         raise typer.Exit(1)
 

@@ -29,7 +29,7 @@ from indexer.decode_budget import OverBudget, check_budget
 from indexer.hash_index import GalleryHashIndex
 from indexer.removal import RequestError, build_request, list_removals, process_requests
 from indexer.hashes import parse_hash
-from indexer.search import search_hash, search_picture
+from indexer.search import query_note, search_hash, search_picture
 from indexer.store import Gallery
 from indexer.store_errors import StoreError
 from robots_policy.domains import public_suffix_of
@@ -185,13 +185,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
         where = ".".join(str(part) for part in first.get("loc", ()))
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
 
-    def page_of(hits, page: int, per_page: int) -> dict:
+    def page_of(hits, page: int, per_page: int, note: str | None = None) -> dict:
         start = (page - 1) * per_page
         return {
             "total": len(hits),
             "page": page,
             "per_page": per_page,
             "matches": [hit.to_json() for hit in hits[start : start + per_page]],
+            "note": note,  # how far the query could be matched, when less than every way
         }
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -235,7 +236,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
         if isinstance(result, Rejected):
             raise ApiError(422, f"not a usable image ({result.detail})")
         hits = await run_in_threadpool(search_picture, gallery, result, max_distance=max_distance, hash_index=hash_index)
-        return page_of(hits, page, per_page)
+        note = await run_in_threadpool(query_note, result, hits)
+        return page_of(hits, page, per_page, note)
 
     @app.get("/images/{image_id}")
     def image(image_id: str) -> dict:

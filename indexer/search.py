@@ -10,6 +10,7 @@ from indexer.hash_index import GalleryHashIndex, HammingIndex, pictures_near_reg
 from indexer.hashes import format_hash
 from indexer.matcher import How, QueryPicture, match, query_picture
 from indexer.store import IMAGES_SCHEMA, Gallery
+from indexer.verify import can_align
 from robots_policy.match_thresholds import MATCH_DISTANCE
 
 # Rows one hash lookup returns, at most (the matcher caps the candidates it verifies too).
@@ -101,6 +102,18 @@ def search_picture(
     thumbnails confirm. `max_distance` is the PDQ threshold."""
     found = match(GallerySource(gallery, hash_index), picture, max_pdq_distance=max_distance, thumbnails=gallery.thumbnails)
     return _with_sightings(gallery, found)
+
+
+def query_note(picture: QueryPicture, hits: list[SearchHit]) -> str | None:
+    """What the searcher should know about how far this query could be matched, or None."""
+    if picture.low_information:
+        return ("a flat or near-blank picture: only exact copies of this file are looked for "
+                "(its perceptual hashes would match every other blank picture)")
+    # Asked only when nothing was found, so a search that finds something pays nothing for it.
+    if not hits and picture.pixels is not None and not can_align(picture.pixels):
+        return ("few details (a logo or flat graphic?): edited copies cannot be checked on their pixels, "
+                "only copies whose hashes match are found")
+    return None
 
 
 def _with_sightings(gallery: Gallery, found: list[tuple[dict, How]]) -> list[SearchHit]:

@@ -97,6 +97,12 @@ def features(grey: np.ndarray) -> Features:
     return Features(np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2), descriptors)
 
 
+def can_align(grey: np.ndarray) -> bool:
+    """Whether a picture has the keypoints an alignment needs; a logo or flat graphic may not, and
+    then only its hashes can find its copies."""
+    return len(features(scaled(grey)).points) >= MIN_INLIERS
+
+
 def decode_thumbnail(data: bytes) -> np.ndarray | None:
     """A stored thumbnail as grey pixels; None when it cannot be read or is too small to check
     (that candidate is then left unverified: no match)."""

@@ -95,6 +95,15 @@ def test_search_by_upload_finds_a_resized_copy(served, fixture_site):
     best = response.json()["matches"][0]
     assert best["sightings"][0]["image_url"] == f"{fixture_site.url}/img/src.jpg"
     assert best["hash"] == "pdq" and best["distance"] <= 31 and best["kind"] == "resized"
+    assert response.json()["note"] is None
+
+
+def test_a_blank_upload_is_answered_with_a_note(served):
+    client, _ = served
+    blank = io.BytesIO()
+    Image.new("RGB", (320, 240), "white").save(blank, "PNG")
+    body = client.post("/search", files={"image": ("blank.png", blank.getvalue(), "image/png")}).json()
+    assert body["total"] == 0 and "flat or near-blank" in body["note"]
 
 
 def test_search_by_upload_finds_a_crop_and_says_which_part(served, fixture_site):

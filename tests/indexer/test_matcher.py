@@ -15,7 +15,7 @@ from indexer.hashes import DIHEDRAL, dihedral_hashes, perceptual_hashes
 from indexer.ingest import GalleryWriter
 from indexer.matcher import query_picture
 from indexer.removal import build_request, load_tombstones, process_requests
-from indexer.search import search_image
+from indexer.search import query_note, search_image, search_picture
 from indexer.store import Gallery
 from tests.fixture_site import jpeg_bytes, sighting
 
@@ -155,6 +155,24 @@ def test_bad_or_unrelated_queries_match_nothing(gallery, query, service_index):
     store = Gallery(uri, create=False)
     index = GalleryHashIndex(store) if service_index else None
     assert search_image(store, png_bytes(query), hash_index=index) == []
+
+
+def test_a_query_that_cannot_be_matched_every_way_says_so(gallery):
+    uri, _ = gallery
+    store = Gallery(uri, create=False)
+
+    def note_for(picture_image: Image.Image) -> str | None:
+        picture = query_picture(png_bytes(picture_image))
+        return query_note(picture, search_picture(store, picture))
+
+    assert "flat or near-blank" in note_for(Image.new("RGB", (640, 480), (200, 30, 30)))
+    assert "flat or near-blank" in note_for(Image.new("RGB", (1, 1), "white"))
+    flag = Image.new("RGB", (400, 300), "white")
+    ImageDraw.Draw(flag).rectangle((0, 0, 200, 300), fill=(200, 0, 0))
+    assert "few details" in note_for(flag)  # textured enough for hashes, too few keypoints to align
+    import skimage.data
+
+    assert note_for(Image.fromarray(skimage.data.coffee())) is None  # unmatched, but searched every way
 
 
 def test_removal_by_image_takes_a_mirrored_copy_and_tombstones_turned_ones(gallery, tmp_path):
