@@ -107,9 +107,18 @@ class FaceDetector:
 
     def scan(self, img: Image.Image) -> FaceScan:
         looks = []  # per view: the view, its picture, its boxes in the view's coordinates
+        spots = []
         for view in self._views:
             shown = img.transpose(view) if view is not None else img
-            looks.append((view, shown, self._look_closer(shown)))
+            boxes, weak = self._look(shown, spots=self._refine)
+            looks.append((view, shown, boxes))
+            spots.append(weak)
+        if self._refine:
+            for (view, shown, boxes), weak in zip(looks, spots):
+                # A face found in one view leaves weak echoes in the others: spots inside any face
+                # found so far are not looked at again.
+                found = [_unview(b, v, img.size) for v, _, bs in looks for b in bs if b.score >= self.threshold]
+                boxes += self._look_closer(shown, boxes, weak, [_toview(b, view, img.size) for b in found])
         if self._tilt:
             # Only spots where no view found a face: a face found in one view leaves weak echoes in others.
             anywhere = [_unview(b, view, img.size) for view, _, boxes in looks for b in boxes if b.score >= self.threshold]
@@ -157,12 +166,12 @@ class FaceDetector:
                         out.append(back)
         return out
 
-    def _look_closer(self, shown: Image.Image) -> list[FaceBox]:
-        """One view's boxes: one look, then small weak spots looked at again enlarged, and fainter
-        ones and the cells around the small faces found too where several turned up."""
-        boxes, spots = self._look(shown, spots=self._refine)
-        if not self._refine:
-            return boxes
+    def _look_closer(self, shown: Image.Image, boxes: list[FaceBox], spots: np.ndarray, elsewhere: list[FaceBox]) -> list[FaceBox]:
+        """More boxes for one view (`boxes`: its first look's): small weak spots looked at again
+        enlarged, and fainter ones and the cells around the small faces found too where several
+        turned up. `elsewhere`: faces found in any view, in this view's coordinates."""
+        boxes = list(boxes)
+        first = len(boxes)
         looked: list[tuple[int, int, int, int]] = []
         for floor in self._floors:
             faces = [b for b in boxes if b.score >= self.threshold]
@@ -180,7 +189,7 @@ class FaceDetector:
                 around = around[(around >= 0).all(axis=1) & (around[:, 0] < shown.width) & (around[:, 1] < shown.height)]
                 centres = np.concatenate([centres, around])
                 todo = np.concatenate([todo, np.ones(len(around), dtype=bool)])
-            for x1, y1, x2, y2 in [(b.x1, b.y1, b.x2, b.y2) for b in faces] + looked:
+            for x1, y1, x2, y2 in [(b.x1, b.y1, b.x2, b.y2) for b in faces + elsewhere] + looked:
                 todo &= ~((x1 <= centres[:, 0]) & (centres[:, 0] <= x2) & (y1 <= centres[:, 1]) & (centres[:, 1] <= y2))
             for left, top, right, bottom in _windows(centres[todo], shown.size):
                 window = shown.crop((left, top, right, bottom))
@@ -188,7 +197,7 @@ class FaceDetector:
                 more, _ = self._look(window)
                 boxes += [_scaled(b, 1 / REFINE_SCALE, left, top) for b in more]
                 looked.append((left, top, right, bottom))
-        return boxes
+        return boxes[first:]
 
     def _look(self, img: Image.Image, *, spots: bool = False) -> tuple[list[FaceBox], np.ndarray]:
         """One run of the model: boxes scoring at least TILT_SCORE (or the threshold if lower),
@@ -271,7 +280,7 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gallery-crawler"
 
 
-def _quantize(model: bytes, *, float_ends: bool = True, reduce_range: bool = False) -> bytes:
+def _quantize(model: bytes, *, float_first: int = 1, float_last: int = 5, reduce_range: bool = False) -> bytes:
     import onnx.version_converter
     import skimage.data
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -306,7 +315,7 @@ def _quantize(model: bytes, *, float_ends: bool = True, reduce_range: bool = Fal
         quantize_static(
             f"{folder}/prepared.onnx", f"{folder}/int8.onnx", Photos(), quant_format=QuantFormat.QOperator,
             per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=convs[:1] + convs[-5:] if float_ends else [],
+            nodes_to_exclude=convs[:float_first] + convs[len(convs) - float_last:],
         )
         return Path(f"{folder}/int8.onnx").read_bytes()
 
@@ -376,6 +385,14 @@ def _unview(box: FaceBox, view, size: tuple[int, int]) -> FaceBox:
     if view == Image.Transpose.ROTATE_270:  # turned clockwise: view (u, v) was (v, h - u)
         return FaceBox(box.y1, h - box.x2, box.y2, h - box.x1, box.score)
     return box
+
+
+def _toview(box: FaceBox, view, size: tuple[int, int]) -> FaceBox:
+    """A box in the picture's coordinates (`size` = its width, height), in a turned view's."""
+    if view in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
+        back = Image.Transpose.ROTATE_270 if view == Image.Transpose.ROTATE_90 else Image.Transpose.ROTATE_90
+        return _unview(box, back, (size[1], size[0]))
+    return _unview(box, view, size)
 
 
 def _unturned(box: FaceBox, degrees: float, turned: tuple[int, int], size: tuple[int, int]) -> FaceBox:
