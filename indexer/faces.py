@@ -205,7 +205,7 @@ class FaceDetector:
         y2, score)."""
         heatmap, scale, offset = self._session.run(self._outputs, {self._input: _blob(img)})
         boxes = _decode(heatmap[0, 0], scale[0], offset[0], threshold=min(self.threshold, UNCERTAIN_SCORE, TILT_SCORE))
-        boxes = _non_max_suppression([FaceBox(*(float(v) for v in row)) for row in boxes])
+        boxes = [FaceBox(*(float(v) for v in row)) for row in _suppressed(boxes)]
         if not spots:
             return boxes, np.zeros((0, 5))
         weak = _decode(heatmap[0, 0], scale[0], offset[0], threshold=FAINT_SPOT_SCORE, below=self.threshold)
@@ -342,21 +342,28 @@ def _decode(heatmap, scale, offset, *, threshold: float, below: float = 2.0) -> 
 
 
 def _non_max_suppression(boxes: list[FaceBox]) -> list[FaceBox]:
-    boxes = sorted(boxes, key=lambda b: b.score, reverse=True)
-    corners = np.array([(b.x1, b.y1, b.x2, b.y2) for b in boxes]).reshape(-1, 4)
-    areas = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
-    alive = np.ones(len(boxes), dtype=bool)
-    kept: list[FaceBox] = []
-    for index, box in enumerate(boxes):
+    rows = _suppressed(np.array([(b.x1, b.y1, b.x2, b.y2, b.score) for b in boxes]).reshape(-1, 5))
+    return [FaceBox(*(float(v) for v in row)) for row in rows]
+
+
+def _suppressed(rows: np.ndarray) -> np.ndarray:
+    """Rows x1, y1, x2, y2, score, best first, without those overlapping a better one by NMS_IOU or
+    more (in numpy: a look decodes hundreds of cells, and only the kept ones become FaceBoxes)."""
+    rows = rows[np.argsort(-rows[:, 4], kind="stable")]
+    areas = (rows[:, 2] - rows[:, 0]) * (rows[:, 3] - rows[:, 1])
+    alive = np.ones(len(rows), dtype=bool)
+    kept = []
+    for index in range(len(rows)):
         if not alive[index]:
             continue
-        kept.append(box)
-        inter = np.clip(np.minimum(box.x2, corners[:, 2]) - np.maximum(box.x1, corners[:, 0]), 0, None) * np.clip(
-            np.minimum(box.y2, corners[:, 3]) - np.maximum(box.y1, corners[:, 1]), 0, None
+        x1, y1, x2, y2 = rows[index, :4]
+        kept.append(index)
+        inter = np.clip(np.minimum(x2, rows[:, 2]) - np.maximum(x1, rows[:, 0]), 0, None) * np.clip(
+            np.minimum(y2, rows[:, 3]) - np.maximum(y1, rows[:, 1]), 0, None
         )
         union = areas[index] + areas - inter
         alive &= np.divide(inter, union, out=np.zeros_like(inter), where=union > 0) < NMS_IOU
-    return kept
+    return rows[kept]
 
 
 def _side(box: FaceBox) -> float:
