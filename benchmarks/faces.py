@@ -382,6 +382,24 @@ class UprightGate(FaceDetector):
             self._views = views
 
 
+class HalfTurned(FaceDetector):
+    """The three turned views' first looks at half the size (a quarter of the pixels), their
+    spots then looked at enlarged from the full-size view as usual (2x the working size)."""
+
+    def scan(self, img: Image.Image) -> faces_module.FaceScan:
+        self._first_looks = 0
+        return super().scan(img)
+
+    def _look(self, img: Image.Image, *, spots: bool = False):
+        if not spots:  # an enlarged or turned look
+            return super()._look(img)
+        self._first_looks += 1  # scan looks at the views in order, upright first
+        if self._first_looks == 1:
+            return super()._look(img, spots=True)
+        boxes, weak = super()._look(img.reduce(2), spots=True)
+        return [faces_module._scaled(b, 2, 0, 0) for b in boxes], weak * np.array([2, 2, 2, 2, 1])
+
+
 def requantized(detector: FaceDetector, **recipe) -> FaceDetector:
     """The int8 model made another way (`recipe`: faces_module._quantize's options)."""
     model = faces_module._quantize(faces_module._load_model(), **recipe)
@@ -407,6 +425,7 @@ VARIANTS = {  # name -> (what it is, how to make it); the first is the detector 
     "upright+refine": ("upright only, weak small spots looked at again", lambda: FaceDetector(views=1, tilt=False)),
     "4views": ("four views, no second look", lambda: FaceDetector(refine=False, tilt=False)),
     "now@0.3": ("as now, score threshold 0.3", lambda: FaceDetector(threshold=0.3)),
+    "half-turned": ("as now, the turned views looked at half-size first, their spots enlarged", lambda: HalfTurned()),
     "upright-gate": ("as now, the turned views only where the upright one found no face", lambda: UprightGate()),
 }
 
