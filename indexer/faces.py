@@ -26,7 +26,8 @@ PIXEL_BLOCKS = 8  # a face becomes at most 8×8 coarse blocks: unrecognisable, e
 VIEWS = (None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
 # Faces near the detector's smallest (about 20 px) score low at the working size; where a look
 # scores at least CANDIDATE_SCORE for a box under SMALL_FACE px, that part is looked at again,
-# enlarged REFINE_SCALE times. Pictures without such spots cost no more.
+# enlarged REFINE_SCALE times, unless a face found in any view covers it. Pictures without such
+# spots cost no more.
 CANDIDATE_SCORE = 0.05
 # Faces in a grid or a crowd come in numbers: in a view where FAINT_AFTER_SMALL_FACES small faces
 # were found, spots down to FAINT_SPOT_SCORE are looked at again too (tilted small faces score faintly),
