@@ -111,15 +111,15 @@ class FaceDetector:
         spots = []
         for view in self._views:
             shown = img.transpose(view) if view is not None else img
-            boxes, weak = self._look(shown, spots=self._refine)
+            boxes, view_spots = self._look(shown, spots=self._refine)
             looks.append((view, shown, boxes))
-            spots.append(weak)
+            spots.append(view_spots)
         if self._refine:
-            for (view, shown, boxes), weak in zip(looks, spots):
+            for (view, shown, boxes), view_spots in zip(looks, spots):
                 # A face found in one view leaves weak echoes in the others: spots inside any face
                 # found so far are not looked at again.
                 found = [_unview(b, v, img.size) for v, _, bs in looks for b in bs if b.score >= self.threshold]
-                boxes += self._look_closer(shown, boxes, weak, [_toview(b, view, img.size) for b in found])
+                boxes += self._look_closer(shown, boxes, view_spots, [_toview(b, view, img.size) for b in found])
         if self._tilt:
             # Only spots where no view found a face: a face found in one view leaves weak echoes in others.
             anywhere = [_unview(b, view, img.size) for view, _, boxes in looks for b in boxes if b.score >= self.threshold]
@@ -308,7 +308,8 @@ def _quantize(model: bytes, *, float_first: int = 1, float_last: int = 5, reduce
         onnx.save(prepared, f"{folder}/prepared.onnx")
         # The first convolution (raw pixels in) and the last five (the heads and the layer that
         # feeds them) stay float: quantized, they cost recall on small and JPEG-worn faces
-        # (benchmarks/faces.py, "int8-all-layers").
+        # (benchmarks/faces.py, "int8-all-layers"; the layer feeding the heads alone lost tilted
+        # faces too: "int8-feeder").
         convs = [node.name for node in prepared.graph.node if node.op_type == "Conv"]
         # Weights in 8 bits: without VNNI, onnxruntime sums u8×s8 pairs in saturating 16 bits, so
         # scores shift a little between CPUs (the detector's gates sit well under such shifts); 7 bits would
