@@ -19,19 +19,55 @@ Variants take turns picture by picture, so CPU ratios hold on a busy machine; th
 `before`, the one-view detector the indexer had before this benchmark.
 
 Measured on an AMD EPYC with AVX-512 VNNI (2 cores shared with other jobs, CPU against `before`
-in the same run; full run `--variants now,float,before`, the other rows from `--quick`):
+in the same run). Full run: `now`, main's detector at eeb6c3b (loaded beside it from a copy, the
+one-off way to time both in one run) and `before`; the (quick) rows from `--quick --variants
+now,<row>,before`; rows marked `main:` are main's own, measured before this change:
 
     variant          min recall  rot-20  jpeg_q30  FP  CPU all  no faces
-    now                   0.984   0.992     0.984  24    2.67x     1.52x
-    float                 0.977   0.980     0.977  21    4.19x     2.52x
-    before                0.023   0.427     0.597   1    1.00x     1.00x
-    (quick) now           0.992   0.992         -   8    2.54x     1.46x
-    (quick) 4views        0.411   0.411         -   3    1.23x     1.23x
-    (quick) int8-all-layers 0.980 0.980         -   6    2.29x     1.36x
-    (quick) int8-7bit     0.984   0.984         -   7    2.41x     1.45x   (0.968 at q30, see below)
+    now                   0.984   0.984     0.984  24    2.29x     1.51x
+    main (eeb6c3b)        0.984   0.984     0.984  25    2.64x     1.51x
+    before                0.023   0.423     0.597   1    1.00x     1.00x
+    (quick) now           0.984   0.984         -   8    2.16x     1.44x
+    (quick) half-turned   0.642   0.984         -   8    1.59x     0.78x   (0.642 at 180°: grids)
+    main: float           0.977   0.980     0.977  21    4.19x     2.52x
+    main: (quick) 4views  0.411   0.411         -   3    1.23x     1.23x
+    main: (quick) int8-all-layers 0.980 0.980   -   6    2.29x     1.36x
+    main: (quick) int8-7bit 0.984 0.984         -   7    2.41x     1.45x   (0.968 at q30, see below)
 
-`now` finds 0.997 at 0/90/180/270° and mirrored, 1.000 grey, 0.988 at +20°. Before the cells
-around small faces and the turned look from 0.1 (main at 10d1e75), the same CPU gave 0.931 at -20°
+`now` and main find the same faces on every edit: 0.997 at 0/90/180/270° and mirrored, 1.000
+grey, 0.988 at +20°, 0.984 at -20° and q30. `now` looks at all four views first, then skips the
+enlarged looks at spots inside a face found in any view (a found face leaves weak echoes in the
+other views): 13% less CPU on pictures with faces, none on pictures without.
+
+Where `now`'s CPU goes (quick edits, 132 ms per picture): the four views 54% (4 runs, 866 kpx),
+the enlarged looks 28% (3.5 runs, 418 kpx: the 64 px cells with spots are 47 kpx of the view, their
+windows with a 24 px margin 101 kpx, enlarged 2x and padded 418), the turned looks 10% (3.5 runs,
+150 kpx), outside the model 8%. On face-free photos (82 ms): the views 82%, enlarged 9%, turned 5%.
+The four int8 views alone cost 1.23x `before`: 1.0x is out of reach while every view is looked at
+at the working size, and the turned views cannot be looked at smaller (`half-turned`, below).
+
+What was measured on the way to 1.0x and not kept:
+- `half-turned`: the three turned views' first looks at half the size (a quarter of the pixels),
+  their spots enlarged from the full-size view. Every face outside the grids is found at 90° and
+  180° (groups of 24-120 px faces, collage, figure, borders), but small faces leave no spot at half size. In
+  the view that turns them upright (90/180/270°, best heatmap score in the face's middle):
+  20-30 px faces median 0.007, 143 of 387 under 0.005, 323 under 0.02; 30-40 px median 0.007, 183
+  of 216 under 0.02; 40-60 px min 0.044, median 0.25; from 60 px, 83 of 87 found directly. At 0.75
+  of the size 20-30 px faces are no better (309 of 387 under 0.02). Grids at 90°/180° fall to 0.535.
+  The heatmap comes out of an int8 sigmoid in steps of 0.0036 (quantized with the rest), so such
+  faces sit one or two steps over nothing: no gate there would survive a CPU's rounding.
+- `int8-feeder` (the 3x3 layer feeding the heads in int8 too): 6% less CPU, face scores moved by at
+  most 0.015 on upright views and the same recall here (0.992 at +20°), but tests/indexer/test_faces.py lost a
+  tilted face in three scenes (15 of 16, 8 of 9, 15 of 16). `int8-first-conv`: 1% less CPU.
+- Enlarged-look windows drawn around the spots' centres (their group's extent +-40 px, or +-32)
+  instead of whole 64 px cells +-24: 3% (6%) less CPU and fewer false positives (16, 20 instead
+  of 24), but a face lost at each of 0/90/180/270° (+-32: also one at q30). Full run, with `_windows` patched for
+  the run only.
+- onnxruntime without its NCHWc layout pass: the same time; without NHWC: 1.6x slower. Two windows
+  in one batched run: 3-6% less per small window (the turned looks: under 1% in all).
+- Pillow's 2x bilinear enlargement costs 7 ns per output pixel, about 2% of the CPU.
+
+Before the cells around small faces and the turned look from 0.1 (main at 10d1e75), the same CPU gave 0.931 at -20°
 for 2.24x (full run; float 0.939 in a quick run): nothing in the detector, the decode or the scenes had changed since the
 AVX2 table below; the scores had. onnxruntime's int8 convolutions multiply u8 by s8 with
 VPMADDUBSW on AVX2 (pairs summed into 16 bits, saturating) and exactly with VNNI, so the same int8
@@ -46,12 +82,10 @@ instead of 0.988 over original and ±20°), and one 24 px grid face (0.007). At 
 even enlarged) and the eyes-only close-up. Weights in 7 bits (onnxruntime's advice for CPUs
 without VNNI: no saturation, so both CPUs would compute alike) cost recall here: 0.968 at q30.
 
-Where `now`'s CPU goes on this CPU (quick edits, 156 ms per picture): the four views 48% (4 runs,
-850 kpx), the enlarged looks 35% (4.1 runs, 580 kpx), the turned looks 11% (3.9 runs, 160 kpx),
-outside the model 7%. One 512x384 run costs 16.8 ms in int8 (first conv and heads float), 28.7 ms
-float; every convolution in int8 saves 7-13% of a run (`int8-all-layers`: 10% of the CPU, 3 more
-faces missed at -20° here, and it lost small and q30 faces on the AVX2 CPU). The four int8 views
-alone cost 1.23x `before`, so 1.0x is out of reach while every view is looked at at the working size.
+On main (quick edits, 156 ms per picture) the views were 48%, the enlarged looks 35% (4.1 runs,
+580 kpx), the turned looks 11%. One 512x384 run costs 16.8 ms in int8 (first conv and heads float),
+28.7 ms float; every convolution in int8 saves 7-13% of a run (`int8-all-layers`: 10% of the CPU,
+3 more faces missed at -20° here, and it lost small and q30 faces on the AVX2 CPU).
 
 Earlier, on a CPU with AVX2 but no VNNI (before the cells around small faces and the turned look
 from 0.1; 2 shared cores, all variants in one run):
@@ -382,6 +416,24 @@ class UprightGate(FaceDetector):
             self._views = views
 
 
+class HalfTurned(FaceDetector):
+    """The three turned views' first looks at half the size (a quarter of the pixels), their
+    spots then looked at enlarged from the full-size view as usual (2x the working size)."""
+
+    def scan(self, img: Image.Image) -> faces_module.FaceScan:
+        self._first_looks = 0
+        return super().scan(img)
+
+    def _look(self, img: Image.Image, *, spots: bool = False):
+        if not spots:  # an enlarged or turned look
+            return super()._look(img)
+        self._first_looks += 1  # scan looks at the views in order, upright first
+        if self._first_looks == 1:
+            return super()._look(img, spots=True)
+        boxes, weak = super()._look(img.reduce(2), spots=True)
+        return [faces_module._scaled(b, 2, 0, 0) for b in boxes], weak * np.array([2, 2, 2, 2, 1])
+
+
 def requantized(detector: FaceDetector, **recipe) -> FaceDetector:
     """The int8 model made another way (`recipe`: faces_module._quantize's options)."""
     model = faces_module._quantize(faces_module._load_model(), **recipe)
@@ -396,7 +448,9 @@ VARIANTS = {  # name -> (what it is, how to make it); the first is the detector 
     "before": ("upright only, float, weights as graph inputs: the detector before this benchmark", lambda: weights_as_inputs(FaceDetector(views=1, refine=False, tilt=False, int8=False))),
     "float": ("as now, the float model", lambda: FaceDetector(int8=False)),
     "4views-float": ("an earlier detector: as now, float, no fainter spots, no turned look", lambda: FaceDetector(int8=False, faint=False, tilt=False)),
-    "int8-all-layers": ("as now, every convolution in int8", lambda: requantized(FaceDetector(), float_ends=False)),
+    "int8-all-layers": ("as now, every convolution in int8", lambda: requantized(FaceDetector(), float_first=0, float_last=0)),
+    "int8-first-conv": ("as now, the first convolution in int8 too (the heads and the layer feeding them float)", lambda: requantized(FaceDetector(), float_first=0)),
+    "int8-feeder": ("as now, the layer feeding the heads in int8 too (the first convolution and the heads float)", lambda: requantized(FaceDetector(), float_last=4)),
     "int8-7bit": ("as now, weights in 7 bits (onnxruntime's advice for CPUs without VNNI)", lambda: requantized(FaceDetector(), reduce_range=True)),
     "no-faint": ("as now, no fainter spots", lambda: FaceDetector(faint=False)),
     "no-tilt": ("as now, weak spots not looked at turned ±20°", lambda: FaceDetector(tilt=False)),
@@ -405,6 +459,7 @@ VARIANTS = {  # name -> (what it is, how to make it); the first is the detector 
     "upright+refine": ("upright only, weak small spots looked at again", lambda: FaceDetector(views=1, tilt=False)),
     "4views": ("four views, no second look", lambda: FaceDetector(refine=False, tilt=False)),
     "now@0.3": ("as now, score threshold 0.3", lambda: FaceDetector(threshold=0.3)),
+    "half-turned": ("as now, the turned views looked at half-size first, their spots enlarged", lambda: HalfTurned()),
     "upright-gate": ("as now, the turned views only where the upright one found no face", lambda: UprightGate()),
 }
 

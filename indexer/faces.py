@@ -26,7 +26,8 @@ PIXEL_BLOCKS = 8  # a face becomes at most 8×8 coarse blocks: unrecognisable, e
 VIEWS = (None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
 # Faces near the detector's smallest (about 20 px) score low at the working size; where a look
 # scores at least CANDIDATE_SCORE for a box under SMALL_FACE px, that part is looked at again,
-# enlarged REFINE_SCALE times. Pictures without such spots cost no more.
+# enlarged REFINE_SCALE times, unless a face found in any view covers it. Pictures without such
+# spots cost no more.
 CANDIDATE_SCORE = 0.05
 # Faces in a grid or a crowd come in numbers: in a view where FAINT_AFTER_SMALL_FACES small faces
 # were found, spots down to FAINT_SPOT_SCORE are looked at again too (tilted small faces score faintly),
@@ -107,9 +108,18 @@ class FaceDetector:
 
     def scan(self, img: Image.Image) -> FaceScan:
         looks = []  # per view: the view, its picture, its boxes in the view's coordinates
+        spots = []
         for view in self._views:
             shown = img.transpose(view) if view is not None else img
-            looks.append((view, shown, self._look_closer(shown)))
+            boxes, view_spots = self._look(shown, spots=self._refine)
+            looks.append((view, shown, boxes))
+            spots.append(view_spots)
+        if self._refine:
+            for (view, shown, boxes), view_spots in zip(looks, spots):
+                # A face found in one view leaves weak echoes in the others: spots inside any face
+                # found so far are not looked at again.
+                found = [_unview(b, v, img.size) for v, _, bs in looks for b in bs if b.score >= self.threshold]
+                boxes += self._look_closer(shown, boxes, view_spots, [_toview(b, view, img.size) for b in found])
         if self._tilt:
             # Only spots where no view found a face: a face found in one view leaves weak echoes in others.
             anywhere = [_unview(b, view, img.size) for view, _, boxes in looks for b in boxes if b.score >= self.threshold]
@@ -157,12 +167,12 @@ class FaceDetector:
                         out.append(back)
         return out
 
-    def _look_closer(self, shown: Image.Image) -> list[FaceBox]:
-        """One view's boxes: one look, then small weak spots looked at again enlarged, and fainter
-        ones and the cells around the small faces found too where several turned up."""
-        boxes, spots = self._look(shown, spots=self._refine)
-        if not self._refine:
-            return boxes
+    def _look_closer(self, shown: Image.Image, boxes: list[FaceBox], spots: np.ndarray, elsewhere: list[FaceBox]) -> list[FaceBox]:
+        """More boxes for one view (`boxes`: its first look's): small weak spots looked at again
+        enlarged, and fainter ones and the cells around the small faces found too where several
+        turned up. `elsewhere`: faces found in any view, in this view's coordinates."""
+        boxes = list(boxes)
+        first = len(boxes)
         looked: list[tuple[int, int, int, int]] = []
         for floor in self._floors:
             faces = [b for b in boxes if b.score >= self.threshold]
@@ -180,7 +190,7 @@ class FaceDetector:
                 around = around[(around >= 0).all(axis=1) & (around[:, 0] < shown.width) & (around[:, 1] < shown.height)]
                 centres = np.concatenate([centres, around])
                 todo = np.concatenate([todo, np.ones(len(around), dtype=bool)])
-            for x1, y1, x2, y2 in [(b.x1, b.y1, b.x2, b.y2) for b in faces] + looked:
+            for x1, y1, x2, y2 in [(b.x1, b.y1, b.x2, b.y2) for b in faces + elsewhere] + looked:
                 todo &= ~((x1 <= centres[:, 0]) & (centres[:, 0] <= x2) & (y1 <= centres[:, 1]) & (centres[:, 1] <= y2))
             for left, top, right, bottom in _windows(centres[todo], shown.size):
                 window = shown.crop((left, top, right, bottom))
@@ -188,7 +198,7 @@ class FaceDetector:
                 more, _ = self._look(window)
                 boxes += [_scaled(b, 1 / REFINE_SCALE, left, top) for b in more]
                 looked.append((left, top, right, bottom))
-        return boxes
+        return boxes[first:]
 
     def _look(self, img: Image.Image, *, spots: bool = False) -> tuple[list[FaceBox], np.ndarray]:
         """One run of the model: boxes scoring at least TILT_SCORE (or the threshold if lower),
@@ -196,7 +206,7 @@ class FaceDetector:
         y2, score)."""
         heatmap, scale, offset = self._session.run(self._outputs, {self._input: _blob(img)})
         boxes = _decode(heatmap[0, 0], scale[0], offset[0], threshold=min(self.threshold, UNCERTAIN_SCORE, TILT_SCORE))
-        boxes = _non_max_suppression([FaceBox(*(float(v) for v in row)) for row in boxes])
+        boxes = [FaceBox(*(float(v) for v in row)) for row in _suppressed(boxes)]
         if not spots:
             return boxes, np.zeros((0, 5))
         weak = _decode(heatmap[0, 0], scale[0], offset[0], threshold=FAINT_SPOT_SCORE, below=self.threshold)
@@ -271,7 +281,7 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gallery-crawler"
 
 
-def _quantize(model: bytes, *, float_ends: bool = True, reduce_range: bool = False) -> bytes:
+def _quantize(model: bytes, *, float_first: int = 1, float_last: int = 5, reduce_range: bool = False) -> bytes:
     import onnx.version_converter
     import skimage.data
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -298,7 +308,8 @@ def _quantize(model: bytes, *, float_ends: bool = True, reduce_range: bool = Fal
         onnx.save(prepared, f"{folder}/prepared.onnx")
         # The first convolution (raw pixels in) and the last five (the heads and the layer that
         # feeds them) stay float: quantized, they cost recall on small and JPEG-worn faces
-        # (benchmarks/faces.py, "int8-all-layers").
+        # (benchmarks/faces.py, "int8-all-layers"; the layer feeding the heads alone lost tilted
+        # faces too: "int8-feeder").
         convs = [node.name for node in prepared.graph.node if node.op_type == "Conv"]
         # Weights in 8 bits: without VNNI, onnxruntime sums u8×s8 pairs in saturating 16 bits, so
         # scores shift a little between CPUs (the detector's gates sit well under such shifts); 7 bits would
@@ -306,7 +317,7 @@ def _quantize(model: bytes, *, float_ends: bool = True, reduce_range: bool = Fal
         quantize_static(
             f"{folder}/prepared.onnx", f"{folder}/int8.onnx", Photos(), quant_format=QuantFormat.QOperator,
             per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=convs[:1] + convs[-5:] if float_ends else [],
+            nodes_to_exclude=convs[:float_first] + convs[len(convs) - float_last:],
         )
         return Path(f"{folder}/int8.onnx").read_bytes()
 
@@ -333,21 +344,28 @@ def _decode(heatmap, scale, offset, *, threshold: float, below: float = 2.0) -> 
 
 
 def _non_max_suppression(boxes: list[FaceBox]) -> list[FaceBox]:
-    boxes = sorted(boxes, key=lambda b: b.score, reverse=True)
-    corners = np.array([(b.x1, b.y1, b.x2, b.y2) for b in boxes]).reshape(-1, 4)
-    areas = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
-    alive = np.ones(len(boxes), dtype=bool)
-    kept: list[FaceBox] = []
-    for index, box in enumerate(boxes):
+    rows = _suppressed(np.array([(b.x1, b.y1, b.x2, b.y2, b.score) for b in boxes]).reshape(-1, 5))
+    return [FaceBox(*(float(v) for v in row)) for row in rows]
+
+
+def _suppressed(rows: np.ndarray) -> np.ndarray:
+    """Rows x1, y1, x2, y2, score, best first, without those overlapping a better one by NMS_IOU or
+    more (in numpy: a look decodes hundreds of cells, and only the kept ones become FaceBoxes)."""
+    rows = rows[np.argsort(-rows[:, 4], kind="stable")]
+    areas = (rows[:, 2] - rows[:, 0]) * (rows[:, 3] - rows[:, 1])
+    alive = np.ones(len(rows), dtype=bool)
+    kept = []
+    for index in range(len(rows)):
         if not alive[index]:
             continue
-        kept.append(box)
-        inter = np.clip(np.minimum(box.x2, corners[:, 2]) - np.maximum(box.x1, corners[:, 0]), 0, None) * np.clip(
-            np.minimum(box.y2, corners[:, 3]) - np.maximum(box.y1, corners[:, 1]), 0, None
+        x1, y1, x2, y2 = rows[index, :4]
+        kept.append(index)
+        inter = np.clip(np.minimum(x2, rows[:, 2]) - np.maximum(x1, rows[:, 0]), 0, None) * np.clip(
+            np.minimum(y2, rows[:, 3]) - np.maximum(y1, rows[:, 1]), 0, None
         )
         union = areas[index] + areas - inter
         alive &= np.divide(inter, union, out=np.zeros_like(inter), where=union > 0) < NMS_IOU
-    return kept
+    return rows[kept]
 
 
 def _side(box: FaceBox) -> float:
@@ -376,6 +394,14 @@ def _unview(box: FaceBox, view, size: tuple[int, int]) -> FaceBox:
     if view == Image.Transpose.ROTATE_270:  # turned clockwise: view (u, v) was (v, h - u)
         return FaceBox(box.y1, h - box.x2, box.y2, h - box.x1, box.score)
     return box
+
+
+def _toview(box: FaceBox, view, size: tuple[int, int]) -> FaceBox:
+    """A box in the picture's coordinates (`size` = its width, height), in a turned view's."""
+    if view in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
+        back = Image.Transpose.ROTATE_270 if view == Image.Transpose.ROTATE_90 else Image.Transpose.ROTATE_90
+        return _unview(box, back, (size[1], size[0]))
+    return _unview(box, view, size)
 
 
 def _unturned(box: FaceBox, degrees: float, turned: tuple[int, int], size: tuple[int, int]) -> FaceBox:
