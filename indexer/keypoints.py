@@ -16,7 +16,7 @@ from PIL import Image
 # one is more likely among them. benchmarks/matching.py measured these.
 WORDS_SIDE = 320
 STORED_KEYPOINTS = 160
-QUERY_KEYPOINTS = 200
+QUERY_KEYPOINTS = 400
 # ORB leaves out keypoints this close to the border (its default, 31, leaves a third of a
 # 320-px picture out: too much of a crop's remaining area).
 EDGE = 15
@@ -26,8 +26,11 @@ EDGE = 15
 # more words too. Changing them changes every stored word: never without re-computing the column.
 WORD_BIT_POSITIONS = (6, 8, 21, 34, 60, 63, 66, 75, 101, 103, 110, 119, 137, 160, 177, 191, 196, 203, 211, 213, 218, 224, 227, 255)
 WORD_BYTES = len(WORD_BIT_POSITIONS) // 8
+# Keypoints are chosen spread over a grid (see _spread) from this many times as many found.
+GRID = 4
+CANDIDATES_PER_KEYPOINT = 4
 # A stored picture becomes a candidate when it shares at least this many words with the query.
-MIN_SHARED = 4
+MIN_SHARED = 3
 # A word in more than this share of a large gallery's pictures (flat edges, text) is left out of
 # the votes: it says little and its posting list is long.
 STOP_SHARE = 0.02
@@ -41,10 +44,34 @@ def words_of(grey: np.ndarray, keypoints: int) -> bytes:
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
     # A detector per call: it costs microseconds, and one shared by the service's threads is not safe.
-    _, descriptors = cv2.ORB_create(nfeatures=keypoints, edgeThreshold=EDGE).detectAndCompute(small, None)
+    orb = cv2.ORB_create(nfeatures=keypoints * CANDIDATES_PER_KEYPOINT, edgeThreshold=EDGE)
+    found = _spread(orb.detect(small, None), small.shape, keypoints)
+    if not found:
+        return b""
+    _, descriptors = orb.compute(small, found)
     if descriptors is None:
         return b""
     return _pack(np.unique(_words(descriptors)))
+
+
+def _spread(found: tuple, shape: tuple[int, int], keypoints: int) -> list:
+    """The strongest keypoints, at most an equal share from each cell of a GRID x GRID grid, the
+    rest of the budget by strength: a watermark or a page's text (all strong corners) must not
+    take every keypoint from the picture around it."""
+    if len(found) <= keypoints:
+        return list(found)
+    height, width = shape
+    ranked = sorted(found, key=lambda k: -k.response)
+    share, taken, kept = max(1, keypoints // (GRID * GRID)), {}, []
+    rest = []
+    for point in ranked:
+        cell = (min(GRID - 1, int(point.pt[0] * GRID / width)), min(GRID - 1, int(point.pt[1] * GRID / height)))
+        if taken.get(cell, 0) < share:
+            taken[cell] = taken.get(cell, 0) + 1
+            kept.append(point)
+        else:
+            rest.append(point)
+    return kept + rest[: keypoints - len(kept)]
 
 
 def stored_words(img: Image.Image) -> bytes:
