@@ -17,8 +17,10 @@ transparency) and searched for among all sources, through the same decode and ha
 - whole pictures: indexer/matcher.py on whole pictures (PDQ or pHash, over every turn and
   mirror, both flattenings), as it was before parts;
 - hashes (+ parts): the matcher with stored regions and query windows (indexer/regions.py);
-- matcher (+ verified): the matcher as search runs it, with looser hash candidates lined up with
-  their stored thumbnails (indexer/verify.py). The gallery side is what ingest stores
+- verified, hash candidates: the matcher with looser hash candidates lined up with their stored
+  thumbnails (indexer/verify.py), as it was before visual words;
+- matcher (+ words): the matcher as search runs it, with candidates by shared visual words
+  (indexer/keypoints.py) verified too. The gallery side is what ingest stores
   (indexer/analyze.py), so those thumbnails have faces pixelated.
 Crops, the quarter and the caption and page edits are also measured the other way round: the
 gallery holds the edited copy and the original is searched.

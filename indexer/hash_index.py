@@ -200,6 +200,7 @@ class GalleryHashIndex:
                     indexes = {kind: HammingIndex.from_arrow(table[kind]) for kind in ("phash", "pdq")}
                     indexes["regions"] = HammingIndex(region_pdq(table["regions"]))
                     indexes["words"] = WordIndex(table["words"])
+                    table = table.drop_columns(["words"])  # the index holds them; rows never need them
                     self._snapshot, self._version = (table, indexes), dataset.version
         return self._snapshot
 

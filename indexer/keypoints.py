@@ -1,7 +1,8 @@
 """Visual words: a candidate source over local features, for edited copies that no hash comes
 near (a watermark and a crop together, a page or a captioned copy stored and the original
-searched). At ingest a picture keeps its strongest ORB keypoints' descriptors, each cut down to
-a word (the images table's `words` column); a query's words vote for the stored pictures that
+searched). At ingest a picture keeps its ORB keypoints' descriptors (the strongest, spread over
+the picture), each cut down to a word (the images table's `words` column: a picture stored before
+it has none, and is found by its hashes only); a query's words vote for the stored pictures that
 share them (an inverted index, word -> pictures, held in memory like the hash index), and the
 few with most votes go to verification on their stored thumbnails (indexer/verify.py), which
 decides. Sharing words is never a match by itself."""
@@ -62,8 +63,7 @@ def _spread(found: tuple, shape: tuple[int, int], keypoints: int) -> list:
         return list(found)
     height, width = shape
     ranked = sorted(found, key=lambda k: -k.response)
-    share, taken, kept = max(1, keypoints // (GRID * GRID)), {}, []
-    rest = []
+    share, taken, kept, rest = max(1, keypoints // (GRID * GRID)), {}, [], []
     for point in ranked:
         cell = (min(GRID - 1, int(point.pt[0] * GRID / width)), min(GRID - 1, int(point.pt[1] * GRID / height)))
         if taken.get(cell, 0) < share:
