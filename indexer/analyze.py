@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from indexer.decode import DecodeLimits, ImageRejected, decode_bounded
 from indexer.faces import FaceDetector, pixelate_faces
 from indexer.hashes import ImageHashes, perceptual_hashes, sha256_hex
+from indexer.keypoints import stored_words
 from indexer.matcher import QueryPicture, query_picture
 from indexer.regions import region_hashes
 from robots_policy.xmp import check_xmp
@@ -28,6 +29,7 @@ class AnalyzedImage:
     policy: str  # what the embedded metadata check said, for the sighting's provenance
     face_uncertain: bool = False  # something scored just under the face threshold: for a steward's review
     notes: tuple[str, ...] = ()  # the decode's notes (DecodedImage.notes), counted as indexer/notes/<note>
+    words: bytes | None = None  # visual words of its keypoints (indexer/keypoints.py), for edited copies; None: not computed
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ def analyze_image(data: bytes, *, detector: FaceDetector, limits: DecodeLimits =
     # original finds it; only pixels we store are masked.
     hashes = perceptual_hashes(decoded.image)
     regions = region_hashes(decoded.image)
+    words = stored_words(decoded.image)
     scan = detector.scan(decoded.image)
     masked = pixelate_faces(decoded.image, scan.faces) if scan.faces else decoded.image
     buffer = io.BytesIO()
@@ -69,6 +72,7 @@ def analyze_image(data: bytes, *, detector: FaceDetector, limits: DecodeLimits =
         thumbnail=buffer.getvalue(),
         policy=metadata.reason,
         notes=decoded.notes,
+        words=words,
     )
 
 

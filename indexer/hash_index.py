@@ -16,6 +16,7 @@ from itertools import combinations
 import numpy as np
 import pyarrow as pa
 
+from indexer.keypoints import WordIndex
 from indexer.matcher import How, QueryPicture, match
 from indexer.regions import REGIONS_BYTES, STORED_REGIONS, unpack_regions
 from indexer.store import IMAGES_SCHEMA, Match
@@ -130,6 +131,14 @@ def pictures_near_regions(index: HammingIndex, values: list[bytes], *, max_dista
     return pictures[np.sort(firsts)]  # each picture where its nearest region put it
 
 
+def rows_by_words(table: pa.Table, index: WordIndex, words: list[bytes], *, limit: int) -> list[tuple[dict, bool]]:
+    """The rows of `table` a WordIndex of its `words` column votes for, with whether the
+    query's mirrored words (the second of `words`) voted."""
+    voted = index.vote(words, limit=limit)
+    rows = table.take(pa.array([row for row, _, _ in voted], pa.int64())).to_pylist()
+    return [(row, which == 1) for row, (_, _, which) in zip(rows, voted)]
+
+
 def _distinct(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values (np.unique's hash path is slow on these arrays)."""
     values = np.sort(values)
@@ -173,7 +182,13 @@ class GalleryHashIndex:
             rows = indexes[kind].within_any(values, max_distance=max_distance)
         return table.take(pa.array(rows[:limit], pa.int64())).to_pylist()
 
-    def _current(self) -> tuple[pa.Table, dict[str, HammingIndex]]:
+    def word_candidates(self, words: list[bytes], *, limit: int) -> list[tuple[dict, bool]]:
+        """Rows (thumbnails left out) sharing most visual words with `words` (upright, then
+        mirrored), and whether the mirrored ones voted (indexer/keypoints.py)."""
+        table, indexes = self._current()
+        return rows_by_words(table, indexes["words"], words, limit=limit)
+
+    def _current(self) -> tuple[pa.Table, dict]:
         version = self.gallery.images.version
         if version != self._version:
             with self._lock:  # one rebuild at a time; concurrent readers wait for it
@@ -184,6 +199,8 @@ class GalleryHashIndex:
                     table = dataset.to_table(columns=columns).combine_chunks()
                     indexes = {kind: HammingIndex.from_arrow(table[kind]) for kind in ("phash", "pdq")}
                     indexes["regions"] = HammingIndex(region_pdq(table["regions"]))
+                    indexes["words"] = WordIndex(table["words"])
+                    table = table.drop_columns(["words"])  # the index holds them; rows never need them
                     self._snapshot, self._version = (table, indexes), dataset.version
         return self._snapshot
 

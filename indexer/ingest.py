@@ -273,6 +273,7 @@ def _image_row(image: AnalyzedImage, *, seen_at: datetime) -> dict:
         "phash": image.hashes.phash,
         "pdq": image.hashes.pdq,
         "regions": image.regions,
+        "words": image.words,
         "width": image.width,
         "height": image.height,
         "format": image.format,

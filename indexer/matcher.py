@@ -19,7 +19,9 @@ looser hash candidates than the rules above allow (the query whole, upright and 
 whole pictures and their regions; its windows against whole pictures; the query turned back a few
 degrees), a few per query, are each lined up with their stored thumbnail. One that lines up and
 whose pixels agree is a match: a crop, a slightly turned, watermarked or captioned copy. None is
-confident: deletions and tombstones stay with whole-picture hash matches.
+confident: deletions and tombstones stay with whole-picture hash matches. Besides the hash
+candidates, a few stored pictures that share most visual words with the query (indexer/keypoints.py:
+local features, where an edit has moved every hash too far) are verified the same way.
 """
 
 from collections.abc import Callable, Iterable
@@ -31,6 +33,7 @@ from PIL import Image
 
 from indexer.decode import BLACK, DecodedImage, DecodeLimits, decode_bounded
 from indexer.hashes import ImageHashes, dihedral_hashes, perceptual_hashes, sha256_hex
+from indexer.keypoints import query_words
 from indexer.regions import REGION_SIDE, STORED_REGION_WORDS, STORED_REGIONS, WHOLE, Box, Window, query_windows, unpack_regions
 from indexer.verify import QueryFeatures, align, decode_thumbnail
 from robots_policy.match_thresholds import MATCH_DISTANCE, both_agree, same_picture
@@ -67,6 +70,10 @@ REGION_TRANSFORMS = ("identity", "flip_left_right")
 LOOSE_WHOLE_PDQ = 96
 LOOSE_PART_PDQ = 47
 MAX_VERIFIED = 6
+# Candidates by shared visual words (indexer/keypoints.py), verified besides those: the best few
+# not already chosen, of the WORD_LOOKUP rows with most votes.
+MAX_WORD_VERIFIED = 2
+WORD_LOOKUP = 20
 # A copy turned a few degrees is far from its original on any hash, but close once turned back:
 # the query is also hashed turned by these (degrees, anticlockwise) and looked up loosely.
 TURNS = (-5, -3, 3, 5)
@@ -93,6 +100,7 @@ class QueryPicture:
     # Grey pixels (longest side <= 512), for verification against stored thumbnails.
     pixels: np.ndarray | None = field(default=None, compare=False, repr=False)
     turned_pdq: tuple[bytes, ...] = ()  # the query's PDQ turned by each of TURNS
+    words: tuple[bytes, ...] = ()  # visual words upright, then mirrored (indexer/keypoints.py)
 
     @property
     def hashes(self) -> ImageHashes:
@@ -126,7 +134,7 @@ def decoded_query_picture(data: bytes, decoded: DecodedImage, limits: DecodeLimi
     small = decoded.image.copy()
     small.thumbnail((REGION_SIDE, REGION_SIDE), Image.Resampling.BILINEAR)
     turned = tuple(perceptual_hashes(small.rotate(degrees, Image.Resampling.BILINEAR, fillcolor="white")).pdq for degrees in TURNS)
-    return QueryPicture(sha256_hex(data), tuple(unique.values()), tuple(centres), tuple(parts), grey, turned)
+    return QueryPicture(sha256_hex(data), tuple(unique.values()), tuple(centres), tuple(parts), grey, turned, query_words(grey))
 
 
 @dataclass(frozen=True)
@@ -218,6 +226,11 @@ class HashSource(Protocol):
         (with their `regions`) where the PDQ of some stored region is that close; a source that
         keeps no regions returns none."""
 
+    # Optional, for a source that keeps visual words (indexer/keypoints.py):
+    # word_candidates(words: list[bytes], limit: int) -> list[tuple[dict, bool]], the rows that
+    # share most words with any of `words` (the query's upright, then mirrored), with whether the
+    # mirrored ones voted; a source without it adds no such candidates.
+
 
 # Stored thumbnails (JPEG bytes) by image_id, read in one batch; ids it lacks are left out.
 ThumbnailReader = Callable[[list[str]], dict[str, bytes]]
@@ -296,6 +309,14 @@ def _match_verified(source: HashSource, picture: QueryPicture, thumbnails: Thumb
             if place < len(lookup) and len(chosen) < MAX_VERIFIED:
                 distance, image_id, mirrored = lookup[place]
                 chosen.setdefault(image_id, (distance, mirrored))
+    # A source that keeps visual words (the gallery's) adds its own few candidates.
+    word_candidates = getattr(source, "word_candidates", None)
+    if word_candidates is not None and picture.words:
+        extra = [(row, mirrored) for row, mirrored in word_candidates(list(picture.words), limit=WORD_LOOKUP)
+                 if row["image_id"] not in taken and row["image_id"] not in chosen][:MAX_WORD_VERIFIED]
+        for row, mirrored in extra:
+            rows.setdefault(row["image_id"], row)
+            chosen[row["image_id"]] = (int(_distances([bytes(row["pdq"])], whole_pdq).min()), mirrored)
     if not chosen:
         return []
     stored = thumbnails(list(chosen))

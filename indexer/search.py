@@ -6,8 +6,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from indexer.decode import DecodeLimits
-from indexer.hash_index import GalleryHashIndex, HammingIndex, pictures_near_regions, region_pdq
+from indexer.hash_index import GalleryHashIndex, HammingIndex, pictures_near_regions, region_pdq, rows_by_words
 from indexer.hashes import format_hash
+from indexer.keypoints import WordIndex
 from indexer.matcher import How, QueryPicture, match, query_picture
 from indexer.store import IMAGES_SCHEMA, Gallery
 from indexer.verify import can_align
@@ -32,7 +33,7 @@ class SearchHit:
         return self.how.kind
 
     def to_json(self) -> dict:
-        image = {k: v for k, v in self.image.items() if k not in ("phash", "pdq", "regions", "thumbnail")}
+        image = {k: v for k, v in self.image.items() if k not in ("phash", "pdq", "regions", "words", "thumbnail")}
         image["phash"] = format_hash("phash", bytes(self.image["phash"]))
         image["pdq"] = format_hash("pdq", bytes(self.image["pdq"]))
         return {**self.how.to_json(), "image": image, "sightings": self.sightings}
@@ -52,6 +53,14 @@ class GallerySource:
         if self.hash_index is not None and kind != "sha256":
             return self.hash_index.within_any(kind, values, max_distance=max_distance, limit=LOOKUP_LIMIT)
         return [m.image for value in values for m in self.gallery.nearest(kind, value, max_distance=max_distance, limit=LOOKUP_LIMIT)]
+
+    def word_candidates(self, words: list[bytes], *, limit: int) -> list[tuple[dict, bool]]:
+        """Rows sharing most visual words with the query (indexer/keypoints.py): the in-memory
+        index's, else one read of the table."""
+        if self.hash_index is not None:
+            return self.hash_index.word_candidates(words, limit=limit)
+        table = self.gallery.images.to_lance().to_table(columns=[f.name for f in IMAGES_SCHEMA if f.name != "thumbnail"])
+        return rows_by_words(table, WordIndex(table["words"]), words, limit=limit)
 
     def _region_scan(self, values: list[bytes], max_distance: int) -> list[dict]:
         """Rows with a stored region's PDQ within `max_distance` of any of `values`: one read of

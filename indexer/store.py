@@ -38,6 +38,7 @@ IMAGES_SCHEMA = pa.schema(
         pa.field("phash", _hash_vector("phash")),
         pa.field("pdq", _hash_vector("pdq")),
         pa.field("regions", pa.list_(pa.uint8(), REGIONS_BYTES)),  # indexer/regions.py; null: not computed
+        pa.field("words", pa.binary()),  # indexer/keypoints.py; null: not computed (stored before words were kept)
         pa.field("width", pa.int32()),
         pa.field("height", pa.int32()),
         pa.field("format", pa.string()),
