@@ -159,7 +159,7 @@ def _shrunk(img: Image.Image) -> Image.Image:
     in as few channels as the picture has. The filter is pinned: a cheaper one (bicubic, box
     steps) moves the hashes of text and the face detector's scores (benchmarks/analysis_cpu.py,
     tests/indexer/test_faces.py)."""
-    size = _thumbnail_size(*img.size)
+    size = fitted_size(*img.size)
     if size == img.size:
         return img
     import pyvips  # imported where used: commands that only read the gallery skip it
@@ -177,17 +177,18 @@ def _shrunk(img: Image.Image) -> Image.Image:
     return shrunk.convert(img.mode) if premultiplied else shrunk
 
 
-def _thumbnail_size(width: int, height: int) -> tuple[int, int]:
-    """The size Pillow's `thumbnail((WORKING_SIZE, WORKING_SIZE))` gives a picture (the aspect
-    ratio's nearest whole size), as galleries stored before the resize moved to libvips."""
-    if width <= WORKING_SIZE and height <= WORKING_SIZE:
+def fitted_size(width: int, height: int, side: int = WORKING_SIZE) -> tuple[int, int]:
+    """The size Pillow's `thumbnail((side, side))` gives a picture (the aspect ratio's nearest
+    whole size), as galleries stored before the resize moved to libvips; the hashes' smaller copy
+    (indexer/hashes.py) is fitted the same way."""
+    if width <= side and height <= side:
         return width, height
     aspect = width / height
     if aspect >= 1:
-        near = (math.floor(WORKING_SIZE / aspect), math.ceil(WORKING_SIZE / aspect))
-        return WORKING_SIZE, max(1, min(near, key=lambda n: abs(aspect - WORKING_SIZE / n) if n else 0))
-    near = (math.floor(WORKING_SIZE * aspect), math.ceil(WORKING_SIZE * aspect))
-    return max(1, min(near, key=lambda n: abs(aspect - n / WORKING_SIZE))), WORKING_SIZE
+        near = (math.floor(side / aspect), math.ceil(side / aspect))
+        return side, max(1, min(near, key=lambda n: abs(aspect - side / n) if n else 0))
+    near = (math.floor(side * aspect), math.ceil(side * aspect))
+    return max(1, min(near, key=lambda n: abs(aspect - n / side))), side
 
 
 def _resizable(img: Image.Image) -> Image.Image:

@@ -27,15 +27,44 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def perceptual_hashes(img: Image.Image) -> ImageHashes:
-    """pHash and PDQ of an RGB image already decoded by `decode_bounded`."""
-    return hashes_of(np.asarray(img), img.convert("L"))
+# pHash and the region hashes (indexer/regions.py) start from the picture scaled down to this
+# longest side: they look at 32 and 64 pixels a side anyway. The whole picture's PDQ does not: its
+# box filters follow the input's size, and a smaller input moves many of its bits, far more than
+# a JPEG copy does (benchmarks/analysis_cpu.py).
+SMALL_SIDE = 256
+
+
+@dataclass(frozen=True)
+class HashInput:
+    """A decoded picture and its copy scaled down to SMALL_SIDE (bilinear), with that copy's
+    pixels and grey image: made once per picture for all of its hashes."""
+
+    image: Image.Image  # RGB, as decoded
+    small: Image.Image
+    small_rgb: np.ndarray
+    small_grey: Image.Image
+
+
+def hash_input(img: Image.Image) -> HashInput:
+    from indexer.decode import fitted_size
+
+    size = fitted_size(img.width, img.height, SMALL_SIDE)
+    # As Pillow's thumbnail((SMALL_SIDE, SMALL_SIDE), BILINEAR) scales it, without its copy.
+    small = img if size == img.size else img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return HashInput(image=img, small=small, small_rgb=np.asarray(small), small_grey=small.convert("L"))
+
+
+def perceptual_hashes(img: Image.Image | HashInput) -> ImageHashes:
+    """pHash and PDQ of an RGB image already decoded by `decode_bounded`: PDQ of the picture as
+    decoded, pHash of its small copy."""
+    picture = img if isinstance(img, HashInput) else hash_input(img)
+    return hashes_of(np.asarray(picture.image), picture.small_grey)
 
 
 def hashes_of(rgb: np.ndarray, grey: Image.Image) -> ImageHashes:
-    """pHash and PDQ of one picture given as its RGB pixels (rows, columns, 3; a view into a
-    larger picture will do) and its Pillow grey ("L") image: callers hashing several parts of
-    one picture convert it once (indexer/regions.py)."""
+    """PDQ of one picture given as its RGB pixels (rows, columns, 3; a view into a larger
+    picture will do) and pHash of its Pillow grey ("L") image (the same picture, at any size):
+    callers hashing several parts of one picture convert it once (indexer/regions.py)."""
     # Imported where used: commands that only read the gallery skip it (benchmarks/startup.py).
     import pdqhash
 
@@ -76,15 +105,16 @@ DIHEDRAL = {
 }
 
 
-def dihedral_hashes(img: Image.Image) -> dict[str, ImageHashes]:
+def dihedral_hashes(img: Image.Image | HashInput) -> dict[str, ImageHashes]:
     """pHash and PDQ of the picture turned and mirrored every way (`DIHEDRAL`), for a query: a
     stored copy that was mirrored or turned matches one of them. "identity" is exactly
     `perceptual_hashes(img)`. PDQ computes all eight in one pass; pHash turns its 32x32
-    grey thumbnail, as imagehash.phash makes it."""
+    grey thumbnail."""
     import pdqhash
 
-    pdq_bits, quality = pdqhash.compute_dihedral(np.asarray(img))
-    grey = _phash_thumbnail(img.convert("L"))
+    picture = img if isinstance(img, HashInput) else hash_input(img)
+    pdq_bits, quality = pdqhash.compute_dihedral(np.asarray(picture.image))
+    grey = _phash_thumbnail(picture.small_grey)
     found = {}
     for (name, turn), pdq in zip(DIHEDRAL.items(), pdq_bits):
         found[name] = ImageHashes(

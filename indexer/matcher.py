@@ -30,8 +30,8 @@ import numpy as np
 from PIL import Image
 
 from indexer.decode import BLACK, DecodedImage, DecodeLimits, decode_bounded
-from indexer.hashes import ImageHashes, dihedral_hashes, perceptual_hashes, sha256_hex
-from indexer.regions import REGION_SIDE, STORED_REGION_WORDS, STORED_REGIONS, WHOLE, Box, Window, query_windows, unpack_regions
+from indexer.hashes import ImageHashes, dihedral_hashes, hash_input, perceptual_hashes, sha256_hex
+from indexer.regions import STORED_REGION_WORDS, STORED_REGIONS, WHOLE, Box, Window, query_windows, unpack_regions
 from indexer.verify import QueryFeatures, align, decode_thumbnail
 from robots_policy.match_thresholds import MATCH_DISTANCE, both_agree, same_picture
 
@@ -111,7 +111,8 @@ def query_picture(data: bytes, limits: DecodeLimits = DecodeLimits()) -> QueryPi
 
 def decoded_query_picture(data: bytes, decoded: DecodedImage, limits: DecodeLimits = DecodeLimits()) -> QueryPicture:
     """`query_picture` for a caller that has decoded `data` already (with `limits`)."""
-    variants = [Variant(t, "white", h) for t, h in dihedral_hashes(decoded.image).items()]
+    picture = hash_input(decoded.image)
+    variants = [Variant(t, "white", h) for t, h in dihedral_hashes(picture).items()]
     if decoded.has_alpha:
         # A JPEG copy of a transparent picture has it flattened onto something: often black.
         on_black = decode_bounded(data, limits, background=BLACK).image
@@ -121,11 +122,9 @@ def decoded_query_picture(data: bytes, decoded: DecodedImage, limits: DecodeLimi
         unique.setdefault((variant.hashes.pdq, variant.hashes.phash), variant)
     if variants[0].hashes.low_information:
         return QueryPicture(sha256_hex(data), tuple(unique.values()))
-    centres, parts = query_windows(decoded.image)
+    centres, parts = query_windows(picture)
     grey = np.asarray(decoded.image.convert("L"))
-    small = decoded.image.copy()
-    small.thumbnail((REGION_SIDE, REGION_SIDE), Image.Resampling.BILINEAR)
-    turned = tuple(perceptual_hashes(small.rotate(degrees, Image.Resampling.BILINEAR, fillcolor="white")).pdq for degrees in TURNS)
+    turned = tuple(perceptual_hashes(picture.small.rotate(degrees, Image.Resampling.BILINEAR, fillcolor="white")).pdq for degrees in TURNS)
     return QueryPicture(sha256_hex(data), tuple(unique.values()), tuple(centres), tuple(parts), grey, turned)
 
 
