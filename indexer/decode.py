@@ -91,12 +91,17 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits(), *, backgr
                 # out several grey levels off: tests/indexer/test_decode.py.)
                 img.draft("RGB", (WORKING_SIZE, WORKING_SIZE))
             img.seek(0)  # first frame of animations
-            img.load()
-            if img.width * img.height > limits.max_pixels:
+            pixels = _png_pixels(data, img) if fmt == "PNG" else None
+            if pixels is None:
+                pixels = img
+                img.load()
+            if pixels.width * pixels.height > limits.max_pixels:
                 # A format the walk does not know, whose header lied about the size (the decode
                 # itself is bounded in time and memory by the worker that runs it).
-                raise ImageRejected("too_many_pixels", f"decoded as {img.width}x{img.height}")
-            orientation, notes = _orientation(img)
+                raise ImageRejected("too_many_pixels", f"decoded as {pixels.width}x{pixels.height}")
+            # Pillow's getexif decodes a PNG it has not decoded, for an eXIf chunk after the pixels;
+            # _png_pixels took only PNGs that have none.
+            orientation, notes = _orientation(img) if pixels is img or "exif" in img.info else (1, ())
             if getattr(img, "is_animated", False) and fmt != "MPO":  # MPO: a phone's photo plus previews
                 notes += ("animated_first_frame",)
     except ImageRejected:
@@ -110,7 +115,7 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits(), *, backgr
         # Truncated or corrupt data: PIL raises OSError ("image file is truncated", "broken data stream").
         raise ImageRejected("corrupt", _plain(exc)) from exc
     has_alpha = _has_alpha(img)
-    img = _flattened(_shrunk(_resizable(img)), background)
+    img = _flattened(_shrunk(_resizable(pixels)), background)
     if orientation in _TRANSPOSE:
         # Upright as a browser shows it, for the detector, the thumbnail and both sides' hashes.
         img = img.transpose(_TRANSPOSE[orientation])
@@ -135,6 +140,62 @@ _TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+
+
+def _png_pixels(data: bytes, img: Image.Image) -> Image.Image | None:
+    """The pixels of a PNG that Pillow has opened, decoded by libvips (libpng and zlib-ng: about
+    half of Pillow's CPU), in the mode `_resizable` would make of Pillow's; None where Pillow
+    decodes it: a picture Pillow would learn more from by decoding (an animation, any chunk
+    after the image data, EXIF it reads lazily), 16-bit or fewer bits of grey, and any file
+    libvips finds fault with (Pillow's own verdict, accept or refuse, stands for those)."""
+    if getattr(img, "is_animated", False) or img.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+        return None
+    if "exif" not in img.info and img.info.keys() & {"Raw profile type exif", "XML:com.adobe.xmp"}:
+        return None  # Pillow reads an orientation from these after decoding
+    depth, colour = data[24], data[25]  # IHDR, always the first chunk
+    if depth != 8 and colour != 3:  # palettes of any depth expand to 8-bit colours
+        return None
+    if not _only_image_data_after_header(data):
+        return None
+    bands = {"RGB": 3, "RGBA": 4, "L": 1, "LA": 2}.get(img.mode) or (4 if _has_alpha(img) else 3)
+    pyvips = _pyvips()
+    try:
+        decoded = pyvips.Image.pngload_buffer(data, access="sequential", fail_on="warning")
+        # One band more: the alpha of a tRNS colour key, which Pillow's RGB and L modes leave out.
+        keyed = decoded.bands == bands + 1 and bands in (1, 3)
+        if decoded.format != "uchar" or not (decoded.bands == bands or keyed):
+            return None
+        if keyed:
+            decoded = decoded.extract_band(0, n=bands)
+        raw = decoded.write_to_memory()
+    except pyvips.Error:
+        return None
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
+    return Image.frombuffer(mode, (decoded.width, decoded.height), raw, "raw", mode, 0, 1)
+
+
+def _only_image_data_after_header(data: bytes) -> bool:
+    """From the first IDAT on, only IDAT chunks and then IEND, ending the file."""
+    pos, seen_data = 8, False
+    while pos + 8 <= len(data):
+        length, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if kind == b"IEND":
+            return seen_data and end == len(data)
+        if kind == b"IDAT":
+            seen_data = True
+        elif seen_data:
+            return False
+        pos = end
+    return False
+
+
+def _pyvips():
+    import pyvips  # imported where used: commands that only read the gallery skip it
+
+    pyvips.cache_set_max(0)  # libvips keeps recent results by default: memory we never read again
+    pyvips.concurrency_set(1)  # the worker pool runs one picture per core already
+    return pyvips
 
 
 def _orientation(img: Image.Image) -> tuple[int, tuple[str, ...]]:
@@ -162,10 +223,7 @@ def _shrunk(img: Image.Image) -> Image.Image:
     size = fitted_size(*img.size)
     if size == img.size:
         return img
-    import pyvips  # imported where used: commands that only read the gallery skip it
-
-    pyvips.cache_set_max(0)  # libvips keeps recent results by default: memory we never read again
-    pyvips.concurrency_set(1)  # the worker pool runs one picture per core already
+    pyvips = _pyvips()
     # See-through pixels resized premultiplied, as Pillow does, so their colours do not bleed.
     premultiplied = {"RGBA": "RGBa", "LA": "La"}.get(img.mode)
     source = img.convert(premultiplied) if premultiplied else img
