@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from indexer.pdq import pdq, pdq_dihedral
 from robots_policy.match_thresholds import LOW_INFORMATION_PDQ_QUALITY
 
 HASH_BITS = {"phash": 64, "pdq": 256, "sha256": 256}
@@ -65,13 +66,10 @@ def hashes_of(rgb: np.ndarray, grey: Image.Image) -> ImageHashes:
     """PDQ of one picture given as its RGB pixels (rows, columns, 3; a view into a larger
     picture will do) and pHash of its Pillow grey ("L") image (the same picture, at any size):
     callers hashing several parts of one picture convert it once (indexer/regions.py)."""
-    # Imported where used: commands that only read the gallery skip it (benchmarks/startup.py).
-    import pdqhash
-
-    pdq_bits, quality = pdqhash.compute(rgb)
+    pdq_bits, quality = pdq(rgb)
     return ImageHashes(
         phash=np.packbits(_phash_bits(_phash_thumbnail(grey))).tobytes(),
-        pdq=np.packbits(np.asarray(pdq_bits, dtype=np.uint8)).tobytes(),
+        pdq=np.packbits(pdq_bits).tobytes(),
         pdq_quality=int(quality),
     )
 
@@ -90,7 +88,7 @@ def _phash_bits(thumbnail: np.ndarray) -> np.ndarray:
     return (coefficients > np.median(coefficients)).flatten().astype(np.uint8)
 
 
-# The eight ways a picture can be turned or mirrored, in pdqhash.compute_dihedral's order, each
+# The eight ways a picture can be turned or mirrored, in indexer/pdq.py's pdq_dihedral order, each
 # with the numpy operation on a (rows, columns) array that does it (PIL's Transpose names;
 # rotations counterclockwise, as PIL and numpy turn).
 DIHEDRAL = {
@@ -108,18 +106,16 @@ DIHEDRAL = {
 def dihedral_hashes(img: Image.Image | HashInput) -> dict[str, ImageHashes]:
     """pHash and PDQ of the picture turned and mirrored every way (`DIHEDRAL`), for a query: a
     stored copy that was mirrored or turned matches one of them. "identity" is exactly
-    `perceptual_hashes(img)`. PDQ computes all eight in one pass; pHash turns its 32x32
+    `perceptual_hashes(img)`. PDQ turns its frequencies, computed once; pHash turns its 32x32
     grey thumbnail."""
-    import pdqhash
-
     picture = img if isinstance(img, HashInput) else hash_input(img)
-    pdq_bits, quality = pdqhash.compute_dihedral(np.asarray(picture.image))
+    pdq_bits, quality = pdq_dihedral(np.asarray(picture.image))
     grey = _phash_thumbnail(picture.small_grey)
     found = {}
-    for (name, turn), pdq in zip(DIHEDRAL.items(), pdq_bits):
+    for (name, turn), bits in zip(DIHEDRAL.items(), pdq_bits, strict=True):
         found[name] = ImageHashes(
             phash=np.packbits(_phash_bits(np.ascontiguousarray(turn(grey)))).tobytes(),
-            pdq=np.packbits(np.asarray(pdq, dtype=np.uint8)).tobytes(),
+            pdq=np.packbits(bits).tobytes(),
             pdq_quality=int(quality),
         )
     return found

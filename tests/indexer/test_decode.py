@@ -427,7 +427,7 @@ def test_png_decoded_by_libvips_as_pillow_decodes_it(kind, monkeypatch):
     fast = decoded()
     monkeypatch.setattr(decode, "_png_pixels", lambda data, img: None)  # Pillow decodes every PNG
     slow = decoded()
-    assert len(fast) == len(slow) and all(np.array_equal(a, b) for a, b in zip(fast, slow))
+    assert len(fast) == len(slow) and all(np.array_equal(a, b) for a, b in zip(fast, slow, strict=True))
     if kind == "exif-before-data":
         assert (fast[1], fast[2]) == (450, 700)  # turned upright
     if kind == "truncated":
