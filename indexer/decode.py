@@ -144,7 +144,8 @@ _TRANSPOSE = {
 
 def _png_pixels(data: bytes, img: Image.Image) -> Image.Image | None:
     """The pixels of a PNG that Pillow has opened, decoded by libvips (libpng and zlib-ng: about
-    half of Pillow's CPU), in the mode `_resizable` would make of Pillow's; None where Pillow
+    half of Pillow's CPU), in the mode `_resizable` would make of Pillow's (opaque ones already
+    shrunk to the working size, as `_shrunk` would); None where Pillow
     decodes it: a picture Pillow would learn more from by decoding (an animation, any chunk
     after the image data, EXIF it reads lazily), 16-bit or fewer bits of grey, and any file
     libvips finds fault with (Pillow's own verdict, accept or refuse, stands for those)."""
@@ -158,19 +159,24 @@ def _png_pixels(data: bytes, img: Image.Image) -> Image.Image | None:
     if not _only_image_data_after_header(data):
         return None
     bands = {"RGB": 3, "RGBA": 4, "L": 1, "LA": 2}.get(img.mode) or (4 if _has_alpha(img) else 3)
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
     pyvips = _pyvips()
     try:
-        decoded = pyvips.Image.pngload_buffer(data, access="sequential", fail_on="warning")
+        # Random access: read sequentially, a few rows come out of the resize a level or two off.
+        decoded = pyvips.Image.pngload_buffer(data, access="random", fail_on="warning")
         # One band more: the alpha of a tRNS colour key, which Pillow's RGB and L modes leave out.
         keyed = decoded.bands == bands + 1 and bands in (1, 3)
-        if decoded.format != "uchar" or not (decoded.bands == bands or keyed):
+        if decoded.format != "uchar" or (decoded.width, decoded.height) != img.size or not (decoded.bands == bands or keyed):
             return None
         if keyed:
             decoded = decoded.extract_band(0, n=bands)
+        size = fitted_size(*img.size)
+        if mode in ("RGB", "L") and size != img.size:
+            # Nothing to premultiply: shrunk as `_shrunk` would, straight from the decoder.
+            return _vips_resized(decoded, size, mode)
         raw = decoded.write_to_memory()
     except pyvips.Error:
         return None
-    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
     return Image.frombuffer(mode, (decoded.width, decoded.height), raw, "raw", mode, 0, 1)
 
 
@@ -228,11 +234,17 @@ def _shrunk(img: Image.Image) -> Image.Image:
     premultiplied = {"RGBA": "RGBa", "LA": "La"}.get(img.mode)
     source = img.convert(premultiplied) if premultiplied else img
     pixels = pyvips.Image.new_from_memory(source.tobytes(), img.width, img.height, len(source.getbands()), "uchar")
-    pixels = pixels.resize(size[0] / img.width, vscale=size[1] / img.height, kernel="lanczos3")
-    shrunk = Image.frombytes(source.mode, (pixels.width, pixels.height), pixels.write_to_memory())
+    shrunk = _vips_resized(pixels, size, source.mode)
+    return shrunk.convert(img.mode) if premultiplied else shrunk
+
+
+def _vips_resized(pixels, size: tuple[int, int], mode: str) -> Image.Image:
+    """libvips' Lanczos-3 resize of `pixels` (a pyvips image) to `size`, as a Pillow image of `mode`."""
+    pixels = pixels.resize(size[0] / pixels.width, vscale=size[1] / pixels.height, kernel="lanczos3")
+    shrunk = Image.frombytes(mode, (pixels.width, pixels.height), pixels.write_to_memory())
     if shrunk.size != size:  # libvips rounded a size the other way: a pixel more or less
         shrunk = shrunk.resize(size, Image.Resampling.LANCZOS)
-    return shrunk.convert(img.mode) if premultiplied else shrunk
+    return shrunk
 
 
 def fitted_size(width: int, height: int, side: int = WORKING_SIZE) -> tuple[int, int]:

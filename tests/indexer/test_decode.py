@@ -392,6 +392,7 @@ _ORIENTED = Image.Exif()
 _ORIENTED[0x0112] = 6
 PNG_KINDS = {  # name: (file, whether libvips decodes its pixels)
     "rgb": (_encoded(_SHOT, "PNG"), True),
+    "rgb-shrunk-in-many-rows": (_encoded(_screenshot((1202, 751), "RGB"), "PNG"), True),
     "rgba": (_encoded(_screenshot((700, 450), "RGBA"), "PNG"), True),
     "grey": (_encoded(_SHOT.convert("L"), "PNG"), True),
     "grey-alpha": (_encoded(_screenshot((700, 450), "RGBA").convert("LA"), "PNG"), True),
