@@ -433,3 +433,12 @@ def test_png_decoded_by_libvips_as_pillow_decodes_it(kind, monkeypatch):
         assert (fast[1], fast[2]) == (450, 700)  # turned upright
     if kind == "truncated":
         assert fast == ("corrupt",)
+
+
+def test_scan_walk_counts_every_scan_past_fill_bytes():
+    progressive = _encoded(make_picture(5, (300, 200)), "JPEG", progressive=True)
+    scans = progressive.count(b"\xff\xda")  # entropy-coded data never holds 0xFF 0xDA
+    assert check_budget(progressive, DecodeLimits().budget()).scans == scans > 1
+    # Fill bytes (more 0xFF) may come before any marker, after a scan's data too.
+    filled = progressive.replace(b"\xff\xda", b"\xff\xff\xff\xda")
+    assert check_budget(filled, DecodeLimits().budget()).scans == scans
