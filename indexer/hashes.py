@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from indexer.decode import fitted_size
 from indexer.pdq import pdq, pdq_dihedral
 from robots_policy.match_thresholds import LOW_INFORMATION_PDQ_QUALITY
 
@@ -46,9 +47,9 @@ class HashInput:
     small_grey: Image.Image
 
 
-def hash_input(img: Image.Image) -> HashInput:
-    from indexer.decode import fitted_size
-
+def hash_input(img: Image.Image | HashInput) -> HashInput:
+    if isinstance(img, HashInput):
+        return img
     size = fitted_size(img.width, img.height, SMALL_SIDE)
     # As Pillow's thumbnail((SMALL_SIDE, SMALL_SIDE), BILINEAR) scales it, without its copy.
     small = img if size == img.size else img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
@@ -58,7 +59,7 @@ def hash_input(img: Image.Image) -> HashInput:
 def perceptual_hashes(img: Image.Image | HashInput) -> ImageHashes:
     """pHash and PDQ of an RGB image already decoded by `decode_bounded`: PDQ of the picture as
     decoded, pHash of its small copy."""
-    picture = img if isinstance(img, HashInput) else hash_input(img)
+    picture = hash_input(img)
     return hashes_of(np.asarray(picture.image), picture.small_grey)
 
 
@@ -108,7 +109,7 @@ def dihedral_hashes(img: Image.Image | HashInput) -> dict[str, ImageHashes]:
     stored copy that was mirrored or turned matches one of them. "identity" is exactly
     `perceptual_hashes(img)`. PDQ turns its frequencies, computed once; pHash turns its 32x32
     grey thumbnail."""
-    picture = img if isinstance(img, HashInput) else hash_input(img)
+    picture = hash_input(img)
     pdq_bits, quality = pdq_dihedral(np.asarray(picture.image))
     grey = _phash_thumbnail(picture.small_grey)
     found = {}

@@ -68,7 +68,7 @@ def region_hashes(img: Image.Image | HashInput) -> bytes:
     """The `regions` column for a decoded picture: each of STORED_REGIONS' PDQ and pHash, in
     order. A flat or blank region is left all zeros: both hashes set half their bits (they
     threshold at a median), so zeros are never within any threshold of a real hash."""
-    picture = img if isinstance(img, HashInput) else hash_input(img)
+    picture = hash_input(img)
     parts = []
     for box in STORED_REGIONS.values():
         hashes = box_hashes(picture, box)
@@ -87,7 +87,7 @@ def unpack_regions(values: list[bytes] | np.ndarray) -> tuple[np.ndarray, np.nda
 def query_windows(img: Image.Image | HashInput) -> tuple[list[Window], list[Window]]:
     """A query's centre windows (looked up against stored regions and whole pictures) and its
     part windows (against stored whole pictures), flat or blank ones left out."""
-    picture = img if isinstance(img, HashInput) else hash_input(img)
+    picture = hash_input(img)
     centres = [Window(name, box, box_hashes(picture, box)) for name, box in CENTRE_WINDOWS.items()]
     parts = [Window(name, box, box_hashes(picture, box)) for name, box in PART_WINDOWS.items()]
     content = content_box(picture.small)
