@@ -1,5 +1,6 @@
-"""One bounded decode per image: limits on bytes and pixels, JPEG draft mode, a Lanczos
-resize to the working size (libvips), RGB out.
+"""One bounded decode per image: limits on bytes and pixels, JPEG draft mode, PNG pixels from
+libvips where Pillow's parsing has all there is to know, a Lanczos resize to the working size
+(libvips), RGB out.
 
 Indexing and search queries both decode through `decode_bounded`, so the perceptual
 hashes of the same picture agree no matter which side computed them.
