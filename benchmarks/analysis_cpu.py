@@ -100,12 +100,6 @@ def run_side(tree: Path, files: list[Path], out: Path, *, faces: bool, pixels: P
     from indexer.regions import region_hashes
     from robots_policy.xmp import check_xmp
 
-    try:  # one scaled copy shared by all the hashes of a picture, where the tree has it
-        from indexer.hashes import hash_input
-    except ImportError:
-        def hash_input(img):
-            return img
-
     assert Path(sys.modules["indexer.decode"].__file__).is_relative_to(tree), "imported the wrong tree"
     detector = FaceDetector() if faces else None
     limits = DecodeLimits(min_width=32, min_height=32)  # as the crawl's default
@@ -134,9 +128,8 @@ def run_side(tree: Path, files: list[Path], out: Path, *, faces: bool, pixels: P
         cpu[f"decode {decoded.format}"] += spent
         formats[decoded.format] += 1
         timed("XMP reservation", lambda: check_xmp(decoded.xmp))
-        picture = timed("hashes (pHash+PDQ)", lambda: hash_input(decoded.image))
-        found = timed("hashes (pHash+PDQ)", lambda: perceptual_hashes(picture))
-        regions = timed("region hashes", lambda: region_hashes(picture))
+        found = timed("hashes (pHash+PDQ)", lambda: perceptual_hashes(decoded.image))
+        regions = timed("region hashes", lambda: region_hashes(decoded.image))
         boxes = timed("faces", lambda: detector.scan(decoded.image).faces) if detector else []
 
         def thumbnail():

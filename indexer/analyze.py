@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from indexer.decode import DecodeLimits, ImageRejected, decode_bounded
 from indexer.faces import FaceDetector, pixelate_faces
-from indexer.hashes import ImageHashes, hash_input, perceptual_hashes, sha256_hex
+from indexer.hashes import ImageHashes, perceptual_hashes, sha256_hex
 from indexer.matcher import QueryPicture, query_picture
 from indexer.regions import region_hashes
 from robots_policy.xmp import check_xmp
@@ -50,9 +50,8 @@ def analyze_image(data: bytes, *, detector: FaceDetector, limits: DecodeLimits =
         raise ReservedByMetadata(metadata.reason)
     # Hashes describe the picture as published (faces included), so a search with the
     # original finds it; only pixels we store are masked.
-    picture = hash_input(decoded.image)  # scaled down once for every hash
-    hashes = perceptual_hashes(picture)
-    regions = region_hashes(picture)
+    hashes = perceptual_hashes(decoded.image)
+    regions = region_hashes(decoded.image)
     scan = detector.scan(decoded.image)
     masked = pixelate_faces(decoded.image, scan.faces) if scan.faces else decoded.image
     buffer = io.BytesIO()

@@ -29,17 +29,18 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-# pHash and the region hashes (indexer/regions.py) start from the picture scaled down to this
-# longest side: they look at 32 and 64 pixels a side anyway. The whole picture's PDQ does not: its
-# box filters follow the input's size, and a smaller input moves many of its bits, far more than
-# a JPEG copy does (benchmarks/analysis_cpu.py).
+# The region hashes (indexer/regions.py) start from the picture scaled down to this longest side:
+# PDQ and pHash look at 64 and 32 pixels a side anyway, and six of them stay cheap. The whole
+# picture's hashes do not: PDQ's box filters follow the input's size, so a smaller input moves
+# many of its bits, and pHash from the smaller grey moved a few more than a JPEG copy does
+# (benchmarks/analysis_cpu.py).
 SMALL_SIDE = 256
 
 
 @dataclass(frozen=True)
 class HashInput:
     """A decoded picture and its copy scaled down to SMALL_SIDE (bilinear), with that copy's
-    pixels and grey image: made once per picture for all of its hashes."""
+    pixels and grey image: made once per picture for all of its region hashes."""
 
     image: Image.Image  # RGB, as decoded
     small: Image.Image
@@ -56,11 +57,9 @@ def hash_input(img: Image.Image | HashInput) -> HashInput:
     return HashInput(image=img, small=small, small_rgb=np.asarray(small), small_grey=small.convert("L"))
 
 
-def perceptual_hashes(img: Image.Image | HashInput) -> ImageHashes:
-    """pHash and PDQ of an RGB image already decoded by `decode_bounded`: PDQ of the picture as
-    decoded, pHash of its small copy."""
-    picture = hash_input(img)
-    return hashes_of(np.asarray(picture.image), picture.small_grey)
+def perceptual_hashes(img: Image.Image) -> ImageHashes:
+    """pHash and PDQ of an RGB image already decoded by `decode_bounded`."""
+    return hashes_of(np.asarray(img), img.convert("L"))
 
 
 def hashes_of(rgb: np.ndarray, grey: Image.Image) -> ImageHashes:
@@ -104,14 +103,13 @@ DIHEDRAL = {
 }
 
 
-def dihedral_hashes(img: Image.Image | HashInput) -> dict[str, ImageHashes]:
+def dihedral_hashes(img: Image.Image) -> dict[str, ImageHashes]:
     """pHash and PDQ of the picture turned and mirrored every way (`DIHEDRAL`), for a query: a
     stored copy that was mirrored or turned matches one of them. "identity" is exactly
     `perceptual_hashes(img)`. PDQ turns its frequencies, computed once; pHash turns its 32x32
-    grey thumbnail."""
-    picture = hash_input(img)
-    pdq_bits, quality = pdq_dihedral(np.asarray(picture.image))
-    grey = _phash_thumbnail(picture.small_grey)
+    grey thumbnail, as imagehash.phash makes it."""
+    pdq_bits, quality = pdq_dihedral(np.asarray(img))
+    grey = _phash_thumbnail(img.convert("L"))
     found = {}
     for (name, turn), bits in zip(DIHEDRAL.items(), pdq_bits, strict=True):
         found[name] = ImageHashes(

@@ -111,8 +111,7 @@ def query_picture(data: bytes, limits: DecodeLimits = DecodeLimits()) -> QueryPi
 
 def decoded_query_picture(data: bytes, decoded: DecodedImage, limits: DecodeLimits = DecodeLimits()) -> QueryPicture:
     """`query_picture` for a caller that has decoded `data` already (with `limits`)."""
-    picture = hash_input(decoded.image)
-    variants = [Variant(t, "white", h) for t, h in dihedral_hashes(picture).items()]
+    variants = [Variant(t, "white", h) for t, h in dihedral_hashes(decoded.image).items()]
     if decoded.has_alpha:
         # A JPEG copy of a transparent picture has it flattened onto something: often black.
         on_black = decode_bounded(data, limits, background=BLACK).image
@@ -122,6 +121,7 @@ def decoded_query_picture(data: bytes, decoded: DecodedImage, limits: DecodeLimi
         unique.setdefault((variant.hashes.pdq, variant.hashes.phash), variant)
     if variants[0].hashes.low_information:
         return QueryPicture(sha256_hex(data), tuple(unique.values()))
+    picture = hash_input(decoded.image)
     centres, parts = query_windows(picture)
     grey = np.asarray(decoded.image.convert("L"))
     turned = tuple(perceptual_hashes(picture.small.rotate(degrees, Image.Resampling.BILINEAR, fillcolor="white")).pdq for degrees in TURNS)
