@@ -3,9 +3,10 @@ filters along each axis; 64x64 samples; the 16x16 lowest DCT frequencies but the
 for each above their median), computed only where the samples are read.
 
 The reference (the pdqhash package) filters every pixel of the picture and then keeps 64x64 of
-them. The filters are linear, so each kept value is a fixed weighted sum of the luma around it:
-one small matrix per axis, two matrix products. Same hashes as the reference up to float rounding
-(tests/indexer/test_hashes.py; benchmarks/analysis_cpu.py measures how many bits that moves)."""
+them. The filters are linear, so each kept value is a fixed weighted sum of the few pixels around
+it along each axis: two gathers. Same hashes as the reference up to float rounding, which can
+tip its quality score by one (tests/indexer/test_hashes.py; benchmarks/analysis_cpu.py measures
+what that moves); pictures under 64 px a side go to the reference itself."""
 
 import functools
 
