@@ -16,18 +16,23 @@ distribution in bits, next to the match thresholds (robots_policy/match_threshol
     .venv/bin/python benchmarks/analysis_cpu.py                      # 400 fixture images, 2 runs each
     .venv/bin/python benchmarks/analysis_cpu.py --images 2000 --baseline 10d1e75 --faces
 
-Measured (`--images 2000 --baseline 10d1e75 --runs 2`, 2,080 files; 2-core machine shared with
-two other sessions, load 2-3): CPU ms per file, all steps but faces, 19.07 -> 13.73 (0.72).
-Decode 11.29 -> 6.34 (0.56): per JPEG 9.82 -> 5.00, per PNG 19.67 -> 12.33, GIF 9.59 -> 5.21,
-WebP 11.09 -> 7.22 (the resize to the working size moved from Pillow's Lanczos to libvips'
-Lanczos-3). pHash+PDQ 3.65 -> 3.59, region hashes 3.54 -> 3.30 (grey and pixels made once per
-picture; values bit for bit the same), thumbnail 0.49 -> 0.44. Working images: same size for all
-1,880 pictures, mean pixel difference 0.17 grey levels. Every stored hash moved less than a JPEG
-copy (quality 90) of the same picture moves it: whole PDQ changed in 12% of pictures, mean 0.26
-bits, max 4 (a JPEG copy: 19%, 0.39, max 4); pHash 4%, max 2 bits (copy: 8%, max 2); region PDQs
-mean 0.4-1.3 bits, max 10 (copy: 0.7-1.7, max 8); thresholds 31 and 8. What is left: PNG
-inflate and unfiltering in Pillow (about 9 of a screenshot's 12 ms), PDQ's own C++ (about 2.4 ms
-on the working image), and the region hashes' bilinear scaling (about 1 ms).
+Measured (`--images 2000 --runs 2 --copies 500`, baseline main at 11cf656, 2,080 files; 2-core machine
+shared with three other sessions, load 5-8): CPU ms per file, all steps but faces, 14.92 ->
+11.58 (0.78). Decode 6.89 -> 5.42: per PNG 12.91 -> 7.52 (libvips decodes and shrinks the PNGs
+Pillow's parsing has all there is to know of), per JPEG 5.63 -> 5.22 (the scan walk's regex).
+pHash+PDQ 3.76 -> 2.45 and region hashes 3.62 -> 3.13 (PDQ sampled where its 64x64 grid reads,
+indexer/pdq.py; the regions' small copy without a copy first). Working images pixel for pixel
+the same; pHash, PDQ and every region's pHash bit for bit the same; region PDQs the same but
+below 1% of pictures (max 2 bits) and 3 of 1,880 regions on the other side of the "flat"
+quality line (PDQ's quality off by one), where a JPEG copy (q90) moves 54-64% of them (mean
+1.3-1.7, max 10) and flips 0-2 of 500 per region. Earlier (10d1e75 -> eeb6c3b): libvips'
+Lanczos-3 for the working size, grey and pixels made once per picture for the regions. Tried
+and left out: PDQ on the 256 px copy (moves a mean 14.6 bits: its box filters follow the input
+size), pHash on it (7.0% of pictures moved, mean 0.14 bits, against a copy's 6.2%, 0.12 on the
+same 1,880), box or cheaper bilinear scaling for the regions (region PDQs mean 2.9-3.6 bits).
+What is left: PDQ's luma and gathers (about 1.2 ms on the working image), the regions' bilinear
+scaling (about 1 ms, pinned by stored hashes), JPEG decode (about 2 ms) and the copy into libvips
+and its resize (about 2.5 ms).
 """
 
 import argparse

@@ -1,5 +1,6 @@
-"""One bounded decode per image: limits on bytes and pixels, JPEG draft mode, a Lanczos
-resize to the working size (libvips), RGB out.
+"""One bounded decode per image: limits on bytes and pixels, JPEG draft mode, PNG pixels from
+libvips where Pillow's parsing has all there is to know, a Lanczos resize to the working size
+(libvips), RGB out.
 
 Indexing and search queries both decode through `decode_bounded`, so the perceptual
 hashes of the same picture agree no matter which side computed them.
@@ -91,12 +92,17 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits(), *, backgr
                 # out several grey levels off: tests/indexer/test_decode.py.)
                 img.draft("RGB", (WORKING_SIZE, WORKING_SIZE))
             img.seek(0)  # first frame of animations
-            img.load()
-            if img.width * img.height > limits.max_pixels:
+            pixels = _png_pixels(data, img) if fmt == "PNG" else None
+            if pixels is None:
+                pixels = img
+                img.load()
+            if pixels.width * pixels.height > limits.max_pixels:
                 # A format the walk does not know, whose header lied about the size (the decode
                 # itself is bounded in time and memory by the worker that runs it).
-                raise ImageRejected("too_many_pixels", f"decoded as {img.width}x{img.height}")
-            orientation, notes = _orientation(img)
+                raise ImageRejected("too_many_pixels", f"decoded as {pixels.width}x{pixels.height}")
+            # Pillow's getexif decodes a PNG it has not decoded, for an eXIf chunk after the pixels;
+            # _png_pixels took only PNGs that have none.
+            orientation, notes = _orientation(img) if pixels is img or "exif" in img.info else (1, ())
             if getattr(img, "is_animated", False) and fmt != "MPO":  # MPO: a phone's photo plus previews
                 notes += ("animated_first_frame",)
     except ImageRejected:
@@ -110,7 +116,7 @@ def decode_bounded(data: bytes, limits: DecodeLimits = DecodeLimits(), *, backgr
         # Truncated or corrupt data: PIL raises OSError ("image file is truncated", "broken data stream").
         raise ImageRejected("corrupt", _plain(exc)) from exc
     has_alpha = _has_alpha(img)
-    img = _flattened(_shrunk(_resizable(img)), background)
+    img = _flattened(_shrunk(_resizable(pixels)), background)
     if orientation in _TRANSPOSE:
         # Upright as a browser shows it, for the detector, the thumbnail and both sides' hashes.
         img = img.transpose(_TRANSPOSE[orientation])
@@ -137,6 +143,68 @@ _TRANSPOSE = {
 }
 
 
+def _png_pixels(data: bytes, img: Image.Image) -> Image.Image | None:
+    """The pixels of a PNG that Pillow has opened, decoded by libvips (libpng and zlib-ng: about
+    half of Pillow's CPU), in the mode `_resizable` would make of Pillow's (opaque ones already
+    shrunk to the working size, as `_shrunk` would); None where Pillow
+    decodes it: a picture Pillow would learn more from by decoding (an animation, any chunk
+    after the image data, EXIF it reads lazily), 16-bit or fewer bits of grey, and any file
+    libvips finds fault with (Pillow's own verdict, accept or refuse, stands for those)."""
+    if getattr(img, "is_animated", False) or img.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+        return None
+    if "exif" not in img.info and img.info.keys() & {"Raw profile type exif", "XML:com.adobe.xmp"}:
+        return None  # Pillow reads an orientation from these after decoding
+    depth, colour = data[24], data[25]  # IHDR, always the first chunk
+    if depth != 8 and colour != 3:  # palettes of any depth expand to 8-bit colours
+        return None
+    if not _only_image_data_after_header(data):
+        return None
+    bands = {"RGB": 3, "RGBA": 4, "L": 1, "LA": 2}.get(img.mode) or (4 if _has_alpha(img) else 3)
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
+    pyvips = _pyvips()
+    try:
+        # Random access: read sequentially, a few rows come out of the resize a level or two off.
+        decoded = pyvips.Image.pngload_buffer(data, access="random", fail_on="warning")
+        # One band more: the alpha of a tRNS colour key, which Pillow's RGB and L modes leave out.
+        keyed = decoded.bands == bands + 1 and bands in (1, 3)
+        if decoded.format != "uchar" or (decoded.width, decoded.height) != img.size or not (decoded.bands == bands or keyed):
+            return None
+        if keyed:
+            decoded = decoded.extract_band(0, n=bands)
+        size = fitted_size(*img.size)
+        if mode in ("RGB", "L") and size != img.size:
+            # Nothing to premultiply: shrunk as `_shrunk` would, straight from the decoder.
+            return _vips_resized(decoded, size, mode)
+        raw = decoded.write_to_memory()
+    except pyvips.Error:
+        return None
+    return Image.frombuffer(mode, (decoded.width, decoded.height), raw, "raw", mode, 0, 1)
+
+
+def _only_image_data_after_header(data: bytes) -> bool:
+    """From the first IDAT on, only IDAT chunks and then IEND, ending the file."""
+    pos, seen_data = 8, False
+    while pos + 8 <= len(data):
+        length, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if kind == b"IEND":
+            return seen_data and end == len(data)
+        if kind == b"IDAT":
+            seen_data = True
+        elif seen_data:
+            return False
+        pos = end
+    return False
+
+
+def _pyvips():
+    import pyvips  # imported where used: commands that only read the gallery skip it
+
+    pyvips.cache_set_max(0)  # libvips keeps recent results by default: memory we never read again
+    pyvips.concurrency_set(1)  # the worker pool runs one picture per core already
+    return pyvips
+
+
 def _orientation(img: Image.Image) -> tuple[int, tuple[str, ...]]:
     """The EXIF orientation; a tag that is missing is 1, one that is unreadable or out of range
     is 1 too, and noted: the picture is still stored, as its pixels lie."""
@@ -159,35 +227,39 @@ def _shrunk(img: Image.Image) -> Image.Image:
     in as few channels as the picture has. The filter is pinned: a cheaper one (bicubic, box
     steps) moves the hashes of text and the face detector's scores (benchmarks/analysis_cpu.py,
     tests/indexer/test_faces.py)."""
-    size = _thumbnail_size(*img.size)
+    size = fitted_size(*img.size)
     if size == img.size:
         return img
-    import pyvips  # imported where used: commands that only read the gallery skip it
-
-    pyvips.cache_set_max(0)  # libvips keeps recent results by default: memory we never read again
-    pyvips.concurrency_set(1)  # the worker pool runs one picture per core already
+    pyvips = _pyvips()
     # See-through pixels resized premultiplied, as Pillow does, so their colours do not bleed.
     premultiplied = {"RGBA": "RGBa", "LA": "La"}.get(img.mode)
     source = img.convert(premultiplied) if premultiplied else img
     pixels = pyvips.Image.new_from_memory(source.tobytes(), img.width, img.height, len(source.getbands()), "uchar")
-    pixels = pixels.resize(size[0] / img.width, vscale=size[1] / img.height, kernel="lanczos3")
-    shrunk = Image.frombytes(source.mode, (pixels.width, pixels.height), pixels.write_to_memory())
-    if shrunk.size != size:  # libvips rounded a size the other way: a pixel more or less
-        shrunk = shrunk.resize(size, Image.Resampling.LANCZOS)
+    shrunk = _vips_resized(pixels, size, source.mode)
     return shrunk.convert(img.mode) if premultiplied else shrunk
 
 
-def _thumbnail_size(width: int, height: int) -> tuple[int, int]:
-    """The size Pillow's `thumbnail((WORKING_SIZE, WORKING_SIZE))` gives a picture (the aspect
-    ratio's nearest whole size), as galleries stored before the resize moved to libvips."""
-    if width <= WORKING_SIZE and height <= WORKING_SIZE:
+def _vips_resized(pixels, size: tuple[int, int], mode: str) -> Image.Image:
+    """libvips' Lanczos-3 resize of `pixels` (a pyvips image) to `size`, as a Pillow image of `mode`."""
+    pixels = pixels.resize(size[0] / pixels.width, vscale=size[1] / pixels.height, kernel="lanczos3")
+    shrunk = Image.frombytes(mode, (pixels.width, pixels.height), pixels.write_to_memory())
+    if shrunk.size != size:  # libvips rounded a size the other way: a pixel more or less
+        shrunk = shrunk.resize(size, Image.Resampling.LANCZOS)
+    return shrunk
+
+
+def fitted_size(width: int, height: int, side: int = WORKING_SIZE) -> tuple[int, int]:
+    """The size Pillow's `thumbnail((side, side))` gives a picture (the aspect ratio's nearest
+    whole size), as galleries stored before the resize moved to libvips; the hashes' smaller copy
+    (indexer/hashes.py) is fitted the same way."""
+    if width <= side and height <= side:
         return width, height
     aspect = width / height
     if aspect >= 1:
-        near = (math.floor(WORKING_SIZE / aspect), math.ceil(WORKING_SIZE / aspect))
-        return WORKING_SIZE, max(1, min(near, key=lambda n: abs(aspect - WORKING_SIZE / n) if n else 0))
-    near = (math.floor(WORKING_SIZE * aspect), math.ceil(WORKING_SIZE * aspect))
-    return max(1, min(near, key=lambda n: abs(aspect - n / WORKING_SIZE))), WORKING_SIZE
+        near = (math.floor(side / aspect), math.ceil(side / aspect))
+        return side, max(1, min(near, key=lambda n: abs(aspect - side / n) if n else 0))
+    near = (math.floor(side * aspect), math.ceil(side * aspect))
+    return max(1, min(near, key=lambda n: abs(aspect - n / side))), side
 
 
 def _resizable(img: Image.Image) -> Image.Image:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from indexer.decode import fitted_size
+from indexer.pdq import pdq, pdq_dihedral
 from robots_policy.match_thresholds import LOW_INFORMATION_PDQ_QUALITY
 
 HASH_BITS = {"phash": 64, "pdq": 256, "sha256": 256}
@@ -27,22 +29,47 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# The region hashes (indexer/regions.py) start from the picture scaled down to this longest side:
+# PDQ and pHash look at 64 and 32 pixels a side anyway, and six of them stay cheap. The whole
+# picture's hashes do not: PDQ's box filters follow the input's size, so a smaller input moves
+# many of its bits, and pHash from the smaller grey moved a few more than a JPEG copy does
+# (benchmarks/analysis_cpu.py).
+SMALL_SIDE = 256
+
+
+@dataclass(frozen=True)
+class HashInput:
+    """A decoded picture and its copy scaled down to SMALL_SIDE (bilinear), with that copy's
+    pixels and grey image: made once per picture for all of its region hashes."""
+
+    image: Image.Image  # RGB, as decoded
+    small: Image.Image
+    small_rgb: np.ndarray
+    small_grey: Image.Image
+
+
+def hash_input(img: Image.Image | HashInput) -> HashInput:
+    if isinstance(img, HashInput):
+        return img
+    size = fitted_size(img.width, img.height, SMALL_SIDE)
+    # As Pillow's thumbnail((SMALL_SIDE, SMALL_SIDE), BILINEAR) scales it, without its copy.
+    small = img if size == img.size else img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return HashInput(image=img, small=small, small_rgb=np.asarray(small), small_grey=small.convert("L"))
+
+
 def perceptual_hashes(img: Image.Image) -> ImageHashes:
     """pHash and PDQ of an RGB image already decoded by `decode_bounded`."""
     return hashes_of(np.asarray(img), img.convert("L"))
 
 
 def hashes_of(rgb: np.ndarray, grey: Image.Image) -> ImageHashes:
-    """pHash and PDQ of one picture given as its RGB pixels (rows, columns, 3; a view into a
-    larger picture will do) and its Pillow grey ("L") image: callers hashing several parts of
-    one picture convert it once (indexer/regions.py)."""
-    # Imported where used: commands that only read the gallery skip it (benchmarks/startup.py).
-    import pdqhash
-
-    pdq_bits, quality = pdqhash.compute(rgb)
+    """PDQ of one picture given as its RGB pixels (rows, columns, 3; a view into a larger
+    picture will do) and pHash of its Pillow grey ("L") image (the same picture, at any size):
+    callers hashing several parts of one picture convert it once (indexer/regions.py)."""
+    pdq_bits, quality = pdq(rgb)
     return ImageHashes(
         phash=np.packbits(_phash_bits(_phash_thumbnail(grey))).tobytes(),
-        pdq=np.packbits(np.asarray(pdq_bits, dtype=np.uint8)).tobytes(),
+        pdq=np.packbits(pdq_bits).tobytes(),
         pdq_quality=int(quality),
     )
 
@@ -61,7 +88,7 @@ def _phash_bits(thumbnail: np.ndarray) -> np.ndarray:
     return (coefficients > np.median(coefficients)).flatten().astype(np.uint8)
 
 
-# The eight ways a picture can be turned or mirrored, in pdqhash.compute_dihedral's order, each
+# The eight ways a picture can be turned or mirrored, in indexer/pdq.py's pdq_dihedral order, each
 # with the numpy operation on a (rows, columns) array that does it (PIL's Transpose names;
 # rotations counterclockwise, as PIL and numpy turn).
 DIHEDRAL = {
@@ -79,17 +106,15 @@ DIHEDRAL = {
 def dihedral_hashes(img: Image.Image) -> dict[str, ImageHashes]:
     """pHash and PDQ of the picture turned and mirrored every way (`DIHEDRAL`), for a query: a
     stored copy that was mirrored or turned matches one of them. "identity" is exactly
-    `perceptual_hashes(img)`. PDQ computes all eight in one pass; pHash turns its 32x32
+    `perceptual_hashes(img)`. PDQ turns its frequencies, computed once; pHash turns its 32x32
     grey thumbnail, as imagehash.phash makes it."""
-    import pdqhash
-
-    pdq_bits, quality = pdqhash.compute_dihedral(np.asarray(img))
+    pdq_bits, quality = pdq_dihedral(np.asarray(img))
     grey = _phash_thumbnail(img.convert("L"))
     found = {}
-    for (name, turn), pdq in zip(DIHEDRAL.items(), pdq_bits):
+    for (name, turn), bits in zip(DIHEDRAL.items(), pdq_bits, strict=True):
         found[name] = ImageHashes(
             phash=np.packbits(_phash_bits(np.ascontiguousarray(turn(grey)))).tobytes(),
-            pdq=np.packbits(np.asarray(pdq, dtype=np.uint8)).tobytes(),
+            pdq=np.packbits(bits).tobytes(),
             pdq_quality=int(quality),
         )
     return found

@@ -32,9 +32,9 @@ import numpy as np
 from PIL import Image
 
 from indexer.decode import BLACK, DecodedImage, DecodeLimits, decode_bounded
-from indexer.hashes import ImageHashes, dihedral_hashes, perceptual_hashes, sha256_hex
+from indexer.hashes import ImageHashes, dihedral_hashes, hash_input, perceptual_hashes, sha256_hex
 from indexer.keypoints import query_words
-from indexer.regions import REGION_SIDE, STORED_REGION_WORDS, STORED_REGIONS, WHOLE, Box, Window, query_windows, unpack_regions
+from indexer.regions import STORED_REGION_WORDS, STORED_REGIONS, WHOLE, Box, Window, query_windows, unpack_regions
 from indexer.verify import QueryFeatures, align, decode_thumbnail
 from robots_policy.match_thresholds import MATCH_DISTANCE, both_agree, same_picture
 
@@ -129,11 +129,10 @@ def decoded_query_picture(data: bytes, decoded: DecodedImage, limits: DecodeLimi
         unique.setdefault((variant.hashes.pdq, variant.hashes.phash), variant)
     if variants[0].hashes.low_information:
         return QueryPicture(sha256_hex(data), tuple(unique.values()))
-    centres, parts = query_windows(decoded.image)
+    picture = hash_input(decoded.image)
+    centres, parts = query_windows(picture)
     grey = np.asarray(decoded.image.convert("L"))
-    small = decoded.image.copy()
-    small.thumbnail((REGION_SIDE, REGION_SIDE), Image.Resampling.BILINEAR)
-    turned = tuple(perceptual_hashes(small.rotate(degrees, Image.Resampling.BILINEAR, fillcolor="white")).pdq for degrees in TURNS)
+    turned = tuple(perceptual_hashes(picture.small.rotate(degrees, Image.Resampling.BILINEAR, fillcolor="white")).pdq for degrees in TURNS)
     return QueryPicture(sha256_hex(data), tuple(unique.values()), tuple(centres), tuple(parts), grey, turned, query_words(grey))
 
 

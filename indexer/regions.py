@@ -1,21 +1,18 @@
 """Hashes of fixed parts of a picture, so that a crop, a captioned copy or a picture pasted into
 a page matches on the part the two share. A stored picture keeps the hashes of a few fixed
 regions (the images table's `regions` column); a query is looked up whole and through a few
-windows of its own. Boxes are (left, top, right, bottom) as fractions of the picture."""
+windows of its own. Boxes are (left, top, right, bottom) as fractions of the picture, hashed
+on its small copy (indexer/hashes.py's HashInput)."""
 
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from indexer.hashes import ImageHashes, hashes_of
+from indexer.hashes import HashInput, ImageHashes, hash_input, hashes_of
 
 Box = tuple[float, float, float, float]
 WHOLE: Box = (0.0, 0.0, 1.0, 1.0)
-
-# Regions are hashed from the picture scaled down to this longest side: PDQ and pHash look at
-# 64 and 32 pixels a side anyway, and a small picture keeps the cost of six hashes low.
-REGION_SIDE = 256
 
 
 def centre(fraction: float) -> Box:
@@ -67,14 +64,14 @@ class Window:
     hashes: ImageHashes
 
 
-def region_hashes(img: Image.Image) -> bytes:
+def region_hashes(img: Image.Image | HashInput) -> bytes:
     """The `regions` column for a decoded picture: each of STORED_REGIONS' PDQ and pHash, in
     order. A flat or blank region is left all zeros: both hashes set half their bits (they
     threshold at a median), so zeros are never within any threshold of a real hash."""
-    small = _Scaled(img)
+    picture = hash_input(img)
     parts = []
     for box in STORED_REGIONS.values():
-        hashes = small.hashes(box)
+        hashes = box_hashes(picture, box)
         parts.append(bytes(REGION_BYTES) if hashes.low_information else hashes.pdq + hashes.phash)
     return b"".join(parts)
 
@@ -87,15 +84,15 @@ def unpack_regions(values: list[bytes] | np.ndarray) -> tuple[np.ndarray, np.nda
     return packed[:, :, :32], packed[:, :, 32:]
 
 
-def query_windows(img: Image.Image) -> tuple[list[Window], list[Window]]:
+def query_windows(img: Image.Image | HashInput) -> tuple[list[Window], list[Window]]:
     """A query's centre windows (looked up against stored regions and whole pictures) and its
     part windows (against stored whole pictures), flat or blank ones left out."""
-    small = _Scaled(img)
-    centres = [Window(name, box, small.hashes(box)) for name, box in CENTRE_WINDOWS.items()]
-    parts = [Window(name, box, small.hashes(box)) for name, box in PART_WINDOWS.items()]
-    content = content_box(small.image)
+    picture = hash_input(img)
+    centres = [Window(name, box, box_hashes(picture, box)) for name, box in CENTRE_WINDOWS.items()]
+    parts = [Window(name, box, box_hashes(picture, box)) for name, box in PART_WINDOWS.items()]
+    content = content_box(picture.small)
     if content is not None:
-        parts.append(Window("content", content, small.hashes(content)))
+        parts.append(Window("content", content, box_hashes(picture, content)))
     return [w for w in centres if not w.hashes.low_information], [w for w in parts if not w.hashes.low_information]
 
 
@@ -139,20 +136,11 @@ def content_box(img: Image.Image) -> Box | None:
     return (left / width, top / height, right / width, bottom / height)
 
 
-class _Scaled:
-    """A picture scaled down to REGION_SIDE, its pixels and grey image made once for the
-    hashes of all its boxes."""
-
-    def __init__(self, img: Image.Image):
-        self.image = img.copy()
-        self.image.thumbnail((REGION_SIDE, REGION_SIDE), Image.Resampling.BILINEAR)
-        self._rgb = np.asarray(self.image)
-        self._grey = self.image.convert("L")
-
-    def hashes(self, box: Box) -> ImageHashes:
-        width, height = self.image.size
-        left, top, right, bottom = box
-        x0, y0 = round(left * width), round(top * height)
-        x1, y1 = max(round(right * width), x0 + 1), max(round(bottom * height), y0 + 1)
-        # Pillow's crop pads past the edges; the box never leaves the picture, so slices agree.
-        return hashes_of(self._rgb[y0:y1, x0:x1], self._grey.crop((x0, y0, x1, y1)))
+def box_hashes(picture: HashInput, box: Box) -> ImageHashes:
+    """PDQ and pHash of one box of the picture's small copy."""
+    width, height = picture.small.size
+    left, top, right, bottom = box
+    x0, y0 = round(left * width), round(top * height)
+    x1, y1 = max(round(right * width), x0 + 1), max(round(bottom * height), y0 + 1)
+    # Pillow's crop pads past the edges; the box never leaves the picture, so slices agree.
+    return hashes_of(picture.small_rgb[y0:y1, x0:x1], picture.small_grey.crop((x0, y0, x1, y1)))

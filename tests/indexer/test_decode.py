@@ -372,3 +372,73 @@ def test_see_through_pixels_flattened_onto_the_background_asked_for():
     assert on_white.getpixel((50, 100)) == (255, 255, 255) and on_black.getpixel((50, 100)) == (0, 0, 0)
     assert on_white.getpixel((450, 100)) == on_black.getpixel((450, 100)) == (200, 0, 0)
     assert decode_bounded(data).has_alpha
+
+
+# --- PNG pixels from libvips where Pillow would learn nothing more from decoding ----------------
+
+
+def _before_iend(data: bytes, chunk: bytes) -> bytes:
+    return data[:-12] + chunk + data[-12:]
+
+
+def _flip_first_idat_crc(data: bytes) -> bytes:
+    at = data.index(b"IDAT") - 4
+    end = at + 12 + struct.unpack(">I", data[at : at + 4])[0]
+    return data[: end - 1] + bytes([data[end - 1] ^ 0xFF]) + data[end:]
+
+
+_SHOT = _screenshot((700, 450), "RGB")
+_ORIENTED = Image.Exif()
+_ORIENTED[0x0112] = 6
+PNG_KINDS = {  # name: (file, whether libvips decodes its pixels)
+    "rgb": (_encoded(_SHOT, "PNG"), True),
+    "rgb-shrunk-in-many-rows": (_encoded(_screenshot((1202, 751), "RGB"), "PNG"), True),
+    "rgba": (_encoded(_screenshot((700, 450), "RGBA"), "PNG"), True),
+    "grey": (_encoded(_SHOT.convert("L"), "PNG"), True),
+    "grey-alpha": (_encoded(_screenshot((700, 450), "RGBA").convert("LA"), "PNG"), True),
+    "palette": (_encoded(_SHOT.quantize(64), "PNG"), True),
+    "palette-1-bit": (_encoded(_SHOT.convert("1").convert("P"), "PNG"), True),
+    "palette-see-through": (_encoded(_SHOT.quantize(64), "PNG", transparency=3), True),
+    "rgb-colour-key": (_encoded(_SHOT, "PNG", transparency=(0, 0, 0)), True),
+    "grey-colour-key": (_encoded(_SHOT.convert("L"), "PNG", transparency=0), True),
+    "exif-before-data": (_encoded(_SHOT, "PNG", exif=_ORIENTED.tobytes()), True),
+    "bad-data-crc": (_flip_first_idat_crc(_encoded(_SHOT, "PNG")), False),  # libvips refuses it, Pillow does not
+    "text-after-data": (_before_iend(_encoded(_SHOT, "PNG"), _chunk(b"tEXt", b"Comment\x00late")), False),
+    "exif-after-data": (_before_iend(_encoded(_SHOT, "PNG"), _chunk(b"eXIf", _ORIENTED.tobytes())), False),
+    "grey-16-bit": (_encoded(Image.fromarray((np.asarray(_SHOT.convert("L"), np.uint16) * 200).astype(np.uint16)), "PNG"), False),
+    "truncated": (_encoded(_SHOT, "PNG")[:-4000], False),
+}
+
+
+@pytest.mark.parametrize("kind", PNG_KINDS)
+def test_png_decoded_by_libvips_as_pillow_decodes_it(kind, monkeypatch):
+    from indexer import decode
+
+    data, by_libvips = PNG_KINDS[kind]
+    opened = Image.open(io.BytesIO(data))
+    assert (decode._png_pixels(data, opened) is not None) == by_libvips
+
+    def decoded() -> tuple:
+        try:
+            found = decode_bounded(data)
+        except ImageRejected as exc:
+            return (exc.reason,)
+        return np.asarray(found.image), found.width, found.height, found.has_alpha, found.notes
+
+    fast = decoded()
+    monkeypatch.setattr(decode, "_png_pixels", lambda data, img: None)  # Pillow decodes every PNG
+    slow = decoded()
+    assert len(fast) == len(slow) and all(np.array_equal(a, b) for a, b in zip(fast, slow, strict=True))
+    if kind == "exif-before-data":
+        assert (fast[1], fast[2]) == (450, 700)  # turned upright
+    if kind == "truncated":
+        assert fast == ("corrupt",)
+
+
+def test_scan_walk_counts_every_scan_past_fill_bytes():
+    progressive = _encoded(make_picture(5, (300, 200)), "JPEG", progressive=True)
+    scans = progressive.count(b"\xff\xda")  # entropy-coded data never holds 0xFF 0xDA
+    assert check_budget(progressive, DecodeLimits().budget()).scans == scans > 1
+    # Fill bytes (more 0xFF) may come before any marker, after a scan's data too.
+    filled = progressive.replace(b"\xff\xda", b"\xff\xff\xff\xda")
+    assert check_budget(filled, DecodeLimits().budget()).scans == scans

@@ -53,10 +53,12 @@ def test_phash_is_imagehash_phash_and_regions_hash_their_crops():
     from indexer.regions import REGION_BYTES, STORED_REGIONS, region_hashes
     from robots_policy.match_thresholds import LOW_INFORMATION_PDQ_QUALITY
 
-    for seed, size in ((11, (512, 384)), (12, (301, 512)), (13, (40, 33))):
+    for seed, size in ((11, (512, 384)), (12, (301, 512)), (14, (512, 77)), (13, (40, 33))):
         img = make_picture(seed, size)
         expected = np.packbits(imagehash.phash(img).hash.flatten().astype(np.uint8)).tobytes()
-        assert perceptual_hashes(img).phash == expected
+        hashes = perceptual_hashes(img)
+        assert hashes.phash == expected
+        assert hashes.pdq == np.packbits(np.asarray(pdqhash.compute(np.asarray(img))[0], np.uint8)).tobytes()
         # Each stored region: the hashes of that crop of the picture scaled to 256, done alone.
         small = img.copy()
         small.thumbnail((256, 256), Image.Resampling.BILINEAR)
@@ -68,3 +70,28 @@ def test_phash_is_imagehash_phash_and_regions_hash_their_crops():
             alone = np.packbits(np.asarray(pdq_bits, np.uint8)).tobytes() + np.packbits(imagehash.phash(crop).hash.flatten().astype(np.uint8)).tobytes()
             flat = quality < LOW_INFORMATION_PDQ_QUALITY
             assert stored[i * REGION_BYTES : (i + 1) * REGION_BYTES] == (bytes(REGION_BYTES) if flat else alone), f"region {i} of seed {seed}"
+
+
+@pytest.mark.parametrize("size", [(5, 5), (16, 12), (70, 300), (129, 64), (512, 341), (341, 512), (1500, 1100)])
+def test_pdq_is_the_reference_pdqhash(size):
+    # indexer/pdq.py samples the reference's filters instead of running them over every pixel:
+    # the same bits and quality, for every turn and mirror too (galleries stored pdqhash's).
+    import pdqhash
+
+    from indexer.pdq import pdq, pdq_dihedral
+
+    rgb = np.asarray(make_picture(size[0] * 7 + size[1], size))
+    bits, quality = pdq(rgb)
+    reference, reference_quality = pdqhash.compute(rgb)
+    assert quality == reference_quality > 0
+    assert np.array_equal(bits, np.asarray(reference, np.uint8))
+    turned, quality = pdq_dihedral(rgb)
+    reference, _ = pdqhash.compute_dihedral(rgb)
+    assert [t.tolist() for t in turned] == [np.asarray(r, np.uint8).tolist() for r in reference]
+
+
+def test_pdq_of_a_picture_too_small_is_zeros():
+    from indexer.pdq import pdq
+
+    bits, quality = pdq(np.asarray(make_picture(3, (40, 4))))
+    assert quality == 0 and not bits.any()
