@@ -43,6 +43,8 @@ def words_of(grey: np.ndarray, keypoints: int) -> bytes:
     height, width = grey.shape
     factor = WORDS_SIDE / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    if min(size) <= 2 * EDGE:
+        return b""  # a strip: no keypoint fits (and ORB's pyramid fails on a picture this thin)
     small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
     # A detector per call: it costs microseconds, and one shared by the service's threads is not safe.
     orb = cv2.ORB_create(nfeatures=keypoints * CANDIDATES_PER_KEYPOINT, edgeThreshold=EDGE)

@@ -20,6 +20,8 @@ from indexer.regions import Box
 # this many keypoints each: enough to find a quarter's share of a thumbnail.
 SIDE = 400
 FEATURES = 2000
+# Thinner pictures (scaled to SIDE) have no keypoints: ORB leaves out its 31 px border.
+MIN_FEATURE_SIDE = 32
 # Lowe's ratio test: a keypoint match counts when clearly better than the second best.
 RATIO = 0.85
 # RANSAC: a keypoint agrees with the transform within this many pixels (of the stored thumbnail).
@@ -92,6 +94,8 @@ class QueryFeatures:
 
 
 def features(grey: np.ndarray) -> Features:
+    if min(grey.shape) < MIN_FEATURE_SIDE:
+        return Features(np.empty((0, 2), np.float32), None)  # a strip: ORB's pyramid fails on it
     # A detector per call: it costs microseconds, and one shared by the service's threads is not safe.
     keypoints, descriptors = cv2.ORB_create(nfeatures=FEATURES).detectAndCompute(grey, None)
     return Features(np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2), descriptors)

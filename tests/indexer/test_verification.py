@@ -7,6 +7,7 @@ import pytest
 import skimage.data
 from PIL import Image, ImageDraw, ImageFilter
 
+from indexer import verify
 from indexer.analyze import analyze_image
 from indexer.faces import FaceDetector
 from indexer.hash_index import GalleryHashIndex
@@ -107,3 +108,9 @@ def test_an_unrelated_loose_candidate_is_turned_away(gallery, service_index):
     distance = hamming(picture.hashes.pdq, bytes(stored["pdq"]))
     assert MATCH_DISTANCE["pdq"] < distance <= LOOSE_WHOLE_PDQ  # a loose candidate, not a hash match
     assert search_image(store, data, hash_index=GalleryHashIndex(store) if service_index else None) == []
+
+
+@pytest.mark.parametrize("shape", [(1, 400), (400, 1), (12, 400)])
+def test_a_strip_has_no_keypoints_and_no_error(shape):
+    strip = np.random.default_rng(5).integers(0, 255, shape, dtype=np.uint8)
+    assert len(verify.features(strip).points) == 0 and not verify.can_align(strip)
