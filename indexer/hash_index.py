@@ -119,7 +119,7 @@ class HammingIndex:
                 continue
             keys = chunks[:, column, None] ^ _flip_masks(most)[None, :]
             first, past = starts[keys].ravel(), starts[keys + 1].ravel()
-            rows.append(order[_ranges(first, past)])
+            rows.append(np.take(order, _ranges(first, past)))
             owners.append(np.repeat(np.repeat(np.arange(len(packed)), keys.shape[1]), past - first))
         return self._within(np.concatenate(rows).astype(np.int64), packed, np.concatenate(owners), max_distance)
 
@@ -147,7 +147,10 @@ class HammingIndex:
 
     def _within(self, rows: np.ndarray, packed: np.ndarray, owners: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
         """The (row, query) pairs within `max_distance`: rows and distances."""
-        differ = np.bitwise_count(self.words[rows] ^ np.take(packed.view(">u8").astype(np.uint64), owners, axis=0))
+        # np.take, not words[rows]: several times faster a row on a large table.
+        differ = np.take(self.words, rows, axis=0)
+        np.bitwise_xor(differ, np.take(packed.view(">u8").astype(np.uint64), owners, axis=0), out=differ)
+        differ = np.bitwise_count(differ)
         distances = differ[:, 0].astype(np.int16)
         for column in range(1, differ.shape[1]):
             distances += differ[:, column]
