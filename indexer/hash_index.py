@@ -63,13 +63,18 @@ class HammingIndex:
         hashes = np.ascontiguousarray(hashes)
         # A row's 64-bit words side by side: a full distance reads one cache line.
         self.words = hashes.view(">u8").astype(np.uint64)
-        # Per 16-bit chunk, rows grouped by the chunk's value (a counting sort): the rows with
-        # value v are order[starts[v]:starts[v + 1]], found without a search.
-        self._order, self._starts = [], []
+        # Per 16-bit chunk, the rows in order of the chunk's value: those with value v are a
+        # slice of `order`, found in a table of where each value starts on a large index, by a
+        # search of the sorted values on a small one (the table would cost more than the rows).
+        self._order, self._starts, self._sorted = [], [], []
         for column in hashes.view(">u2").T:
             column = column.astype(np.uint16)
-            self._order.append(np.argsort(column, kind="stable").astype(np.int32))
-            self._starts.append(np.concatenate(([0], np.cumsum(np.bincount(column, minlength=CHUNK_VALUES)))))
+            order = np.argsort(column, kind="stable").astype(np.int32)
+            self._order.append(order)
+            if rows >= CHUNK_VALUES:
+                self._starts.append(np.concatenate(([0], np.cumsum(np.bincount(column, minlength=CHUNK_VALUES)))))
+            else:
+                self._sorted.append(column[order])
         self.size = rows
 
     @classmethod
@@ -114,13 +119,16 @@ class HammingIndex:
         point at, each compared with that query only."""
         chunks = packed.view(">u2").astype(np.int64)
         rows, owners = [], []
-        for column, (most, order, starts) in enumerate(zip(flips, self._order, self._starts)):
+        for column, (most, order) in enumerate(zip(flips, self._order)):
             if most < 0:
                 continue
-            keys = chunks[:, column, None] ^ _flip_masks(most)[None, :]
-            first, past = starts[keys].ravel(), starts[keys + 1].ravel()
+            keys = (chunks[:, column, None] ^ _flip_masks(most)[None, :]).ravel()
+            if self._starts:
+                first, past = self._starts[column][keys], self._starts[column][keys + 1]
+            else:
+                first, past = (np.searchsorted(self._sorted[column], keys, side=side) for side in ("left", "right"))
             rows.append(np.take(order, _ranges(first, past)))
-            owners.append(np.repeat(np.repeat(np.arange(len(packed)), keys.shape[1]), past - first))
+            owners.append(np.repeat(np.repeat(np.arange(len(packed)), len(keys) // len(packed)), past - first))
         return self._within(np.concatenate(rows).astype(np.int64), packed, np.concatenate(owners), max_distance)
 
     def _scan(self, packed: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:

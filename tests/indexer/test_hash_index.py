@@ -35,15 +35,18 @@ def test_within_any_answers_nearest_first_so_a_capped_loose_lookup_keeps_the_clo
     assert len(set(pictures.tolist())) == len(pictures) and pictures.tolist() == list(dict.fromkeys((rows // 6).tolist()))
 
 
-@pytest.mark.parametrize("max_distance", [0, 9, 31, 40, 47, 63, 96, 255])
-def test_nearest_is_a_brute_force_scan_whether_it_probes_or_scans(max_distance):
+@pytest.mark.parametrize(
+    ("rows", "max_distance"), [(4000, d) for d in (0, 9, 31, 40, 47, 63, 96, 255)] + [(70_000, d) for d in (0, 31, 40, 47)]
+)
+def test_nearest_is_a_brute_force_scan_whether_it_probes_or_scans(rows, max_distance):
     """Every row within the distance, each at its closest query, nearest first then by row: the
-    probes (chunks searched to unequal depths past 31) and the scan (past a quarter of the table)
-    alike. A stored complement of a query (every bit differs) is the farthest a hash can be."""
+    probes (chunks searched to unequal depths past 31; a small index searches its chunks' sorted
+    values, a large one has a table of where each value starts) and the scan alike. A stored
+    complement of a query (every bit differs) is the farthest a hash can be."""
     from indexer.hash_index import SCAN_WHEN_PROBED, _flip_masks, flips_per_chunk
 
     rng = np.random.default_rng(max_distance)
-    stored = rng.integers(0, 256, (4000, 32), dtype=np.uint8)
+    stored = rng.integers(0, 256, (rows, 32), dtype=np.uint8)
     queries = []
     for row in rng.choice(len(stored), 3, replace=False):
         bits = np.unpackbits(stored[row])
