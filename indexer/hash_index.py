@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from functools import cache
 from itertools import combinations
+from math import comb
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +31,10 @@ CHUNK_VALUES = 1 << CHUNK_BITS
 # cheaper: measured both ways on a million rows, the two cross between PDQ 47 and 55.
 SCAN_WHEN_PROBED = 0.05
 SCAN_BLOCK = 16_384  # rows a scan compares at a time: its temporaries stay in cache
+# From this many rows an index keeps, per chunk, a table of where each value's rows start (a
+# read per probe); a smaller one searches its sorted values instead, as the table's 65,537
+# entries a chunk cost more to build than the searches of a few queries.
+TABLE_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -40,11 +45,11 @@ class IndexHit:
 
 @cache
 def _flip_masks(max_flips: int) -> np.ndarray:
-    """Every 16-bit mask with at most `max_flips` bits set (as int64: keys index bucket offsets)."""
+    """Every 16-bit mask with at most `max_flips` bits set."""
     masks = [0]
     for flips in range(1, max_flips + 1):
         masks += [sum(1 << bit for bit in bits) for bits in combinations(range(CHUNK_BITS), flips)]
-    return np.array(masks, dtype=np.int64)
+    return np.array(masks, dtype=np.uint16)
 
 
 def flips_per_chunk(max_distance: int, chunks: int) -> list[int]:
@@ -64,14 +69,13 @@ class HammingIndex:
         # A row's 64-bit words side by side: a full distance reads one cache line.
         self.words = hashes.view(">u8").astype(np.uint64)
         # Per 16-bit chunk, the rows in order of the chunk's value: those with value v are a
-        # slice of `order`, found in a table of where each value starts on a large index, by a
-        # search of the sorted values on a small one (the table would cost more than the rows).
+        # slice of `order` (see TABLE_ROWS for how it is found).
         self._order, self._starts, self._sorted = [], [], []
         for column in hashes.view(">u2").T:
             column = column.astype(np.uint16)
             order = np.argsort(column, kind="stable").astype(np.int32)
             self._order.append(order)
-            if rows >= CHUNK_VALUES:
+            if rows >= TABLE_ROWS:
                 self._starts.append(np.concatenate(([0], np.cumsum(np.bincount(column, minlength=CHUNK_VALUES)))))
             else:
                 self._sorted.append(column[order])
@@ -102,7 +106,7 @@ class HammingIndex:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int16)
         packed = np.frombuffer(b"".join(queries), dtype=np.uint8).reshape(len(queries), -1)
         flips = flips_per_chunk(max_distance, len(self._order))
-        probed = sum(len(_flip_masks(f)) for f in flips if f >= 0) * self.size / CHUNK_VALUES
+        probed = sum(comb(CHUNK_BITS, bits) for most in flips for bits in range(most + 1)) * self.size / CHUNK_VALUES
         if probed > SCAN_WHEN_PROBED * self.size:
             rows, distances = self._scan(packed, max_distance)
         else:
@@ -117,14 +121,15 @@ class HammingIndex:
     def _probe(self, packed: np.ndarray, flips: list[int], max_distance: int) -> tuple[np.ndarray, np.ndarray]:
         """Multi-index hashing: the rows each query's chunks (with up to so many bits flipped)
         point at, each compared with that query only."""
-        chunks = packed.view(">u2").astype(np.int64)
+        chunks = packed.view(">u2").astype(np.uint16)
         rows, owners = [], []
         for column, (most, order) in enumerate(zip(flips, self._order)):
             if most < 0:
                 continue
-            keys = (chunks[:, column, None] ^ _flip_masks(most)[None, :]).ravel()
+            # Each query's keys in order: the table reads and searches go through memory in order.
+            keys = np.sort(chunks[:, column, None] ^ _flip_masks(most)[None, :], axis=1).ravel()
             if self._starts:
-                first, past = self._starts[column][keys], self._starts[column][keys + 1]
+                first, past = self._starts[column][keys], self._starts[column][keys.astype(np.int64) + 1]
             else:
                 first, past = (np.searchsorted(self._sorted[column], keys, side=side) for side in ("left", "right"))
             rows.append(np.take(order, _ranges(first, past)))
