@@ -56,18 +56,22 @@ stores nothing.
 
 Latency, measured after the lookups were reworked (hash_index.py: probes as deep as the
 generalized pigeonhole needs, each found row compared with its own query, wide lookups scanned
-in blocks; the matcher asks the parts' strict lookups once, as the loose ones narrowed), 120
-sources, the 2-core machine at a load of 6-8 (wall times swing; read CPU): query p50 at 100,120
-rows, end to end, CPU: resized copies 39.0 ms verified (74.8 ms before) against 25.5 ms on
-hashes and 2.3 ms baseline; turned, cropped and pasted copies 50.6 ms (86.1 ms before). The
-candidate stage at 1,000,001 rows, CPU p50: whole pictures 1.7 ms (12.7 before), with regions and
-windows 11.2 ms (79.6 before); every lookup search makes 68 ms (393 ms before, interleaved with
-the old code in one run): the loose regions lookup (PDQ 47 over six million stored regions) is
-about 41 ms of it, the loose windows 15 ms, the whole-picture scan at PDQ 96 10 ms. The same
-recall per edit and zero false matches before and after. Of a turned, cropped or pasted query's
-CPU at 100,000 rows, hashing the query is about 32 ms (its windows 14, turned copies 5, the
-dihedral variants 4, decoding 4), verification 18 (the query's ORB 4, each candidate lined up
-about 20, most of that the brute-force keypoint matching), the lookups 10.
+in blocks; the matcher asks the parts' strict lookups once, as the loose ones narrowed), the
+2-core machine at a load of 5-8 (wall times swing; read CPU). 300 sources (34 minutes): recall
+per edit within a query or two of the figures above (crop 20% 0.93, rotate 5° 0.89, watermark
+0.92; ORB runs differ by that much), zero false matches in 2,339,370 pairs; query p50 at 100,300
+rows, end to end, CPU: resized copies 43.8 ms verified against 28.2 ms on hashes and 2.2 ms
+baseline; turned, cropped and pasted copies 56.2 ms against 37.0 ms. The candidate stage at
+1,000,001 rows, CPU p50: whole pictures 2.0 ms, with regions and windows 12.7 ms, every lookup
+search makes 72-75 ms. Before and after on 120 sources, two runs a few minutes apart: end to
+end 74.8 -> 39.0 ms (resized) and 86.1 -> 50.6 ms (turned, cropped, pasted); whole pictures 12.7
+-> 1.7 ms, with regions and windows 79.6 -> 11.2 ms; every lookup search makes 393 -> 66 ms
+(interleaved with the old code in one run, the same matches for all 120 queries). Of those 66
+ms the loose regions lookup (PDQ 47 over six million stored regions) is about 41, the loose
+windows 15, the whole-picture scan at PDQ 96 10. Of a turned, cropped or pasted query's CPU at
+100,000 rows, hashing the query is about 32 ms (its windows 14, turned copies 5, the dihedral
+variants 4, decoding 4), verification 18 (the query's ORB 4, each candidate lined up about 20,
+most of that the brute-force keypoint matching), the lookups 10.
 
     .venv/bin/python benchmarks/matching.py [--sources 300] [--rows 100000] [--big-rows 1000000]
 
