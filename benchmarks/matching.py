@@ -35,8 +35,12 @@ pairs are printed for a look.
 
 Latency: the query end to end (decode, hash, candidates, verification) against an in-memory
 index of 100,000 synthetic rows plus the sources, as the service holds it; and the candidate
-stage alone at 1,000,000 rows. Ingest: CPU per decoded image for the whole-picture hashes and
-for the stored regions.
+stage alone at 1,000,000 rows: the strict lookups (whole pictures, then with regions and
+windows), and every lookup search makes, verification's loose ones included, timed inside the
+matcher (TimedLookups). The synthetic rows are never loose candidates, so the end-to-end figures
+verify only the sources' own candidates: on a real gallery each query verifies up to
+MAX_VERIFIED. Ingest: CPU per decoded image for the whole-picture hashes and for the stored
+regions.
 
 Measured (300 sources; about 17 minutes on the shared 2-core machine, two other helpers busy):
 with verification on stored thumbnails, crop 5/10/20% a side 1.00/0.97/0.92 (hashes with parts:
@@ -48,12 +52,28 @@ searched on black 0.09. Misses are mostly no loose candidate at all (an arbitrar
 watermark moves every hash further than the loose lookups reach), rarely a failed alignment.
 Zero false matches in 2,339,370 unrelated pairs (rate below 1.3e-6) for all four; matches
 between related sources: baseline 24, whole pictures 34, parts 249, verified 693, plus 387
-between pictures of one sample by their examples' code. Query p50 at 100,300 rows, end to end:
-resized copies 73.9 ms verified (p95 133 ms) against 31.1 ms on hashes and 2.1 ms baseline;
-turned, cropped and pasted copies 83.1 ms (p95 115 ms) against 39.6 ms on hashes. The candidate
-stage at 1,000,001 rows: 77 ms p50 with parts, 12 ms on whole pictures. Regions cost about as
-much CPU as the whole-picture hashes (3.6 ms against 3.3 ms an image) and 240 bytes an image;
-verification stores nothing.
+between pictures of one sample by their examples' code. Regions cost about as much CPU as the
+whole-picture hashes (3.6 ms against 3.3 ms an image) and 240 bytes an image; verification
+stores nothing.
+
+Latency, measured after the lookups were reworked (hash_index.py: probes as deep as the
+generalized pigeonhole needs, each found row compared with its own query, wide lookups scanned
+in blocks; the matcher asks the parts' strict lookups once, as the loose ones narrowed), the
+2-core machine at a load of 5-8 (wall times swing; read CPU). 300 sources (34 minutes): recall
+per edit within a query or two of the figures above (crop 20% 0.93, rotate 5° 0.89, watermark
+0.92; ORB runs differ by that much), zero false matches in 2,339,370 pairs; query p50 at 100,300
+rows, end to end, CPU: resized copies 43.8 ms verified against 28.2 ms on hashes and 2.2 ms
+baseline; turned, cropped and pasted copies 56.2 ms against 37.0 ms. The candidate stage at
+1,000,001 rows, CPU p50: whole pictures 2.0 ms, with regions and windows 12.7 ms, every lookup
+search makes 72-75 ms. Before and after on 120 sources, two runs a few minutes apart: end to
+end 74.8 -> 39.0 ms (resized) and 86.1 -> 50.6 ms (turned, cropped, pasted); whole pictures 12.7
+-> 1.7 ms, with regions and windows 79.6 -> 11.2 ms; every lookup search makes 393 -> 66 ms
+(interleaved with the old code in one run, the same matches for all 120 queries). Of those 66
+ms the loose regions lookup (PDQ 47 over six million stored regions) is about 41, the loose
+windows 15, the whole-picture scan at PDQ 96 10. Of a turned, cropped or pasted query's CPU at
+100,000 rows, hashing the query is about 32 ms (its windows 14, turned copies 5, the dihedral
+variants 4, decoding 4), verification 18 (the query's ORB 4, each candidate lined up about 20,
+most of that the brute-force keypoint matching), the lookups 10.
 
 Measured with visual words (indexer/keypoints.py), 120 sources, `--sources 120 --rows 20000
 --big-rows 200000 --latency-queries 30`, about 20 minutes with another helper's benchmark running
@@ -412,6 +432,27 @@ class ArraySource:
         return [self.row(i) for i in found[:1000]]
 
 
+class TimedLookups:
+    """A hash source's lookups, their wall and CPU time added up (ms): the candidate stage as the
+    matcher asks it."""
+
+    def __init__(self, source: ArraySource):
+        self.source, self.spent = source, (0.0, 0.0)
+
+    def candidates(self, kind: str, values: list[bytes], max_distance: int) -> list[dict]:
+        return self._timed(self.source.candidates, kind, values, max_distance)
+
+    def word_candidates(self, words: list[bytes], *, limit: int) -> list[tuple[dict, bool]]:
+        return self._timed(self.source.word_candidates, words, limit=limit)
+
+    def _timed(self, lookup, *args, **kwargs):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        rows = lookup(*args, **kwargs)
+        wall, cpu = self.spent
+        self.spent = (wall + (time.perf_counter() - start) * 1000, cpu + (time.process_time() - start_cpu) * 1000)
+        return rows
+
+
 def baseline_search(source: ArraySource, picture: QueryPicture) -> dict[str, How]:
     """Search as it was: sha256, then the upright PDQ <= 31; flat pictures by bytes only. (The
     matcher's first variant is exactly the hashes that search computed.)"""
@@ -637,25 +678,36 @@ def main() -> None:
 
     huge = stored(originals[:1], extra=args.big_rows, rng=rng)
     pictures = [query_picture(data) for data in queries[:50]]
-    spent = {"baseline (1 PDQ lookup)": [], "variants x 2 hashes": [], "+ regions and windows": [], "visual words alone": []}
+    spent: dict[str, list[tuple[float, float]]] = {}  # lookup -> (wall, CPU) ms per query
+
+    def clock(name: str, work: Callable[[], object]) -> None:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        work()
+        spent.setdefault(name, []).append(((time.perf_counter() - start) * 1000, (time.process_time() - start_cpu) * 1000))
+
     for picture in pictures:
-        start = time.perf_counter()
-        huge.indexes["pdq"].within_any([picture.hashes.pdq], max_distance=MATCH_DISTANCE["pdq"])
-        spent["baseline (1 PDQ lookup)"].append((time.perf_counter() - start) * 1000)
-        start = time.perf_counter()
-        huge.indexes["pdq"].within_any([v.hashes.pdq for v in picture.variants], max_distance=MATCH_DISTANCE["pdq"])
-        huge.indexes["phash"].within_any([v.hashes.phash for v in picture.variants], max_distance=MATCH_DISTANCE["phash"])
-        spent["variants x 2 hashes"].append((time.perf_counter() - start) * 1000)
+        clock("baseline (1 PDQ lookup)", lambda: huge.indexes["pdq"].within_any([picture.hashes.pdq], max_distance=MATCH_DISTANCE["pdq"]))
+        clock("variants x 2 hashes", lambda: (
+            huge.indexes["pdq"].within_any([v.hashes.pdq for v in picture.variants], max_distance=MATCH_DISTANCE["pdq"]),
+            huge.indexes["phash"].within_any([v.hashes.phash for v in picture.variants], max_distance=MATCH_DISTANCE["phash"])))
         wanted = [v.hashes.pdq for v in picture.variants] + [w.hashes.pdq for w in picture.centre_windows]
-        huge.indexes["regions"].within_any(wanted, max_distance=MATCH_DISTANCE["pdq"])
-        huge.indexes["pdq"].within_any([w.hashes.pdq for w in picture.part_windows], max_distance=MATCH_DISTANCE["pdq"])
-        spent["+ regions and windows"].append((time.perf_counter() - start) * 1000)
-        start = time.perf_counter()
-        huge.word_candidates(list(picture.words), limit=20)
-        spent["visual words alone"].append((time.perf_counter() - start) * 1000)
+        clock("+ regions and windows", lambda: (
+            huge.indexes["pdq"].within_any([v.hashes.pdq for v in picture.variants], max_distance=MATCH_DISTANCE["pdq"]),
+            huge.indexes["phash"].within_any([v.hashes.phash for v in picture.variants], max_distance=MATCH_DISTANCE["phash"]),
+            huge.indexes["regions"].within_any(wanted, max_distance=MATCH_DISTANCE["pdq"]),
+            huge.indexes["pdq"].within_any([w.hashes.pdq for w in picture.part_windows], max_distance=MATCH_DISTANCE["pdq"])))
+        clock("visual words alone", lambda: huge.word_candidates(list(picture.words), limit=20))
+    # Every lookup the matcher makes as search runs it (the strict ones and verification's loose
+    # ones), timed inside match(); the synthetic rows are never close enough to be verified.
+    for label, batch in (("resized", queries[:50]), ("rotated, cropped, pasted", hard[:50])):
+        for data in batch:
+            timed = TimedLookups(huge)
+            match(timed, query_picture(data), thumbnails=huge.thumbnails)
+            spent.setdefault(f"all lookups of search, {label}", []).append(timed.spent)
     print(f"\ncandidate stage alone, {len(huge.ids):,} rows ({len(huge.ids) * len(STORED_REGIONS):,} stored regions)")
     for name, values in spent.items():
-        print(f"  {name:<30} p50 {statistics.median(values):6.2f} ms  p99 {percentile(values, 99):6.2f} ms")
+        wall, cpu = [w for w, _ in values], [c for _, c in values]
+        print(f"  {name:<44} p50 {statistics.median(wall):6.2f} ms  p99 {percentile(wall, 99):6.2f} ms  CPU p50 {statistics.median(cpu):6.2f} ms")
     images = [decode_bounded(data).image for _, data in originals[:100]]
     costs = {}
     for name, work in (("pHash + PDQ (whole picture)", perceptual_hashes), ("stored regions", region_hashes), ("visual words", stored_words)):

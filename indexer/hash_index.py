@@ -3,15 +3,18 @@
 Why not LanceDB's IVF_FLAT: an approximate index misses true matches (benchmarks/search.py
 measured recall 0.93-0.98 at the thresholds), and search must not. This is multi-index
 hashing: each hash is cut into 16-bit chunks, and by the pigeonhole principle two hashes
-within d bits agree on some chunk to within d // chunks bits. So a query looks up, in one
-sorted array per chunk, the few values that close to its own chunk; only rows found that
-way get a full distance. Same answers as a brute-force scan, in well under a millisecond at
-a million hashes. For wide searches (many bits per chunk) it scans everything instead.
+within d bits agree on some chunk to within about d / chunks bits (`flips_per_chunk`). So a
+query looks up, per chunk, the rows whose chunk is that close to its own (rows are grouped by
+chunk value, so each is a slice); only rows found that way get a full distance, to the query
+that found them. Same answers as a brute-force scan. For wide searches, where the probes
+would find a good share of the table anyway, it scans every row instead, in blocks.
 """
 
 import threading
 from dataclasses import dataclass
+from functools import cache
 from itertools import combinations
+from math import comb
 
 import numpy as np
 import pyarrow as pa
@@ -23,7 +26,16 @@ from indexer.store import IMAGES_SCHEMA, Match
 from robots_policy.match_thresholds import MATCH_DISTANCE
 
 CHUNK_BITS = 16
-MAX_FLIPS_PER_CHUNK = 2  # beyond this the lookups cost more than a scan
+CHUNK_VALUES = 1 << CHUNK_BITS
+# Probing reads each row it finds at random; a scan reads every row in order, many times
+# cheaper a row. Past this share of the table found by the probes (per query), a scan is
+# cheaper: measured both ways on a million rows, the two cross between PDQ 47 and 55.
+SCAN_WHEN_PROBED = 0.05
+SCAN_BLOCK = 16_384  # rows a scan compares at a time: its temporaries stay in cache
+# From this many rows an index keeps, per chunk, a table of where each value's rows start (a
+# read per probe); a smaller one searches its sorted values instead, as the table's 65,537
+# entries a chunk cost more to build than the searches of a few queries.
+TABLE_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,7 @@ class IndexHit:
     distance: int
 
 
+@cache
 def _flip_masks(max_flips: int) -> np.ndarray:
     """Every 16-bit mask with at most `max_flips` bits set."""
     masks = [0]
@@ -40,17 +53,33 @@ def _flip_masks(max_flips: int) -> np.ndarray:
     return np.array(masks, dtype=np.uint16)
 
 
+def flips_per_chunk(max_distance: int, chunks: int) -> list[int]:
+    """How far each chunk is probed so that every hash within `max_distance` is found. With
+    max_distance = chunks * q + a (a < chunks), two such hashes agree to within q bits on one of
+    the first a + 1 chunks, or within q - 1 on one of the rest: otherwise their chunks alone would
+    differ by at least (a + 1)(q + 1) + (chunks - a - 1) q > max_distance. -1: not probed."""
+    q, a = divmod(max_distance, chunks)
+    return [q] * (a + 1) + [q - 1] * (chunks - a - 1)
+
+
 class HammingIndex:
     def __init__(self, hashes: np.ndarray):
         """`hashes`: one row per image, packed bits as uint8, width a multiple of 8 bytes."""
         rows, width = hashes.shape
         hashes = np.ascontiguousarray(hashes)
-        # 64-bit words for full distances; columns kept contiguous for fast scans.
-        words = hashes.view(">u8").astype(np.uint64)
-        self.words = [np.ascontiguousarray(words[:, i]) for i in range(width // 8)]
-        chunks = hashes.view(">u2").astype(np.uint16)
-        self._order = [np.argsort(chunks[:, i], kind="stable").astype(np.int32) for i in range(chunks.shape[1])]
-        self._sorted = [chunks[order, i] for i, order in enumerate(self._order)]
+        # A row's 64-bit words side by side: a full distance reads one cache line.
+        self.words = hashes.view(">u8").astype(np.uint64)
+        # Per 16-bit chunk, the rows in order of the chunk's value: those with value v are a
+        # slice of `order` (see TABLE_ROWS for how it is found).
+        self._order, self._starts, self._sorted = [], [], []
+        for column in hashes.view(">u2").T:
+            column = column.astype(np.uint16)
+            order = np.argsort(column, kind="stable").astype(np.int32)
+            self._order.append(order)
+            if rows >= TABLE_ROWS:
+                self._starts.append(np.concatenate(([0], np.cumsum(np.bincount(column, minlength=CHUNK_VALUES)))))
+            else:
+                self._sorted.append(column[order])
         self.size = rows
 
     @classmethod
@@ -61,55 +90,86 @@ class HammingIndex:
         return cls(flat.reshape(-1, vectors.type.list_size))
 
     def search(self, query: bytes, *, max_distance: int, limit: int = 100) -> list[IndexHit]:
-        if not self.size:
-            return []
-        rows = self._candidates(query, max_distance)
-        parts = np.frombuffer(query, dtype=">u8").astype(np.uint64)
-        distances = sum(np.bitwise_count(column[rows] ^ part).astype(np.int32) for column, part in zip(self.words, parts))
-        keep = distances <= max_distance
-        rows, distances = rows[keep], distances[keep]
-        order = np.argsort(distances, kind="stable")[:limit]
-        return [IndexHit(int(rows[i]), int(distances[i])) for i in order]
+        rows, distances = self.nearest([query], max_distance=max_distance)
+        return [IndexHit(int(r), int(d)) for r, d in zip(rows[:limit], distances[:limit])]
 
     def within_any(self, queries: list[bytes], *, max_distance: int) -> np.ndarray:
         """Rows within `max_distance` of at least one of `queries` (a picture's turned and
-        mirrored variants), nearest first, in one vectorized pass: the matcher's candidate stage."""
-        if not self.size or not queries:
-            return np.empty(0, dtype=np.int64)
-        per_chunk = max_distance // len(self._sorted)
-        if per_chunk > MAX_FLIPS_PER_CHUNK:
-            rows = np.arange(self.size)
-        else:
-            masks = _flip_masks(per_chunk)
-            chunks = np.frombuffer(b"".join(queries), dtype=">u2").astype(np.uint16).reshape(len(queries), -1)
-            found = []
-            for column, (sorted_chunk, order) in enumerate(zip(self._sorted, self._order)):
-                keys = _distinct((chunks[:, column, None] ^ masks[None, :]).ravel())
-                starts = np.searchsorted(sorted_chunk, keys, side="left")
-                stops = np.searchsorted(sorted_chunk, keys, side="right")
-                found.append(order[_ranges(starts, stops)])
-            rows = _distinct(np.concatenate(found))
-        words = np.frombuffer(b"".join(queries), dtype=">u8").astype(np.uint64).reshape(len(queries), -1)
-        distances = np.zeros((len(rows), len(queries)), dtype=np.int16)
-        for column, part in zip(self.words, words.T):
-            distances += np.bitwise_count(column[rows][:, None] ^ part[None, :])
-        # Nearest first: a caller that keeps only so many (a loose lookup) keeps the closest.
-        nearest = distances.min(axis=1)
-        keep = np.flatnonzero(nearest <= max_distance)
-        return rows[keep[np.argsort(nearest[keep], kind="stable")]]
+        mirrored variants), nearest first: the matcher's candidate stage."""
+        return self.nearest(queries, max_distance=max_distance)[0]
 
-    def _candidates(self, query: bytes, max_distance: int) -> np.ndarray:
-        per_chunk = max_distance // len(self._sorted)
-        if per_chunk > MAX_FLIPS_PER_CHUNK:
-            return np.arange(self.size)
-        masks = _flip_masks(per_chunk)
+    def nearest(self, queries: list[bytes], *, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows within `max_distance` of at least one of `queries` and each one's distance to the
+        closest, nearest first (a caller that keeps only so many, a loose lookup, keeps the
+        closest), ties by row. The same answer as a scan of every row, which it is when probing
+        the chunks would find too much of the table."""
+        if not self.size or not queries:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int16)
+        packed = np.frombuffer(b"".join(queries), dtype=np.uint8).reshape(len(queries), -1)
+        flips = flips_per_chunk(max_distance, len(self._order))
+        probed = sum(comb(CHUNK_BITS, bits) for most in flips for bits in range(most + 1)) * self.size / CHUNK_VALUES
+        if probed > SCAN_WHEN_PROBED * self.size:
+            rows, distances = self._scan(packed, max_distance)
+        else:
+            rows, distances = self._probe(packed, flips, max_distance)
+        # Each row at its closest query, then nearest first.
+        order = np.lexsort((rows, distances))
+        rows, distances = rows[order], distances[order]
+        firsts = np.unique(rows, return_index=True)[1]
+        firsts.sort()
+        return rows[firsts], distances[firsts]
+
+    def _probe(self, packed: np.ndarray, flips: list[int], max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+        """Multi-index hashing: the rows each query's chunks (with up to so many bits flipped)
+        point at, each compared with that query only."""
+        chunks = packed.view(">u2").astype(np.uint16)
+        rows, owners = [], []
+        for column, (most, order) in enumerate(zip(flips, self._order)):
+            if most < 0:
+                continue
+            # Each query's keys in order: the table reads and searches go through memory in order.
+            keys = np.sort(chunks[:, column, None] ^ _flip_masks(most)[None, :], axis=1).ravel()
+            if self._starts:
+                first, past = self._starts[column][keys], self._starts[column][keys.astype(np.int64) + 1]
+            else:
+                first, past = (np.searchsorted(self._sorted[column], keys, side=side) for side in ("left", "right"))
+            rows.append(np.take(order, _ranges(first, past)))
+            owners.append(np.repeat(np.repeat(np.arange(len(packed)), len(keys) // len(packed)), past - first))
+        return self._within(np.concatenate(rows).astype(np.int64), packed, np.concatenate(owners), max_distance)
+
+    def _scan(self, packed: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every row against every query, a block at a time into reused buffers (fresh
+        temporaries the size of the table cost more than the comparisons), word by word."""
+        words = packed.view(">u8").astype(np.uint64)
+        block = min(SCAN_BLOCK, self.size)
+        xor, count, total = np.empty(block, np.uint64), np.empty(block, np.uint8), np.empty(block, np.uint8)
         found = []
-        for sorted_chunk, order, value in zip(self._sorted, self._order, np.frombuffer(query, dtype=">u2")):
-            keys = np.unique(np.uint16(value) ^ masks)
-            starts = np.searchsorted(sorted_chunk, keys, side="left")
-            stops = np.searchsorted(sorted_chunk, keys, side="right")
-            found += [order[a:b] for a, b in zip(starts, stops) if b > a]
-        return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int32)
+        for start in range(0, self.size, block):
+            part = self.words[start : start + block]
+            n = len(part)
+            closest = None
+            for query in words:
+                # uint8 sums wrap only at 256 (every bit differs); survivors are measured again below.
+                np.bitwise_count(np.bitwise_xor(part[:, 0], query[0], out=xor[:n]), out=total[:n])
+                for column in range(1, len(query)):
+                    np.bitwise_count(np.bitwise_xor(part[:, column], query[column], out=xor[:n]), out=count[:n])
+                    np.add(total[:n], count[:n], out=total[:n])
+                closest = total[:n].copy() if closest is None else np.minimum(closest, total[:n], out=closest)
+            found.append(np.flatnonzero(closest <= max_distance) + start)
+        rows = np.repeat(np.concatenate(found), len(packed))
+        return self._within(rows, packed, np.tile(np.arange(len(packed)), len(rows) // len(packed)), max_distance)
+
+    def _within(self, rows: np.ndarray, packed: np.ndarray, owners: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+        """The (row, query) pairs within `max_distance`: rows and distances."""
+        # np.take, not words[rows]: several times faster a row on a large table.
+        differ = np.take(self.words, rows, axis=0)
+        np.bitwise_xor(differ, np.take(packed.view(">u8").astype(np.uint64), owners, axis=0), out=differ)
+        differ = np.bitwise_count(differ)
+        distances = differ[:, 0].astype(np.int16)
+        for column in range(1, differ.shape[1]):
+            distances += differ[:, column]
+        keep = distances <= max_distance
+        return rows[keep], distances[keep]
 
 
 def region_pdq(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -137,12 +197,6 @@ def rows_by_words(table: pa.Table, index: WordIndex, words: list[bytes], *, limi
     voted = index.vote(words, limit=limit)
     rows = table.take(pa.array([row for row, _, _ in voted], pa.int64())).to_pylist()
     return [(row, which == 1) for row, (_, _, which) in zip(rows, voted)]
-
-
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (np.unique's hash path is slow on these arrays)."""
-    values = np.sort(values)
-    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
 
 
 def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:

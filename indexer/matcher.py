@@ -259,13 +259,65 @@ def match(
                 rows.setdefault(row["image_id"], row)
     near = [(row, how) for row, how in zip(rows.values(), verify(picture, list(rows.values()), max_pdq_distance=pdq_limit)) if how]
     near.sort(key=lambda pair: (pair[1].distance / (256 if pair[1].hash == "pdq" else 64), pair[0]["image_id"]))
+    verifying = thumbnails is not None and picture.pixels is not None
+    if verifying:  # the parts' lookups are verification's loose ones, narrowed: each asked once
+        source = _AskedOnce(source, wider=[(kind, values, limit) for kind, values, _, limit in _loose_lookups(picture)])
     parts = _match_parts(source, picture, taken=exact | {row["image_id"] for row, _ in near})
     parts.sort(key=lambda pair: (pair[1].distance, pair[0]["image_id"]))
     verified = []
-    if thumbnails is not None and picture.pixels is not None:
+    if verifying:
         taken = exact | {row["image_id"] for row, _ in near + parts}
         verified = _match_verified(source, picture, thumbnails, taken=taken)
     return found + near + parts + verified
+
+
+class _AskedOnce:
+    """One query's hash source: a lookup of the same values as a wider one to come (the parts'
+    strict lookups repeat the values of verification's loose ones) is answered from the wider
+    answer, narrowed; every answer is remembered."""
+
+    def __init__(self, source: HashSource, *, wider: list[tuple[str, list[bytes], int]]):
+        self.source = source
+        self.wider = {(kind, tuple(values)): limit for kind, values, limit in wider if values}
+        self.answers: dict[tuple[str, tuple[bytes, ...], int], list[dict]] = {}
+        if hasattr(source, "word_candidates"):  # the optional lookup passes through, asked once anyway
+            self.word_candidates = source.word_candidates
+
+    def candidates(self, kind: str, values: list[bytes], max_distance: int) -> list[dict]:
+        reach = max(max_distance, self.wider.get((kind, tuple(values)), max_distance))
+        key = (kind, tuple(values), reach)
+        if key not in self.answers:
+            self.answers[key] = list(self.source.candidates(kind, values, reach))
+        rows = self.answers[key]
+        if reach == max_distance or not rows:
+            return rows
+        near = _lookup_distances(kind, rows, values).min(axis=1) <= max_distance
+        return [row for row, keep in zip(rows, near) if keep]
+
+
+def _loose_lookups(picture: QueryPicture) -> tuple[tuple[str, list[bytes], list[bool], int], ...]:
+    """Verification's lookups: each one's kind, the query's tries, which of them are mirrored,
+    and the loose threshold."""
+    whole = _region_variants(picture)
+    whole_pdq = [v.hashes.pdq for v in whole]
+    windows = [w.hashes.pdq for w in picture.part_windows + picture.centre_windows]
+    centres = [w.hashes.pdq for w in picture.centre_windows]
+    mirrored_whole = [v.transform != "identity" for v in whole]
+    return (
+        ("pdq", whole_pdq, mirrored_whole, LOOSE_WHOLE_PDQ),
+        ("regions", whole_pdq + centres, mirrored_whole + [False] * len(centres), LOOSE_PART_PDQ),
+        ("pdq", windows, [False] * len(windows), LOOSE_PART_PDQ),
+        ("pdq", list(picture.turned_pdq), [False] * len(picture.turned_pdq), LOOSE_PART_PDQ),
+    )
+
+
+def _lookup_distances(kind: str, rows: list[dict], values: list[bytes]) -> np.ndarray:
+    """PDQ distances, shape (len(rows), len(values)), as a lookup of `kind` measures them: to
+    the whole picture, or for "regions" to the closest stored region."""
+    if kind == "regions":
+        stored = unpack_regions([bytes(row["regions"]) for row in rows])[0].reshape(-1, 32)
+        return _hamming(stored, _packed(values)).reshape(len(rows), len(STORED_REGIONS), -1).min(axis=1)
+    return _distances([bytes(row["pdq"]) for row in rows], values)
 
 
 def _match_verified(source: HashSource, picture: QueryPicture, thumbnails: ThumbnailReader, *, taken: set[str]) -> list[tuple[dict, How]]:
@@ -273,29 +325,13 @@ def _match_verified(source: HashSource, picture: QueryPicture, thumbnails: Thumb
     whole picture or the query turned back, a cropped one only by regions or windows: none crowds
     the others out), each
     lined up with its stored thumbnail (indexer/verify.py) the way round its closest hash says."""
-    whole = _region_variants(picture)
-    whole_pdq = [v.hashes.pdq for v in whole]
-    windows = [w.hashes.pdq for w in picture.part_windows + picture.centre_windows]
-    centres = [w.hashes.pdq for w in picture.centre_windows]
-    # Each lookup: its kind, the query's tries, which of them are mirrored, the loose threshold.
-    mirrored_whole = [v.transform != "identity" for v in whole]
-    lookups = (
-        ("pdq", whole_pdq, mirrored_whole, LOOSE_WHOLE_PDQ),
-        ("regions", whole_pdq + centres, mirrored_whole + [False] * len(centres), LOOSE_PART_PDQ),
-        ("pdq", windows, [False] * len(windows), LOOSE_PART_PDQ),
-        ("pdq", list(picture.turned_pdq), [False] * len(picture.turned_pdq), LOOSE_PART_PDQ),
-    )
     rows: dict[str, dict] = {}
     ranked: list[list[tuple[int, str, bool]]] = []  # per lookup: (distance, image_id, mirrored), closest first
-    for kind, values, mirrored, limit in lookups:
+    for kind, values, mirrored, limit in _loose_lookups(picture):
         found = [row for row in source.candidates(kind, values, limit) if row["image_id"] not in taken] if values else []
         if not found:
             continue
-        if kind == "regions":
-            stored = unpack_regions([bytes(row["regions"]) for row in found])[0].reshape(-1, 32)
-            distances = _hamming(stored, _packed(values)).reshape(len(found), len(STORED_REGIONS), -1).min(axis=1)
-        else:
-            distances = _distances([bytes(row["pdq"]) for row in found], values)
+        distances = _lookup_distances(kind, found, values)
         closest, best = distances.min(axis=1), distances.argmin(axis=1)
         ranked.append(sorted((int(closest[i]), row["image_id"], bool(mirrored[best[i]])) for i, row in enumerate(found)))
         for row in found:
@@ -313,6 +349,7 @@ def _match_verified(source: HashSource, picture: QueryPicture, thumbnails: Thumb
     if word_candidates is not None and picture.words:
         extra = [(row, mirrored) for row, mirrored in word_candidates(list(picture.words), limit=WORD_LOOKUP)
                  if row["image_id"] not in taken and row["image_id"] not in chosen][:MAX_WORD_VERIFIED]
+        whole_pdq = [v.hashes.pdq for v in _region_variants(picture)]
         for row, mirrored in extra:
             rows.setdefault(row["image_id"], row)
             chosen[row["image_id"]] = (int(_distances([bytes(row["pdq"])], whole_pdq).min()), mirrored)

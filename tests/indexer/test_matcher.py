@@ -13,9 +13,9 @@ from indexer.faces import FaceDetector
 from indexer.hash_index import GalleryHashIndex, HammingIndex
 from indexer.hashes import DIHEDRAL, dihedral_hashes, perceptual_hashes
 from indexer.ingest import GalleryWriter
-from indexer.matcher import query_picture
+from indexer.matcher import LOOSE_PART_PDQ, match, query_picture
 from indexer.removal import build_request, load_tombstones, process_requests
-from indexer.search import query_note, search_image, search_picture
+from indexer.search import GallerySource, query_note, search_image, search_picture
 from indexer.store import Gallery
 from tests.fixture_site import jpeg_bytes, sighting
 
@@ -217,3 +217,35 @@ def test_within_any_is_a_brute_force_scan():
         q = np.frombuffer(query, ">u8").astype(np.uint64)
         brute |= set(np.flatnonzero(np.bitwise_count(words ^ q).sum(axis=1) <= 31).tolist())
     assert set(index.within_any(queries, max_distance=31).tolist()) == brute == {1, 2, 3}
+
+
+class CountedSource(GallerySource):
+    """The gallery's real hash source, counting the lookups the matcher asks of it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.asked: list[tuple[str, tuple[bytes, ...], int]] = []
+
+    def candidates(self, kind, values, max_distance):
+        self.asked.append((kind, tuple(values), max_distance))
+        return super().candidates(kind, values, max_distance)
+
+
+@pytest.mark.parametrize("service_index", [False, True], ids=["scan", "service index"])
+def test_verification_asks_each_lookup_once_and_the_hash_matches_stay_the_same(gallery, service_index):
+    """Search's strict part lookups repeat the values of its loose ones: they are answered from the
+    loose answer, narrowed, with the same matches as on their own."""
+    uri, ids = gallery
+    store = Gallery(uri, create=False)
+    index = GalleryHashIndex(store) if service_index else None
+    original = make_picture(21, (480, 360))
+    for query in (original.crop((48, 36, 432, 324)), captioned(original), ImageOps.mirror(original)):
+        picture = query_picture(jpeg_bytes(query, quality=85))
+        on_hashes = match(CountedSource(store, index), picture)
+        source = CountedSource(store, index)
+        verified = match(source, picture, thumbnails=store.thumbnails)
+        assert [row["image_id"] for row, _ in on_hashes] == [ids["picture"]]
+        assert [(row["image_id"], how) for row, how in verified[: len(on_hashes)]] == [(row["image_id"], how) for row, how in on_hashes]
+        asked = [(kind, values) for kind, values, _ in source.asked]
+        assert len(asked) == len(set(asked))
+        assert ("regions", LOOSE_PART_PDQ) in {(kind, distance) for kind, _, distance in source.asked}
