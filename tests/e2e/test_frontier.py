@@ -147,9 +147,11 @@ def test_per_host_delay_holds_across_workers(frontier, tmp_path):
     log = sorted(zip(site.requests.times, site.requests))
     times = [at for at, _ in log]
     assert len(times) == 2 * pages + 2 + 3, log
-    # Every window of 4 gaps spans at least 4 delays (less a little for the server's own timing).
+    # Every window of 4 gaps spans at least 4 delays, less what a loaded machine adds between a
+    # claim and the request's arrival (0.87 of it seen on 2 busy cores). Two workers spacing
+    # requests each on its own would span about half.
     spans = [times[i + 4] - times[i] for i in range(len(times) - 4)]
-    assert min(spans) >= 4 * delay * 0.9, [(round(at - times[0], 3), path) for at, path in log]
+    assert min(spans) >= 4 * delay * 0.75, [(round(at - times[0], 3), path) for at, path in log]
 
 
 def test_frontier_down_at_start_is_one_line(tmp_path):
