@@ -95,22 +95,18 @@ def all_files(images: int, extra: int) -> list[Path]:
 # -- one side, in a process of its own ----------------------------------------------------------
 
 
-def run_side(tree: Path, files: list[Path], out: Path, *, faces: bool, pixels: Path | None) -> None:
-    """Every step on every file with `tree`'s code; CPU seconds per step (and decode per format),
-    and per decoded file its hashes, written to `out` (JSON); working images to `pixels`."""
-    sys.path.insert(0, str(tree))
-    from indexer.decode import DecodeLimits, ImageRejected, decode_bounded
-    from indexer.faces import FaceDetector, pixelate_faces
+ANALYSIS_STEPS = ("sha256", "decode", "XMP reservation", "hashes (pHash+PDQ)", "region hashes", "faces", "thumbnail (pixelate + JPEG)")
+
+
+def timed_analysis(data: bytes, cpu: dict[str, float], *, limits, detector=None):
+    """One file through the worker's analysis steps, each step's CPU seconds added to `cpu`
+    (faces only with a `detector`); None when the decode refuses the file, else the decoded
+    picture, its hashes and its region hashes. Imports whatever tree is first on sys.path."""
+    from indexer.decode import ImageRejected, decode_bounded
+    from indexer.faces import pixelate_faces
     from indexer.hashes import perceptual_hashes
     from indexer.regions import region_hashes
     from robots_policy.xmp import check_xmp
-
-    assert Path(sys.modules["indexer.decode"].__file__).is_relative_to(tree), "imported the wrong tree"
-    detector = FaceDetector() if faces else None
-    limits = DecodeLimits(min_width=32, min_height=32)  # as the crawl's default
-    cpu = collections.defaultdict(float)
-    formats = collections.Counter()
-    hashes = {}
 
     def timed(step, fn):
         start = time.process_time()
@@ -119,29 +115,45 @@ def run_side(tree: Path, files: list[Path], out: Path, *, faces: bool, pixels: P
         finally:
             cpu[step] += time.process_time() - start
 
+    timed("sha256", lambda: hashlib.sha256(data).hexdigest())
+    try:
+        decoded = timed("decode", lambda: decode_bounded(data, limits))
+    except ImageRejected:
+        return None
+    timed("XMP reservation", lambda: check_xmp(decoded.xmp))
+    found = timed("hashes (pHash+PDQ)", lambda: perceptual_hashes(decoded.image))
+    regions = timed("region hashes", lambda: region_hashes(decoded.image))
+    boxes = timed("faces", lambda: detector.scan(decoded.image).faces) if detector else []
+
+    def thumbnail():
+        masked = pixelate_faces(decoded.image, boxes) if boxes else decoded.image
+        masked.save(io.BytesIO(), "JPEG", quality=85)
+
+    timed("thumbnail (pixelate + JPEG)", thumbnail)
+    return decoded, found, regions
+
+
+def run_side(tree: Path, files: list[Path], out: Path, *, faces: bool, pixels: Path | None) -> None:
+    """Every step on every file with `tree`'s code; CPU seconds per step (and decode per format),
+    and per decoded file its hashes, written to `out` (JSON); working images to `pixels`."""
+    sys.path.insert(0, str(tree))
+    from indexer.decode import DecodeLimits
+    from indexer.faces import FaceDetector
+
+    assert Path(sys.modules["indexer.decode"].__file__).is_relative_to(tree), "imported the wrong tree"
+    detector = FaceDetector() if faces else None
+    limits = DecodeLimits(min_width=32, min_height=32)  # as the crawl's default
+    cpu = collections.defaultdict(float)
+    formats = collections.Counter()
+    hashes = {}
     for k, path in enumerate(files):
-        data = path.read_bytes()
-        timed("sha256", lambda: hashlib.sha256(data).hexdigest())
-        start = time.process_time()
-        try:
-            decoded = decode_bounded(data, limits)
-        except ImageRejected:
-            cpu["decode"] += time.process_time() - start
+        decode_before = cpu["decode"]
+        analysed = timed_analysis(path.read_bytes(), cpu, limits=limits, detector=detector)
+        if analysed is None:
             continue
-        spent = time.process_time() - start
-        cpu["decode"] += spent
-        cpu[f"decode {decoded.format}"] += spent
+        decoded, found, regions = analysed
+        cpu[f"decode {decoded.format}"] += cpu["decode"] - decode_before
         formats[decoded.format] += 1
-        timed("XMP reservation", lambda: check_xmp(decoded.xmp))
-        found = timed("hashes (pHash+PDQ)", lambda: perceptual_hashes(decoded.image))
-        regions = timed("region hashes", lambda: region_hashes(decoded.image))
-        boxes = timed("faces", lambda: detector.scan(decoded.image).faces) if detector else []
-
-        def thumbnail():
-            masked = pixelate_faces(decoded.image, boxes) if boxes else decoded.image
-            masked.save(io.BytesIO(), "JPEG", quality=85)
-
-        timed("thumbnail (pixelate + JPEG)", thumbnail)
         hashes[str(path)] = {"phash": found.phash.hex(), "pdq": found.pdq.hex(), "quality": found.pdq_quality,
                              "regions": regions.hex(), "size": decoded.image.size}
         if pixels is not None:

@@ -36,7 +36,6 @@ benchmarks/analysis_cpu.py gives the workers' steps alone, baseline against bran
 """
 
 import argparse
-import hashlib
 import io
 import json
 import os
@@ -401,46 +400,18 @@ def run_timed(url: str, gallery: Path, out: Path) -> dict[str, float]:
 def stage_costs(root: Path, paths: list[str], sample: int) -> tuple[dict[str, float], float]:
     """CPU ms per file of each analysis stage, in this process, on the first `sample` files
     (exact duplicates included); and face detection's CPU ms per decoded picture."""
-    from indexer.decode import DecodeLimits, ImageRejected, decode_bounded
-    from indexer.faces import FaceDetector, pixelate_faces
-    from indexer.hashes import perceptual_hashes
-    from indexer.regions import region_hashes
-    from robots_policy.xmp import check_xmp
+    from indexer.decode import DecodeLimits
+    from indexer.faces import FaceDetector
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from analysis_cpu import ANALYSIS_STEPS, timed_analysis
 
     detector, limits = FaceDetector(), DecodeLimits(min_width=32, min_height=32)
-    totals = dict.fromkeys(("sha256", "decode", "XMP reservation", "hashes (pHash+PDQ)", "region hashes", "faces",
-                            "thumbnail (pixelate + JPEG)"), 0.0)
+    totals = dict.fromkeys(ANALYSIS_STEPS, 0.0)
     seen = decoded_count = 0
     for path in paths[:sample]:
-        data = (root / path).read_bytes()
-        t = time.process_time()
-        hashlib.sha256(data).hexdigest()
-        totals["sha256"] += time.process_time() - t
         seen += 1
-        t = time.process_time()
-        try:
-            decoded = decode_bounded(data, limits)
-        except ImageRejected:
-            totals["decode"] += time.process_time() - t
-            continue
-        totals["decode"] += time.process_time() - t
-        decoded_count += 1
-        t = time.process_time()
-        check_xmp(decoded.xmp)
-        totals["XMP reservation"] += time.process_time() - t
-        t = time.process_time()
-        perceptual_hashes(decoded.image)
-        totals["hashes (pHash+PDQ)"] += time.process_time() - t
-        t = time.process_time()
-        region_hashes(decoded.image)
-        totals["region hashes"] += time.process_time() - t
-        t = time.process_time()
-        scan = detector.scan(decoded.image)
-        totals["faces"] += time.process_time() - t
-        t = time.process_time()
-        masked = pixelate_faces(decoded.image, scan.faces) if scan.faces else decoded.image
-        masked.save(io.BytesIO(), "JPEG", quality=85)
-        totals["thumbnail (pixelate + JPEG)"] += time.process_time() - t
+        decoded_count += timed_analysis((root / path).read_bytes(), totals, limits=limits, detector=detector) is not None
     per_file = {k: 1000 * v / max(1, seen) for k, v in totals.items()}
     return per_file, 1000 * totals["faces"] / max(1, decoded_count)
 
