@@ -117,8 +117,9 @@ def query_picture(data: bytes, limits: DecodeLimits = DecodeLimits()) -> QueryPi
     return decoded_query_picture(data, decode_bounded(data, limits), limits)
 
 
-def decoded_query_picture(data: bytes, decoded: DecodedImage, limits: DecodeLimits = DecodeLimits()) -> QueryPicture:
-    """`query_picture` for a caller that has decoded `data` already (with `limits`)."""
+def decoded_query_picture(data: bytes, decoded: DecodedImage, limits: DecodeLimits = DecodeLimits(), *, whole_only: bool = False) -> QueryPicture:
+    """`query_picture` for a caller that has decoded `data` already (with `limits`); `whole_only`:
+    the hash variants alone, for a caller that matches whole pictures (removal by image)."""
     variants = [Variant(t, "white", h) for t, h in dihedral_hashes(decoded.image).items()]
     if decoded.has_alpha:
         # A JPEG copy of a transparent picture has it flattened onto something: often black.
@@ -127,7 +128,7 @@ def decoded_query_picture(data: bytes, decoded: DecodedImage, limits: DecodeLimi
     unique = {}
     for variant in variants:  # a symmetric or opaque picture repeats hashes: look each up once
         unique.setdefault((variant.hashes.pdq, variant.hashes.phash), variant)
-    if variants[0].hashes.low_information:
+    if whole_only or variants[0].hashes.low_information:
         return QueryPicture(sha256_hex(data), tuple(unique.values()))
     picture = hash_input(decoded.image)
     centres, parts = query_windows(picture)

@@ -160,7 +160,7 @@ class ImageSelector(Selector):
             raise RequestError(f"cannot read {path}: {exc.strerror}") from None
         try:
             decoded = decode_bounded(data)
-            picture = decoded_query_picture(data, decoded)
+            picture = decoded_query_picture(data, decoded, whole_only=True)
         except ImageRejected as exc:
             raise RequestError(f"{path} is not a usable image ({exc})") from None
         if picture.low_information:
